@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up
+# on a fresh machine with only Python: a virtualenv, the package, and for the tests
+# the system packages the browser test needs.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DEMO_DIR ?= demo
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv system-deps clean bench
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+# Debian's chromium for the real-browser dashboard test (never a browser download).
+system-deps:
+	@bash scripts/system-deps.sh
+
+demo: venv
+	$(VENV)/bin/monitor demo --dir $(DEMO_DIR)
+
+test: venv system-deps
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) benchmarks/compute.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

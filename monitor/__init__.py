@@ -1,0 +1,1 @@
+"""monitor: metric monitoring and attribution for risk-control teams."""

@@ -1,0 +1,306 @@
+"""Load ``metrics/*.sql`` into frozen :class:`Metric` objects.
+
+Every problem in every file is collected, each with file, line and what to do,
+so one ``monitor check`` shows them all; the valid metrics are still returned
+so that one broken file does not stop the others from running.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from monitor.catalog.metric import (
+    DIRECTIONS, GRAINS, KINDS, MEASURES, SEASONALITIES, SENSITIVITIES, SEVERITIES, UNITS,
+    DetectSettings, Metric,
+)
+
+NAME_RE = re.compile(r"^[a-z0-9_]+$")
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HEADER_OPEN = re.compile(r"\A(\s*)/\*\s*---[ \t]*\n")
+HEADER_CLOSE = re.compile(r"^[ \t]*---\s*\*/", re.M)
+RESERVED_COLUMNS = {"ts", "numerator", "denominator", "value"}
+
+
+@dataclass(frozen=True)
+class HeaderKey:
+    """One header key, declared once: validation, defaults and docs come from here."""
+
+    name: str
+    required: bool
+    help: str
+
+
+HEADER_KEYS = {k.name: k for k in [
+    HeaderKey("name", True, "unique metric name, [a-z0-9_]+"),
+    HeaderKey("kind", True, "ratio (sum(numerator)/sum(denominator)) or sum (sum(value))"),
+    HeaderKey("grain", True, "bucket size: hour or day"),
+    HeaderKey("dimensions", True, "list of columns the query groups by (slices)"),
+    HeaderKey("schedule", True, "5-field cron expression, e.g. \"0 6 * * *\""),
+    HeaderKey("title", False, "human title for alerts, dashboard and reports"),
+    HeaderKey("description", False, "what the metric means"),
+    HeaderKey("owner", False, "who is paged (person or rotation)"),
+    HeaderKey("team", False, "team label used for routing and filters"),
+    HeaderKey("runbook", False, "URL of the runbook linked from alerts"),
+    HeaderKey("severity", False, "low, medium (default), high or critical"),
+    HeaderKey("labels", False, "extra alert labels, a map of strings"),
+    HeaderKey("timezone", False, "IANA timezone of the buckets and the schedule (default UTC)"),
+    HeaderKey("lookback", False, "buckets recomputed on every run to pick up late data (default 0)"),
+    HeaderKey("unit", False, "percent (default for ratio), count (default for sum) or currency"),
+    HeaderKey("bounded", False, "true: check numerator <= denominator on every row"),
+    HeaderKey("detect", False, "detection settings: " + ", ".join(
+        ["direction", "min_volume", "sensitivity", "seasonality", "slice_min_volume",
+         "max_slice_depth", "accept_after", "enabled"])),
+]}
+DETECT_KEYS = set(DetectSettings.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    metrics: dict[str, Metric]
+    problems: tuple[Problem, ...]
+    files: tuple[Path, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def select(self, names: list[str] | tuple[str, ...] | None) -> list[Metric]:
+        """The metrics named (all when none are), in name order; unknown names raise."""
+        from monitor.errors import MonitorError
+
+        if not names:
+            return [self.metrics[n] for n in sorted(self.metrics)]
+        missing = [n for n in names if n not in self.metrics]
+        if missing:
+            known = ", ".join(sorted(self.metrics)) or "none"
+            raise MonitorError(f"Unknown or invalid metric(s) {', '.join(missing)}; valid metrics: {known}.")
+        return [self.metrics[n] for n in names]
+
+
+def load_catalog(folder: Path | str) -> Catalog:
+    folder = Path(folder)
+    if not folder.is_dir():
+        return Catalog({}, (Problem(folder, 0, "metrics folder does not exist; create it or fix [project] metrics in monitor.toml"),), ())
+    files = tuple(sorted(folder.glob("*.sql")))
+    problems: list[Problem] = []
+    metrics: dict[str, Metric] = {}
+    for path in files:
+        metric, file_problems = load_metric_file(path)
+        problems.extend(file_problems)
+        if metric is None:
+            continue
+        if metric.name in metrics:
+            first = metrics[metric.name].path
+            problems.append(Problem(path, _key_line(path, "name"),
+                                    f"duplicate metric name {metric.name!r}, already defined in {first}; rename one of them"))
+            continue
+        metrics[metric.name] = metric
+    return Catalog(metrics, tuple(problems), files)
+
+
+def load_metric_file(path: Path) -> tuple[Metric | None, list[Problem]]:
+    """Parse one file; returns (metric or None, problems)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(path, 0, f"cannot read file ({exc})")]
+    return parse_metric(text, path)
+
+
+def parse_metric(text: str, path: Path) -> tuple[Metric | None, list[Problem]]:
+    problems: list[Problem] = []
+
+    def problem(line: int, message: str) -> None:
+        problems.append(Problem(path, line, message))
+
+    opened = HEADER_OPEN.match(text)
+    if not opened:
+        problem(1, "missing YAML header: start the file with '/* ---', the YAML keys, then '--- */'")
+        return None, problems
+    header_start = opened.end()
+    header_first_line = text.count("\n", 0, header_start) + 1
+    closed = HEADER_CLOSE.search(text, header_start)
+    if not closed:
+        problem(header_first_line - 1, "header is never closed: end it with a line '--- */'")
+        return None, problems
+    header = text[header_start:closed.start()]
+    sql = text[closed.end():]
+    body_start = closed.end() + (len(sql) - len(sql.lstrip()))
+    sql_line = text.count("\n", 0, body_start) + 1
+
+    try:
+        node = yaml.compose(header, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(header)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = header_first_line + (mark.line if mark else 0)
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem(line, f"invalid YAML in header: {reason}; check indentation and quoting (cron strings need quotes)")
+        return None, problems
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+        problem(header_first_line, "header must be a YAML mapping of keys such as name, kind, grain, dimensions, schedule")
+        return None, problems
+
+    lines = {k.value: header_first_line + k.start_mark.line for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    detect_lines: dict[str, int] = {}
+    for k, v in node.value:
+        if getattr(k, "value", None) == "detect" and isinstance(v, yaml.MappingNode):
+            detect_lines = {dk.value: header_first_line + dk.start_mark.line for dk, _ in v.value}
+
+    def line_of(key: str) -> int:
+        return lines.get(key, header_first_line)
+
+    for key in data:
+        if key not in HEADER_KEYS:
+            problem(line_of(str(key)), f"unknown key {key!r}{_suggest(str(key), HEADER_KEYS)}; valid keys: {', '.join(HEADER_KEYS)}")
+    for key in (k for k, spec in HEADER_KEYS.items() if spec.required):
+        if key not in data:
+            problem(header_first_line, f"missing required key {key!r} ({HEADER_KEYS[key].help})")
+
+    def check(key: str, ok: Callable[[Any], bool], message: str) -> None:
+        if key in data and not ok(data[key]):
+            problem(line_of(key), f"{key}: {message}, got {data[key]!r}")
+
+    check("name", lambda v: isinstance(v, str) and bool(NAME_RE.match(v)),
+          "must be lowercase letters, digits and underscores")
+    check("kind", lambda v: v in KINDS, f"must be one of {', '.join(KINDS)}")
+    check("grain", lambda v: v in GRAINS, f"must be one of {', '.join(GRAINS)}")
+    check("dimensions", _valid_dimensions, "must be a list of distinct column names (not ts/numerator/denominator/value)")
+    check("schedule", _valid_cron, "must be a valid 5-field cron expression such as \"0 6 * * *\"")
+    for key in ("title", "description", "owner", "team", "runbook"):
+        check(key, lambda v: isinstance(v, str), "must be a string")
+    check("severity", lambda v: v in SEVERITIES, f"must be one of {', '.join(SEVERITIES)}")
+    check("labels", lambda v: isinstance(v, dict) and all(isinstance(a, str) and isinstance(b, (str, int, float)) for a, b in v.items()),
+          "must be a map of string labels")
+    check("timezone", _valid_timezone, "must be an IANA timezone such as Europe/Berlin")
+    check("lookback", lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 1000,
+          "must be a whole number of buckets between 0 and 1000")
+    check("unit", lambda v: v in UNITS, f"must be one of {', '.join(UNITS)}")
+    check("bounded", lambda v: isinstance(v, bool), "must be true or false")
+    detect = data.get("detect", {})
+    if "detect" in data:
+        if not isinstance(detect, dict):
+            problem(line_of("detect"), "detect: must be a mapping, e.g. {direction: up}")
+            detect = {}
+        else:
+            _check_detect(detect, detect_lines, line_of("detect"), problem)
+
+    sql_body = _strip_comments(sql)
+    if not sql_body.strip():
+        problem(sql_line, "no SQL query after the header")
+    else:
+        for param in ("start", "end"):
+            if not re.search(rf"\${param}\b", sql_body):
+                problem(sql_line, f"query never uses ${param}: filter the event time with "
+                                  f"`>= $start AND < $end` so each run reads only its window")
+        others = sorted(set(re.findall(r"\$([A-Za-z_]\w*)", sql_body)) - {"start", "end"})
+        if others:
+            problem(sql_line, f"unknown parameter(s) {', '.join('$' + o for o in others)}; only $start and $end are bound")
+
+    if problems:
+        return None, problems
+    kind = data["kind"]
+    settings = DetectSettings(**detect) if detect else DetectSettings()
+    metric = Metric(
+        name=data["name"], kind=kind, grain=data["grain"], dimensions=tuple(data["dimensions"]),
+        schedule=data["schedule"], sql=sql.strip().rstrip(";").strip(), path=path, sql_line=sql_line,
+        title=data.get("title", ""), description=data.get("description", ""),
+        owner=data.get("owner", ""), team=data.get("team", ""), runbook=data.get("runbook", ""),
+        severity=data.get("severity", "medium"),
+        labels=tuple(sorted((str(a), str(b)) for a, b in (data.get("labels") or {}).items())),
+        timezone=data.get("timezone", "UTC"), lookback=data.get("lookback", 0),
+        unit=data.get("unit", "percent" if kind == "ratio" else "count"),
+        bounded=data.get("bounded", False), detect=settings, header=header,
+    )
+    return metric, []
+
+
+def _check_detect(detect: dict, lines: dict[str, int], default_line: int, problem) -> None:
+    def check(key: str, ok: Callable[[Any], bool], message: str) -> None:
+        if key in detect and not ok(detect[key]):
+            problem(lines.get(key, default_line), f"detect.{key}: {message}, got {detect[key]!r}")
+
+    for key in detect:
+        if key not in DETECT_KEYS:
+            problem(lines.get(str(key), default_line),
+                    f"unknown key detect.{key}{_suggest(str(key), DETECT_KEYS)}; valid keys: {', '.join(sorted(DETECT_KEYS))}")
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0  # noqa: E731
+    check("direction", lambda v: v in DIRECTIONS, f"must be one of {', '.join(DIRECTIONS)}")
+    check("min_volume", number, "must be a number >= 0")
+    check("sensitivity", lambda v: v in SENSITIVITIES or (number(v) and v > 0),
+          f"must be one of {', '.join(SENSITIVITIES)} or a positive number")
+    check("seasonality", lambda v: v in SEASONALITIES, f"must be one of {', '.join(SEASONALITIES)}")
+    check("slice_min_volume", number, "must be a number >= 0")
+    check("max_slice_depth", lambda v: v in (0, 1, 2), "must be 0, 1 or 2")
+    check("accept_after", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+          "must be a whole number of buckets >= 1")
+    check("enabled", lambda v: isinstance(v, bool), "must be true or false")
+    for key in [k for k in detect if k not in DETECT_KEYS]:
+        detect.pop(key)
+
+
+def _valid_dimensions(value: Any) -> bool:
+    return (isinstance(value, list) and all(isinstance(d, str) and IDENT_RE.match(d) for d in value)
+            and len(set(value)) == len(value) and not (set(value) & RESERVED_COLUMNS))
+
+
+def _valid_cron(value: Any) -> bool:
+    if not isinstance(value, str) or len(value.split()) != 5:
+        return False
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_timezone(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _strip_comments(sql: str) -> str:
+    sql = re.sub(r"/\*.*?\*/", " ", sql, flags=re.S)
+    sql = re.sub(r"--[^\n]*", " ", sql)
+    return re.sub(r"'(?:[^']|'')*'", "''", sql)  # $words inside string literals are not parameters
+
+
+def _key_line(path: Path, key: str) -> int:
+    try:
+        for i, line in enumerate(path.read_text().splitlines(), start=1):
+            if re.match(rf"^\s*{key}\s*:", line):
+                return i
+    except OSError:
+        pass
+    return 1
+
+
+__all__ = ["Catalog", "Problem", "HEADER_KEYS", "load_catalog", "load_metric_file", "parse_metric", "MEASURES"]

@@ -1,0 +1,102 @@
+"""The frozen objects a metric file is loaded into."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+KINDS = ("ratio", "sum")
+GRAINS = ("hour", "day")
+DIRECTIONS = ("up", "down", "both")
+SENSITIVITIES = ("low", "medium", "high")
+SEASONALITIES = ("auto", "weekly", "daily", "none")
+SEVERITIES = ("low", "medium", "high", "critical")
+UNITS = ("percent", "count", "currency")
+MEASURES = {"ratio": ("numerator", "denominator"), "sum": ("value",)}
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """How a metric is judged; every field has a default that works untuned."""
+
+    direction: str = "both"
+    min_volume: float = 0.0  # per bucket: the denominator (ratio) or the value (sum)
+    sensitivity: str | float = "medium"
+    seasonality: str = "auto"  # auto = weekly for day grain, daily+weekly for hour grain
+    slice_min_volume: float | None = None  # floor for two-dimension slices; None = derived
+    max_slice_depth: int = 2
+    accept_after: int | None = None  # buckets until a persisting shift is the new normal
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric definition: a validated header plus its SQL."""
+
+    name: str
+    kind: str
+    grain: str
+    dimensions: tuple[str, ...]
+    schedule: str
+    sql: str  # the query body (the file with its header comment removed)
+    path: Path
+    sql_line: int  # 1-based line in the file where the query starts
+    title: str = ""
+    description: str = ""
+    owner: str = ""
+    team: str = ""
+    runbook: str = ""
+    severity: str = "medium"
+    labels: tuple[tuple[str, str], ...] = ()
+    timezone: str = "UTC"
+    lookback: int = 0
+    unit: str = "percent"
+    bounded: bool = False
+    detect: DetectSettings = field(default_factory=DetectSettings)
+    header: str = ""  # the raw YAML, kept for display
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        return MEASURES[self.kind]
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.name.replace("_", " ").capitalize()
+
+    @property
+    def definition_hash(self) -> str:
+        """Hash of what determines the stored numbers (not titles or owners).
+
+        A change here means the stored history was computed by another
+        definition and should be backfilled.
+        """
+        body = re.sub(r"\s+", " ", _strip_sql_comments(self.sql)).strip().rstrip(";").strip()
+        payload = json.dumps(
+            {"sql": body, "kind": self.kind, "grain": self.grain,
+             "dimensions": list(self.dimensions), "timezone": self.timezone},
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def header_dict(self) -> dict[str, Any]:
+        """The settings as plain data (for the store, the dashboard and reports)."""
+        return {
+            "name": self.name, "title": self.display_title, "description": self.description,
+            "owner": self.owner, "team": self.team, "runbook": self.runbook,
+            "severity": self.severity, "labels": self.label_map, "kind": self.kind,
+            "grain": self.grain, "dimensions": list(self.dimensions), "schedule": self.schedule,
+            "timezone": self.timezone, "lookback": self.lookback, "unit": self.unit,
+            "bounded": self.bounded, "detect": self.detect.__dict__.copy(),
+        }
+
+
+def _strip_sql_comments(sql: str) -> str:
+    sql = re.sub(r"/\*.*?\*/", " ", sql, flags=re.S)
+    return re.sub(r"--[^\n]*", " ", sql)

@@ -1,0 +1,112 @@
+"""The project config file (``monitor.toml``): where metrics, source and store live.
+
+Paths are relative to the config file. Sections other than ``project`` and
+``source`` belong to later steps of the flow (``detect``, ``alerts``,
+``dashboard``, ``report``, ``scheduler``) and are validated by them; an unknown
+section is an error so that a typo is not silently ignored.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.errors import ConfigError
+
+CONFIG_NAME = "monitor.toml"
+KNOWN_SECTIONS = {"project", "source", "detect", "alerts", "dashboard", "report", "scheduler"}
+VIEW_FORMATS = {".parquet": "read_parquet", ".csv": "read_csv_auto", ".csv.gz": "read_csv_auto"}
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """The database the metric SQL runs on."""
+
+    database: Path | None  # a DuckDB file; None = in-memory (views only)
+    views: dict[str, Path] = field(default_factory=dict)  # name -> Parquet/CSV file or glob
+    engine: str = "duckdb"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    root: Path
+    name: str
+    metrics_dir: Path
+    store_path: Path
+    source: SourceConfig
+    sections: dict[str, dict[str, Any]]  # every section as parsed, for later steps
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.sections.get(name, {})
+
+
+def find_config(start: Path | None = None) -> Path:
+    """The config file: $MONITOR_CONFIG, else monitor.toml in start or a parent."""
+    env = os.environ.get("MONITOR_CONFIG")
+    if env:
+        return Path(env)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder / CONFIG_NAME
+    raise ConfigError(
+        f"No {CONFIG_NAME} found in {here} or its parents; run `monitor init DIR` "
+        "to create a project, or pass --config."
+    )
+
+
+def load_config(path: Path | str | None = None) -> ProjectConfig:
+    path = Path(path) if path else find_config()
+    if path.is_dir():
+        path = path / CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist; run `monitor init` to create one.")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc}).") from exc
+    unknown = set(data) - KNOWN_SECTIONS
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown section(s) {sorted(unknown)}; valid sections are {sorted(KNOWN_SECTIONS)}."
+        )
+    root = path.parent.resolve()
+    project = data.get("project", {})
+    _only_keys(path, "project", project, {"name", "metrics", "store"})
+    source = data.get("source", {})
+    _only_keys(path, "source", source, {"database", "views", "engine", "options"})
+    views = {}
+    for name, file in (source.get("views") or {}).items():
+        if not str(name).isidentifier():
+            raise ConfigError(f"{path}: view name {name!r} in [source.views] must be an identifier.")
+        views[name] = _resolve(root, file)
+    database = source.get("database")
+    return ProjectConfig(
+        root=root,
+        name=str(project.get("name", root.name)),
+        metrics_dir=_resolve(root, project.get("metrics", "metrics")),
+        store_path=_resolve(root, project.get("store", "store.duckdb")),
+        source=SourceConfig(
+            database=_resolve(root, database) if database else None,
+            views=views,
+            engine=str(source.get("engine", "duckdb")),
+            options=dict(source.get("options", {})),
+        ),
+        sections=data,
+    )
+
+
+def _resolve(root: Path, value: str) -> Path:
+    p = Path(os.path.expanduser(str(value)))
+    return p if p.is_absolute() else root / p
+
+
+def _only_keys(path: Path, section: str, data: dict, allowed: set[str]) -> None:
+    unknown = set(data) - allowed
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key(s) {sorted(unknown)} in [{section}]; valid keys are {sorted(allowed)}."
+        )

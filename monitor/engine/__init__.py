@@ -1,0 +1,21 @@
+"""Engine: run a metric's SQL for one half-open window on a source."""
+from monitor.config import SourceConfig
+from monitor.engine.duckdb_engine import DuckDBEngine, check_result, schema_problems
+from monitor.engine.windows import GRAIN_STEP, Window, ceil_to_grain, floor_to_grain, parse_when, split_windows
+from monitor.errors import ConfigError
+
+ENGINES = {"duckdb": DuckDBEngine}
+
+
+def make_engine(source: SourceConfig):
+    """The engine the source config names; unknown names list the valid ones."""
+    try:
+        return ENGINES[source.engine](source)
+    except KeyError:
+        raise ConfigError(
+            f"Unknown engine {source.engine!r} in [source]; valid engines: {', '.join(sorted(ENGINES))}."
+        ) from None
+
+
+__all__ = ["DuckDBEngine", "ENGINES", "GRAIN_STEP", "Window", "ceil_to_grain", "check_result",
+           "floor_to_grain", "make_engine", "parse_when", "schema_problems", "split_windows"]

@@ -1,0 +1,151 @@
+"""Run a metric's SQL for one window on a DuckDB source and check what comes back."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from monitor.catalog import Metric
+from monitor.config import VIEW_FORMATS, SourceConfig
+from monitor.engine.windows import Window
+from monitor.errors import ConfigError, MetricRunError
+
+NUMERIC = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
+
+
+class DuckDBEngine:
+    """The embedded default engine: the source is a DuckDB file plus optional file views.
+
+    The source is opened read-only, so computing metrics never changes it and
+    several processes can read it at once.
+    """
+
+    name = "duckdb"
+
+    def __init__(self, source: SourceConfig):
+        self.source = source
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = self._open()
+        return self._con
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        db = self.source.database
+        if db is not None and not Path(db).exists():
+            raise ConfigError(f"Source database {db} does not exist; fix [source] database in monitor.toml.")
+        con = duckdb.connect(str(db), read_only=True) if db else duckdb.connect()
+        for name, path in self.source.views.items():
+            reader = next((fn for ext, fn in VIEW_FORMATS.items() if str(path).endswith(ext)), None)
+            if reader is None:
+                raise ConfigError(f"View {name}: {path} is not a .parquet or .csv file.")
+            literal = str(path).replace("'", "''")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {reader}('{literal}')")
+        return con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> "DuckDBEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def execute(self, metric: Metric, window: Window) -> pa.Table:
+        """The raw result of the metric's SQL for the window, unchecked."""
+        try:
+            return self.connection().execute(metric.sql, {"start": window.start, "end": window.end}).to_arrow_table()
+        except duckdb.Error as exc:
+            raise MetricRunError(
+                f"{metric.name} failed for {window}: {_first_line(exc)} ({metric.path}:{metric.sql_line})",
+                evidence=metric.sql,
+            ) from exc
+
+    def run(self, metric: Metric, window: Window) -> pa.Table:
+        """Leaf rows for the window: ts, dimensions as strings, measures as doubles, checked."""
+        return check_result(metric, window, self.execute(metric, window))
+
+    def dry_run(self, metric: Metric) -> list[str]:
+        """Problems found by running the query on an empty window (names, types)."""
+        probe = dt.datetime(2000, 1, 1)
+        try:
+            table = self.execute(metric, Window(probe, probe))
+        except MetricRunError as exc:
+            return [str(exc)]
+        return schema_problems(metric, table.schema)
+
+
+def schema_problems(metric: Metric, schema: pa.Schema) -> list[str]:
+    expected = ["ts", *metric.dimensions, *metric.measures]
+    names = schema.names
+    problems = []
+    missing = [c for c in expected if c not in names]
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}; the query must return {', '.join(expected)}")
+    extra = [c for c in names if c not in expected]
+    if extra:
+        problems.append(f"unexpected column(s) {', '.join(extra)}; declare them as dimensions or drop them")
+    if "ts" in names:
+        t = schema.field("ts").type
+        if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+            problems.append(f"column ts is {t}, expected a timestamp or date (use date_trunc('{metric.grain}', ...))")
+    for m in metric.measures:
+        if m in names and not any(check(schema.field(m).type) for check in NUMERIC):
+            problems.append(f"measure {m} is {schema.field(m).type}, expected a number")
+    return [f"{metric.name} ({metric.path}:{metric.sql_line}): {p}" for p in problems]
+
+
+def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
+    """Normalise and validate one window's rows; raise MetricRunError naming metric, window and SQL."""
+
+    def fail(message: str) -> MetricRunError:
+        return MetricRunError(f"{metric.name} returned bad rows for {window}: {message}", evidence=metric.sql)
+
+    problems = schema_problems(metric, table.schema)
+    if problems:
+        raise fail(problems[0].split(": ", 1)[1])
+    ts = table.column("ts").cast(pa.timestamp("us"))
+    if table.num_rows:
+        if pc.any(pc.is_null(ts)).as_py():
+            raise fail("ts is NULL in some rows")
+        lo, hi = pc.min(ts).as_py(), pc.max(ts).as_py()
+        if lo < window.start or hi >= window.end:
+            raise fail(f"ts {lo if lo < window.start else hi} lies outside the window; filter with $start/$end")
+        trunc = pc.floor_temporal(ts, unit=metric.grain)
+        if not pc.all(pc.equal(trunc, ts)).as_py():
+            raise fail(f"ts is not aligned to the {metric.grain} grain; use date_trunc('{metric.grain}', ...)")
+    columns = {"ts": ts}
+    for d in metric.dimensions:
+        col = table.column(d).cast(pa.string())
+        columns[d] = pc.fill_null(col, "(null)")
+    for m in metric.measures:
+        col = table.column(m).cast(pa.float64())
+        if table.num_rows and pc.any(pc.is_null(col)).as_py():
+            raise fail(f"measure {m} is NULL in some rows; use coalesce(..., 0)")
+        columns[m] = col
+    if table.num_rows and metric.kind == "ratio":
+        if pc.any(pc.less(columns["denominator"], 0)).as_py():
+            raise fail("negative denominator")
+        if pc.any(pc.less(columns["numerator"], 0)).as_py():
+            raise fail("negative numerator")
+        if metric.bounded and pc.any(pc.greater(columns["numerator"], columns["denominator"])).as_py():
+            raise fail("numerator > denominator although the header says bounded: true")
+    result = pa.table(columns)
+    # GROUP BY mistakes (or NULL dims folded into '(null)') can leave duplicate leaves: measures are additive.
+    keys = ["ts", *metric.dimensions]
+    grouped = result.group_by(keys, use_threads=False).aggregate([(m, "sum") for m in metric.measures])
+    if grouped.num_rows != result.num_rows:
+        grouped = grouped.rename_columns([c.removesuffix("_sum") for c in grouped.column_names])
+        result = grouped.select(["ts", *metric.dimensions, *metric.measures])
+    return result
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]

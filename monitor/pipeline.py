@@ -1,0 +1,105 @@
+"""The flow, step by step: compute windows -> store -> detect -> attribute -> alert.
+
+A scheduled run, a manual `monitor run` and a backfill all call these same
+functions with explicit windows and an explicit `now`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from monitor.catalog import Catalog, Metric, load_catalog
+from monitor.config import ProjectConfig
+from monitor.engine import GRAIN_STEP, Window, floor_to_grain, make_engine, split_windows
+from monitor.errors import MonitorError
+from monitor.store import Store, utcnow
+
+log = logging.getLogger(__name__)
+
+# One query per chunk: far fewer scans of the source than one per bucket, small enough to
+# keep a failed chunk cheap to redo. Each chunk is replaced atomically in the store.
+DEFAULT_CHUNK = {"day": 31, "hour": 24 * 7}
+# Without stored history, `run` computes this many buckets so detection has a baseline.
+INITIAL_HISTORY = {"day": 56, "hour": 24 * 14}
+
+
+@dataclass
+class ComputeResult:
+    windows_ok: int = 0
+    rows: int = 0
+    failures: list[tuple[str, Window, str]] = field(default_factory=list)  # (metric, window, error)
+
+    def merge(self, other: "ComputeResult") -> None:
+        self.windows_ok += other.windows_ok
+        self.rows += other.rows
+        self.failures.extend(other.failures)
+
+
+def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger: str,
+            store: Store | None = None, on_window: Callable[[Metric, Window], None] | None = None,
+            clock: Callable[[], dt.datetime] = utcnow) -> ComputeResult:
+    """Run every (metric, window) of the plan; a failing metric does not stop the others.
+
+    After the first failure of a metric its remaining windows are skipped (they
+    would fail the same way) and recorded as failures too.
+    """
+    store = store or Store(config.store_path)
+    result = ComputeResult()
+    broken: dict[str, str] = {}
+    with make_engine(config.source) as engine:
+        for metric, window in plan:
+            started = clock()
+            if metric.name in broken:
+                result.failures.append((metric.name, window, f"skipped after earlier failure: {broken[metric.name]}"))
+            else:
+                try:
+                    rows = engine.run(metric, window)
+                    result.rows += store.write_window(metric, window, rows, trigger=trigger, started_at=started, now=clock())
+                    result.windows_ok += 1
+                except MonitorError as exc:
+                    log.warning("%s", exc)
+                    broken[metric.name] = str(exc)
+                    result.failures.append((metric.name, window, str(exc)))
+                    store.record_failure(metric, window, str(exc), trigger=trigger, started_at=started, now=clock())
+            if on_window:
+                on_window(metric, window)
+    return result
+
+
+def backfill_plan(metrics: Iterable[Metric], start: dt.datetime, end: dt.datetime,
+                  chunk: int | None = None) -> list[tuple[Metric, Window]]:
+    plan = []
+    for metric in metrics:
+        for window in split_windows(start, end, metric.grain, chunk or DEFAULT_CHUNK[metric.grain]):
+            plan.append((metric, window))
+    return plan
+
+
+def due_windows(metric: Metric, store: Store, now: dt.datetime) -> list[Window]:
+    """Complete buckets not yet computed, plus the metric's late-data lookback.
+
+    The store is the source of truth for what has run, so after downtime the
+    missed buckets come back in order, coalesced into chunks.
+    """
+    step = GRAIN_STEP[metric.grain]
+    end = floor_to_grain(now, metric.grain)  # the bucket holding `now` is not complete yet
+    done_until = store.computed_until(metric)
+    if done_until is None:
+        start = end - step * INITIAL_HISTORY[metric.grain]
+    else:
+        start = min(done_until, end) - step * metric.lookback
+    if start >= end:
+        return []
+    return split_windows(start, end, metric.grain, DEFAULT_CHUNK[metric.grain])
+
+
+def run_plan(config: ProjectConfig, catalog: Catalog, now: dt.datetime,
+             names: list[str] | None = None, store: Store | None = None) -> list[tuple[Metric, Window]]:
+    store = store or Store(config.store_path)
+    return [(m, w) for m in catalog.select(names) for w in due_windows(m, store, now)]
+
+
+def load_project_catalog(config: ProjectConfig) -> Catalog:
+    return load_catalog(config.metrics_dir)

@@ -1,0 +1,4 @@
+"""Store: DuckDB tables of leaf rows, the run log, incidents and what later steps add."""
+from monitor.store.store import SCHEMA_FILES, SQL_DIR, Store, leaves_table, slice_label, utcnow
+
+__all__ = ["SCHEMA_FILES", "SQL_DIR", "Store", "leaves_table", "slice_label", "utcnow"]

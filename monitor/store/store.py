@@ -1,0 +1,225 @@
+"""The store: a DuckDB file with leaf rows per metric, the run log and incidents.
+
+Connections are short-lived (one per operation) because DuckDB lets only one
+process hold a database file open for writing: holding it briefly and retrying
+on a lock conflict lets the scheduler, a manual backfill and the dashboard take
+turns instead of failing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from monitor.catalog import Metric
+from monitor.engine.windows import Window
+from monitor.errors import StoreError
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+# schema.sql first, then each later step's own DDL file (alerts.sql, ...), all idempotent.
+SCHEMA_FILES = ("schema.sql",)
+LOCK_WAIT_SECONDS = 30.0
+
+
+def leaves_table(metric_name: str) -> str:
+    return f"leaves__{metric_name}"
+
+
+def slice_label(segment: dict[str, str] | None) -> str:
+    """'country=BR&device_os=android' (sorted), '' for the total."""
+    return "&".join(f"{k}={segment[k]}" for k in sorted(segment)) if segment else ""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Store:
+    def __init__(self, path: Path | str, *, lock_wait: float = LOCK_WAIT_SECONDS):
+        self.path = Path(path)
+        self.lock_wait = lock_wait
+        self._schema_ready = False
+
+    # -- connections -------------------------------------------------------------------------
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection held only for the block; waits for another process's lock."""
+        if read_only and not self.path.exists():
+            raise StoreError(f"Store {self.path} does not exist yet; run `monitor backfill` or `monitor demo` first.")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._open(read_only)
+        try:
+            if not read_only and not self._schema_ready:
+                self._apply_schema(con)
+            yield con
+        finally:
+            con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_wait
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise StoreError(f"Cannot open store {self.path}: {str(exc).splitlines()[0]}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    def _apply_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        extra = sorted(p.name for p in SQL_DIR.glob("*.sql") if p.name not in SCHEMA_FILES)
+        for name in (*SCHEMA_FILES, *extra):
+            con.execute((SQL_DIR / name).read_text())
+        self._schema_ready = True
+
+    def init(self) -> None:
+        with self.connect():
+            pass
+
+    # -- metric definitions ------------------------------------------------------------------
+    def stored_definitions(self) -> dict[str, dict]:
+        if not self.path.exists():
+            return {}
+        with self.connect(read_only=True) as con:
+            if not _has_table(con, "metric_definitions"):
+                return {}
+            rows = con.execute("SELECT metric, definition_hash, updated_at, header_json FROM metric_definitions").fetchall()
+        return {m: {"hash": h, "updated_at": u, "header": json.loads(j)} for m, h, u, j in rows}
+
+    def stale_metrics(self, metrics: list[Metric]) -> list[tuple[Metric, dict]]:
+        """Metrics whose stored history was computed with another definition."""
+        stored = self.stored_definitions()
+        return [(m, stored[m.name]) for m in metrics if m.name in stored and stored[m.name]["hash"] != m.definition_hash]
+
+    # -- leaf rows ---------------------------------------------------------------------------
+    def write_window(self, metric: Metric, window: Window, rows: pa.Table, *, trigger: str,
+                     started_at: dt.datetime, now: dt.datetime | None = None) -> int:
+        """Replace the window's rows and log the run, in one transaction.
+
+        Either the new rows and the 'ok' run are both there, or neither: a crash
+        or error mid-way leaves the previous state of the window.
+        """
+        table = leaves_table(metric.name)
+        finished = now or utcnow()
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                self._ensure_leaves_table(con, metric)
+                con.execute(f'DELETE FROM "{table}" WHERE ts >= ? AND ts < ?', [window.start, window.end])
+                if rows.num_rows:
+                    con.register("incoming_rows", rows)
+                    cols = ", ".join(f'"{c}"' for c in rows.column_names)
+                    con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM incoming_rows')
+                    con.unregister("incoming_rows")
+                con.execute(
+                    "INSERT INTO runs (metric, window_start, window_end, started_at, finished_at, rows, status,"
+                    " definition_hash, trigger) VALUES (?, ?, ?, ?, ?, ?, 'ok', ?, ?)",
+                    [metric.name, window.start, window.end, started_at, finished, rows.num_rows,
+                     metric.definition_hash, trigger],
+                )
+                self._upsert_definition(con, metric, finished)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return rows.num_rows
+
+    def record_failure(self, metric: Metric, window: Window, error: str, *, trigger: str,
+                       started_at: dt.datetime, now: dt.datetime | None = None) -> None:
+        with self.connect() as con:
+            con.execute(
+                "INSERT INTO runs (metric, window_start, window_end, started_at, finished_at, rows, status, error,"
+                " definition_hash, trigger) VALUES (?, ?, ?, ?, ?, 0, 'failed', ?, ?, ?)",
+                [metric.name, window.start, window.end, started_at, now or utcnow(), error,
+                 metric.definition_hash, trigger],
+            )
+
+    def _ensure_leaves_table(self, con: duckdb.DuckDBPyConnection, metric: Metric) -> None:
+        table = leaves_table(metric.name)
+        wanted = ["ts", *metric.dimensions, *metric.measures]
+        if _has_table(con, table):
+            have = [r[0] for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                [table]).fetchall()]
+            if have == wanted:
+                return
+            # The dimensions or kind changed: old rows cannot be re-sliced, so the history restarts.
+            con.execute(f'DROP TABLE "{table}"')
+        dims = "".join(f', "{d}" VARCHAR NOT NULL' for d in metric.dimensions)
+        measures = "".join(f', "{m}" DOUBLE NOT NULL' for m in metric.measures)
+        con.execute(f'CREATE TABLE "{table}" (ts TIMESTAMP NOT NULL{dims}{measures})')
+
+    def _upsert_definition(self, con: duckdb.DuckDBPyConnection, metric: Metric, now: dt.datetime) -> None:
+        con.execute(
+            "INSERT OR REPLACE INTO metric_definitions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [metric.name, metric.definition_hash, metric.kind, metric.grain, list(metric.dimensions),
+             json.dumps(metric.header_dict(), default=str), str(metric.path), now],
+        )
+
+    def has_leaves(self, metric_name: str) -> bool:
+        if not self.path.exists():
+            return False
+        with self.connect(read_only=True) as con:
+            return _has_table(con, leaves_table(metric_name))
+
+    def read_leaves(self, metric: Metric, *, start: dt.datetime | None = None,
+                    end: dt.datetime | None = None, con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
+        where, params = _time_filter(start, end)
+        sql = f'SELECT * FROM "{leaves_table(metric.name)}"{where} ORDER BY ts'
+        return self._query_df(sql, params, con)
+
+    def series(self, metric: Metric, *, by: tuple[str, ...] = (), start: dt.datetime | None = None,
+               end: dt.datetime | None = None, con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
+        """Measures summed per ts (and per `by` dimensions): totals and slices are sums of leaves."""
+        where, params = _time_filter(start, end)
+        keys = ", ".join(["ts", *(f'"{d}"' for d in by)])
+        sums = ", ".join(f'sum("{m}") AS "{m}"' for m in metric.measures)
+        sql = f'SELECT {keys}, {sums} FROM "{leaves_table(metric.name)}"{where} GROUP BY ALL ORDER BY ALL'
+        return self._query_df(sql, params, con)
+
+    def _query_df(self, sql: str, params: list, con: duckdb.DuckDBPyConnection | None) -> pd.DataFrame:
+        if con is not None:
+            return con.execute(sql, params).df()
+        with self.connect(read_only=True) as own:
+            return own.execute(sql, params).df()
+
+    # -- run log -----------------------------------------------------------------------------
+    def computed_until(self, metric: Metric) -> dt.datetime | None:
+        """End of the latest window computed successfully with the current definition."""
+        if not self.path.exists():
+            return None
+        with self.connect(read_only=True) as con:
+            if not _has_table(con, "runs"):
+                return None
+            row = con.execute("SELECT max(window_end) FROM runs WHERE metric = ? AND status = 'ok'",
+                              [metric.name]).fetchone()
+        return row[0] if row else None
+
+    def runs(self, metric: str | None = None, limit: int = 100) -> pd.DataFrame:
+        sql = "SELECT * FROM runs" + (" WHERE metric = ?" if metric else "") + " ORDER BY run_id DESC LIMIT ?"
+        with self.connect(read_only=True) as con:
+            return con.execute(sql, ([metric] if metric else []) + [limit]).df()
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])
+
+
+def _time_filter(start, end) -> tuple[str, list]:
+    clauses, params = [], []
+    if start is not None:
+        clauses.append("ts >= ?")
+        params.append(start)
+    if end is not None:
+        clauses.append("ts < ?")
+        params.append(end)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
