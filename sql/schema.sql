@@ -59,3 +59,25 @@ CREATE TABLE IF NOT EXISTS incidents (
     labelled_by      VARCHAR,
     labelled_at      TIMESTAMP
 );
+
+-- What detection expected, per bucket, for the total and each one-dimension slice:
+-- the band the dashboard and report draw. Replaced per (metric, slice) on each detection.
+CREATE TABLE IF NOT EXISTS expectations (
+    metric    VARCHAR NOT NULL,
+    slice     VARCHAR NOT NULL,   -- '' = total, else 'dim=value'
+    ts        TIMESTAMP NOT NULL,
+    observed  DOUBLE,             -- value, or rate for ratio metrics (NULL below the volume floor)
+    volume    DOUBLE,             -- denominator (ratio) or value (sum)
+    expected  DOUBLE,
+    lower     DOUBLE,
+    upper     DOUBLE,
+    score     DOUBLE,             -- signed standardised deviation
+    anomalous BOOLEAN
+);
+
+-- Change points found per series, for marking on charts.
+CREATE TABLE IF NOT EXISTS change_points (
+    metric VARCHAR NOT NULL,
+    slice  VARCHAR NOT NULL,
+    ts     TIMESTAMP NOT NULL
+);
