@@ -5,8 +5,10 @@ shows the trace and the evidence (SQL, file, window) the error carries.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import json
 import logging
 import sys
 import traceback
@@ -147,18 +149,135 @@ def backfill(ctx: Context, start: str, end: str, names: tuple[str, ...], chunk: 
 
 @cli.command()
 @click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
+@click.option("--no-alerts", is_flag=True, help="Detect and explain, but send nothing.")
 @pass_ctx
 @handle_errors
-def run(ctx: Context, names: tuple[str, ...]) -> None:
+def run(ctx: Context, names: tuple[str, ...], no_alerts: bool) -> None:
     """One cycle now: compute the due windows, then detect, attribute and alert."""
-    from monitor.pipeline import run_plan
+    from monitor.pipeline import run_cycle, run_plan
 
     config, catalog = ctx.config, _catalog(ctx)
     plan = run_plan(config, catalog, ctx.now, list(names) or None)
     if not plan:
         click.echo("Nothing due: every metric is up to date.")
-    result = _compute_with_progress(config, plan, trigger="run")
-    _finish(ctx, catalog, result, detect=True, names=list(names) or None)
+    with _progress(len(plan), "run") as advance:
+        cycle = run_cycle(config, catalog, now=ctx.now, names=list(names) or None, trigger="run",
+                          alert=not no_alerts, on_window=advance)
+    _report_cycle(cycle)
+    if catalog.problems or cycle.compute.failures or cycle.detect_failures:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
+@pass_ctx
+@handle_errors
+def detect(ctx: Context, names: tuple[str, ...]) -> None:
+    """Detect change points and anomalies on stored data, then explain new incidents."""
+    from monitor.pipeline import detect_and_attribute
+
+    catalog = _catalog(ctx)
+    cycle = detect_and_attribute(ctx.config, catalog.select(list(names)), now=ctx.now)
+    _report_cycle(cycle)
+    if cycle.detect_failures:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--dir", "folder", type=click.Path(file_okay=False), default="demo", show_default=True,
+              help="Folder for the demo project (source, store, metrics, alerts).")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--days", type=int, default=120, show_default=True)
+@click.option("--scale", type=float, default=1.0, show_default=True, help="Volume multiplier.")
+@pass_ctx
+@handle_errors
+def demo(ctx: Context, folder: str, seed: int, days: int, scale: float) -> None:
+    """Build the demo risk world and run everything on it: backfill, detect, explain, alert."""
+    import time
+
+    from monitor.demo.evaluate import evaluate
+    from monitor.demo.project import build_demo_project
+    from monitor.pipeline import backfill_plan, detect_and_attribute, load_project_catalog, send_alerts
+    from monitor.store import Store
+
+    t0 = time.perf_counter()
+    project = build_demo_project(Path(folder), seed=seed, days=days, scale=scale)
+    rows = sum(project.world.get("row_counts", {}).values())
+    click.echo(f"demo world: {rows:,} source rows, {project.start:%Y-%m-%d} to {project.end:%Y-%m-%d} "
+               f"({time.perf_counter() - t0:.1f}s) in {folder}/source.duckdb")
+    config = project.config
+    catalog = load_project_catalog(config)
+    if catalog.problems:
+        raise CatalogError([str(p) for p in catalog.problems])
+    plan = backfill_plan(catalog.select(None), project.start, project.end)
+    result = _compute_with_progress(config, plan, trigger="demo")
+    if result.failures:
+        raise MonitorError(f"demo backfill failed: {result.failures[0][0]}: {result.failures[0][2]}")
+    click.echo(f"backfilled {len(catalog.metrics)} metrics: {result.windows_ok} windows, {result.rows:,} leaf rows.")
+    cycle = detect_and_attribute(config, catalog.select(None), now=project.end)
+    _report_cycle(cycle, computed=False)
+    store = Store(config.store_path)
+    truth = json.loads((Path(folder) / "ground_truth.json").read_text())
+    scored = evaluate(store, catalog.metrics, truth)
+    click.echo("")
+    click.echo(f"injected incidents detected: {scored.detected}/{len(scored.outcomes)}, "
+               f"top segment right: {scored.attributed}/{len(scored.outcomes)}")
+    for o in scored.outcomes:
+        mark = "ok " if o.detected and o.attribution_ok else ("det" if o.detected else "MISS")
+        cause = "&".join(f"{k}={v}" for k, v in (o.top_cause or {}).items()) or "-"
+        delay = f"{o.delay_buckets:+.0f}" if o.delay_buckets is not None else "  "
+        click.echo(f"  [{mark:4}] {o.truth_id:<22} {o.metric:<28} delay {delay:>3}  top: {cause}"
+                   + (f"  ({o.verdict})" if o.verdict else ""))
+    false = scored.false_incidents
+    click.echo(f"false paging incidents: {sum(false.values())} "
+               f"({', '.join(f'{m}={n}' for m, n in sorted(false.items()) if n) or 'none'})")
+    (Path(folder) / "evaluation.json").write_text(json.dumps(scored.to_dict(), indent=2, default=str))
+    if "alert" in _available_steps():
+        click.echo("\nAlerts the demo would send (console receiver; also in alerts.log):")
+        send_alerts(config, store, now=project.end)
+    click.echo(f"\nNext: monitor --config {folder}/monitor.toml incidents")
+
+
+@cli.command()
+@click.option("--since", help="Only incidents active on or after this date.")
+@click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
+@click.option("--status", type=click.Choice(["open", "resolved", "all"]), default="all", show_default=True)
+@click.option("--slices/--no-slices", default=True, help="Include slice incidents under a total.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_ctx
+@handle_errors
+def incidents(ctx: Context, since: str | None, names: tuple[str, ...], status: str, slices: bool, fmt: str) -> None:
+    """List incidents (json includes the attribution)."""
+    from monitor.incidents import list_incidents, render_table
+
+    rows = list_incidents(ctx.config, since=since, metrics=list(names), status=status, slices=slices)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, default=str))
+    else:
+        click.echo(render_table(rows))
+
+
+@cli.command()
+@click.argument("incident_id")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@pass_ctx
+@handle_errors
+def explain(ctx: Context, incident_id: str, fmt: str) -> None:
+    """Print one incident's attribution: which segments explain it, mix versus rate."""
+    from monitor.incidents import get_incident, render_explanation
+
+    incident = get_incident(ctx.config, incident_id)
+    if fmt == "json":
+        click.echo(json.dumps(incident, indent=2, default=str))
+    else:
+        click.echo(render_explanation(incident))
+
+
+def _available_steps() -> set[str]:
+    import importlib.util
+
+    return {name for name in ("alert", "report", "scheduler", "dashboard")
+            if importlib.util.find_spec(f"monitor.{name}") is not None}
 
 
 def _catalog(ctx: Context):
@@ -183,18 +302,21 @@ def _warn_stale(config: ProjectConfig, metrics) -> None:
         )
 
 
+@contextlib.contextmanager
+def _progress(total: int, label: str):
+    """A progress bar on stderr; yields the callback compute() calls per window."""
+    if not total:
+        yield None
+        return
+    with click.progressbar(length=total, label=f"{label}: {total} window(s)", file=sys.stderr,
+                           item_show_func=lambda item: item) as bar:
+        yield lambda metric, window: bar.update(1, f"{metric.name} {window.start:%Y-%m-%d}")
+
+
 def _compute_with_progress(config: ProjectConfig, plan, *, trigger: str):
     from monitor.pipeline import compute
 
-    if not plan:
-        from monitor.pipeline import ComputeResult
-
-        return ComputeResult()
-    with click.progressbar(length=len(plan), label=f"{trigger}: {len(plan)} window(s)", file=sys.stderr,
-                           item_show_func=lambda item: item) as bar:
-        def advance(metric, window):
-            bar.update(1, f"{metric.name} {window.start:%Y-%m-%d}")
-
+    with _progress(len(plan), trigger) as advance:
         return compute(config, plan, trigger=trigger, on_window=advance)
 
 
@@ -202,8 +324,29 @@ def _finish(ctx: Context, catalog, result, *, detect: bool, names) -> None:
     click.echo(f"computed {result.windows_ok} window(s), {result.rows:,} leaf rows.")
     for metric, window, error in result.failures:
         click.echo(f"failed: {metric} {window}: {error}", err=True)
-    if catalog.problems or result.failures:
+    failed = bool(catalog.problems or result.failures)
+    if detect:
+        from monitor.pipeline import detect_and_attribute
+
+        cycle = detect_and_attribute(ctx.config, catalog.select(names), now=ctx.now)
+        _report_cycle(cycle, computed=False)
+        failed = failed or bool(cycle.detect_failures)
+    if failed:
         sys.exit(1)
+
+
+def _report_cycle(cycle, *, computed: bool = True) -> None:
+    if computed:
+        click.echo(f"computed {cycle.compute.windows_ok} window(s), {cycle.compute.rows:,} leaf rows.")
+        for metric, window, error in cycle.compute.failures:
+            click.echo(f"failed: {metric} {window}: {error}", err=True)
+    series = sum(d.series_checked for d in cycle.detections.values())
+    incidents = sum(len(d.incidents) for d in cycle.detections.values())
+    open_ = sum(len(d.open_incidents) for d in cycle.detections.values())
+    click.echo(f"detected on {len(cycle.detections)} metric(s), {series:,} series: "
+               f"{incidents} incident(s), {open_} open; {cycle.explained} newly explained.")
+    for metric, error in cycle.detect_failures:
+        click.echo(f"detection failed: {metric}: {error}", err=True)
 
 
 def main() -> None:

@@ -103,3 +103,56 @@ def run_plan(config: ProjectConfig, catalog: Catalog, now: dt.datetime,
 
 def load_project_catalog(config: ProjectConfig) -> Catalog:
     return load_catalog(config.metrics_dir)
+
+
+@dataclass
+class CycleResult:
+    compute: ComputeResult
+    detections: dict[str, "object"] = field(default_factory=dict)  # metric -> DetectionResult
+    explained: int = 0
+    alerts: object | None = None
+    detect_failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, now: dt.datetime,
+                         store: Store | None = None) -> CycleResult:
+    """Detect on every metric, then explain incidents that lack an explanation.
+
+    A metric whose detection fails is reported and the others go on.
+    """
+    from monitor.attribute.incident_attribution import attribute_incidents
+    from monitor.detect.run_detection import detect_metric
+
+    store = store or Store(config.store_path)
+    result = CycleResult(ComputeResult())
+    for metric in metrics:
+        try:
+            result.detections[metric.name] = detect_metric(store, metric, now=now)
+            result.explained += attribute_incidents(store, metric)
+        except MonitorError as exc:
+            result.detect_failures.append((metric.name, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - isolate one metric's bug from the rest of the cycle
+            log.exception("detection failed for %s", metric.name)
+            result.detect_failures.append((metric.name, f"{type(exc).__name__}: {exc}"))
+    return result
+
+
+def run_cycle(config: ProjectConfig, catalog: Catalog, *, now: dt.datetime, names: list[str] | None = None,
+              trigger: str = "run", store: Store | None = None, alert: bool = True,
+              on_window: Callable[[Metric, Window], None] | None = None) -> CycleResult:
+    """One cycle: compute the due windows, detect, attribute, alert."""
+    store = store or Store(config.store_path)
+    metrics = catalog.select(names)
+    plan = [(m, w) for m in metrics for w in due_windows(m, store, now)]
+    computed = compute(config, plan, trigger=trigger, store=store, on_window=on_window)
+    result = detect_and_attribute(config, metrics, now=now, store=store)
+    result.compute = computed
+    if alert:
+        result.alerts = send_alerts(config, store, now=now)
+    return result
+
+
+def send_alerts(config: ProjectConfig, store: Store, *, now: dt.datetime):
+    from monitor.alert import run_alert_cycle
+
+    return run_alert_cycle(store, config, now=now)
