@@ -202,7 +202,7 @@ def demo(ctx: Context, folder: str, seed: int, days: int, scale: float) -> None:
 
     t0 = time.perf_counter()
     project = build_demo_project(Path(folder), seed=seed, days=days, scale=scale)
-    rows = sum(project.world.get("row_counts", {}).values())
+    rows = sum(project.world.get("rows", {}).values())
     click.echo(f"demo world: {rows:,} source rows, {project.start:%Y-%m-%d} to {project.end:%Y-%m-%d} "
                f"({time.perf_counter() - t0:.1f}s) in {folder}/source.duckdb")
     config = project.config

@@ -1,0 +1,154 @@
+"""Score detection and attribution on the demo world against its ground truth.
+
+Used by `monitor demo` (the summary), by the tests and by the benchmarks, so
+the figures in notes come from one definition:
+- an injected rate/mix incident is *detected* when an incident on one of its
+  metrics (the total, or a slice consistent with the injected segment) starts
+  within one bucket of the injected start, in the injected direction;
+- its *attribution* is right when the top root cause of the earliest such
+  incident is exactly the injected segment (restricted to the metric's
+  dimensions), and a mix incident is explained as mix;
+- a *false* incident is a paging incident (a total, or a slice not under a
+  total) that overlaps no injected event of its metric.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from monitor.catalog import Metric
+from monitor.engine import GRAIN_STEP
+from monitor.store import Store
+
+# Effects linger after an injected incident ends (rolling baselines, late refunds).
+AFTER_END_GRACE = dt.timedelta(days=3)
+
+
+@dataclass
+class TruthOutcome:
+    truth_id: str
+    metric: str
+    detected: bool
+    delay_buckets: float | None
+    incident_id: str | None
+    top_cause: dict | None
+    expected_cause: dict
+    attribution_ok: bool | None
+    verdict: str | None = None
+
+
+@dataclass
+class Evaluation:
+    outcomes: list[TruthOutcome] = field(default_factory=list)
+    false_incidents: dict[str, int] = field(default_factory=dict)  # metric -> count
+    clean_days: dict[str, float] = field(default_factory=dict)
+    rate_on_volume_event: list[str] = field(default_factory=list)  # rate incidents during a volume-only event
+
+    @property
+    def detected(self) -> int:
+        return sum(o.detected for o in self.outcomes)
+
+    @property
+    def attributed(self) -> int:
+        return sum(bool(o.attribution_ok) for o in self.outcomes)
+
+    def false_per_90_clean_days(self) -> dict[str, float]:
+        return {m: self.false_incidents.get(m, 0) * 90.0 / max(self.clean_days.get(m, 0), 1e-9)
+                for m in self.clean_days}
+
+    def to_dict(self) -> dict:
+        return {
+            "detected": self.detected, "attributed": self.attributed, "injected": len(self.outcomes),
+            "outcomes": [o.__dict__ for o in self.outcomes], "false_incidents": self.false_incidents,
+            "false_per_90_clean_days": self.false_per_90_clean_days(),
+            "rate_incidents_on_volume_events": self.rate_on_volume_event,
+        }
+
+
+def _day(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
+def _consistent(slice_segment: dict, truth_segment: dict) -> bool:
+    """A slice is consistent with the truth when they agree on every dimension both fix."""
+    return all(truth_segment.get(k, v) == v for k, v in slice_segment.items()) and bool(
+        set(slice_segment) & set(truth_segment))
+
+
+def evaluate(store: Store, metrics: dict[str, Metric], truth: dict) -> Evaluation:
+    with store.connect(read_only=True) as con:
+        incidents = con.execute("SELECT * FROM incidents ORDER BY start_ts").df()
+    incidents["segment"] = incidents["slice_json"].map(json.loads)
+    world_start, world_end = _day(truth["start"]), _day(truth["end"])
+    result = Evaluation()
+    events = truth["incidents"]
+    for event in events:
+        if event["type"] not in ("rate", "mix"):
+            continue
+        for name in event["metrics"]:
+            if name not in metrics:
+                continue
+            result.outcomes.append(_score_event(event, metrics[name], incidents))
+    for name, metric in metrics.items():
+        step = GRAIN_STEP[metric.grain]
+        mine = incidents[incidents["metric"] == name]
+        spans = [(_day(e["start"]) - step, (_day(e["end"]) or world_end) + AFTER_END_GRACE)
+                 for e in events if name in e["metrics"]]
+        paging = mine[(mine["slice"] == "") | mine["parent_id"].isna()]
+        false = 0
+        for row in paging.itertuples():
+            start = pd.Timestamp(row.start_ts).to_pydatetime()
+            if not any(a <= start < b for a, b in spans):
+                false += 1
+        result.false_incidents[name] = false
+        covered = sum(((min(b, world_end) - max(a, world_start)).total_seconds() / 86400 for a, b in spans), 0.0)
+        result.clean_days[name] = (world_end - world_start).total_seconds() / 86400 - covered
+        for event in events:
+            if event["type"] == "volume" and metric.kind == "ratio":
+                a, b = _day(event["start"]), _day(event["end"]) or world_end
+                hits = mine[(mine["slice"] == "") & (mine["start_ts"] >= a) & (mine["start_ts"] < b)]
+                result.rate_on_volume_event += [f"{name}:{i}" for i in hits["incident_id"]]
+    return result
+
+
+def _score_event(event: dict, metric: Metric, incidents: pd.DataFrame) -> TruthOutcome:
+    step = GRAIN_STEP[metric.grain]
+    start = _day(event["start"])
+    expected = {k: v for k, v in event["segment"].items() if k in metric.dimensions}
+    mine = incidents[(incidents["metric"] == metric.name) & (incidents["direction"] == event["direction"])]
+    window_lo, window_hi = start - step, start + max(step, dt.timedelta(days=1)) + step
+    near = mine[(mine["start_ts"] >= window_lo) & (mine["start_ts"] <= window_hi)]
+    relevant = near[(near["slice"] == "") | near["segment"].map(lambda s: _consistent(s, expected))]
+    if relevant.empty:
+        return TruthOutcome(event["id"], metric.name, False, None, None, None, expected, None)
+    # Prefer the total (what pages), else the earliest consistent slice.
+    chosen = relevant.sort_values(["start_ts", "slice"]).iloc[0]
+    totals = relevant[relevant["slice"] == ""]
+    if not totals.empty:
+        chosen = totals.iloc[0]
+    delay = (pd.Timestamp(chosen["start_ts"]).to_pydatetime() - start) / step
+    top, verdict = _top_cause(chosen)
+    if event["type"] == "mix":
+        ok = verdict == "mix"
+    else:
+        ok = top == expected
+    return TruthOutcome(event["id"], metric.name, True, float(delay), chosen["incident_id"], top, expected, ok, verdict)
+
+
+def _top_cause(incident) -> tuple[dict | None, str | None]:
+    raw = incident.get("explanation_json")
+    if raw is None or (isinstance(raw, float) and pd.isna(raw)):
+        return None, None
+    explanation = json.loads(raw)
+    segment = json.loads(incident["slice_json"])
+    causes = explanation.get("causes") or []
+    top = None
+    if causes:
+        top = dict(segment)
+        top.update(causes[0].get("segment", {}))
+    elif segment:
+        top = dict(segment)
+    return top, explanation.get("verdict")
