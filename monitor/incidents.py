@@ -12,6 +12,7 @@ from monitor.errors import MonitorError
 from monitor.store import Store
 
 JSON_FIELDS = ("slice_json", "why_json", "explanation_json")
+JSON_NAMES = {"slice_json": "segment", "why_json": "why", "explanation_json": "explanation"}
 
 
 def _rows(frame: pd.DataFrame) -> list[dict]:
@@ -24,7 +25,7 @@ def _rows(frame: pd.DataFrame) -> list[dict]:
             elif isinstance(value, pd.Timestamp):
                 value = value.to_pydatetime()
             if key in JSON_FIELDS:
-                clean[key.removesuffix("_json")] = json.loads(value) if value else None
+                clean[JSON_NAMES[key]] = json.loads(value) if value else None
             else:
                 clean[key] = value
         out.append(clean)
@@ -66,7 +67,7 @@ def _pct(x) -> str:
 
 
 def _top_cause(incident: dict) -> str:
-    causes = (incident.get("explanation") or {}).get("root_causes") or []
+    causes = (incident.get("explanation") or {}).get("causes") or []
     if not causes:
         return "-"
     c = causes[0]
@@ -100,9 +101,9 @@ def _num(x) -> str:
 def render_explanation(incident: dict) -> str:
     from monitor.attribute.render import render_text
 
+    until = "" if incident["end_ts"] is None else f" until {incident['end_ts']:%Y-%m-%d %H:%M}"
     head = (f"{incident['metric']} {incident['slice'] or '(total)'}: {incident['direction']} "
-            f"{_pct(incident['relative_change'])} since {incident['start_ts']:%Y-%m-%d %H:%M}"
-            f"{'' if incident['end_ts'] is None else f' until {incident['end_ts']:%Y-%m-%d %H:%M}'}"
+            f"{_pct(incident['relative_change'])} since {incident['start_ts']:%Y-%m-%d %H:%M}{until}"
             f" [{incident['status']}]")
     why = incident.get("why") or {}
     lines = [head, f"  baseline {_num(incident['baseline'])} -> observed {_num(incident['observed'])},"

@@ -1,0 +1,110 @@
+"""Attribute stored incidents: build before/after leaves from the store, explain, save.
+
+The baseline for attribution is stated with every explanation: the same
+buckets one to four weeks earlier (same weekday, same hour), averaged, so weekly
+seasonality cancels out and one odd week does not dominate.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+
+from monitor.catalog import Metric
+from monitor.engine import GRAIN_STEP
+from monitor.store import Store, leaves_table
+
+BASELINE_WEEKS = 4
+BASELINE_LABEL = "same weekday{hour}, mean of the {weeks} weeks before"
+# The first buckets of an incident say what changed; later ones add cost, not insight.
+MAX_WINDOW_BUCKETS = {"day": 7, "hour": 24}
+
+
+def incident_leaves(store: Store, metric: Metric, *, start: dt.datetime, end: dt.datetime,
+                    segment: dict[str, str], con=None) -> tuple[pd.DataFrame, list[str]]:
+    """Per-leaf actual and expected measures for [start, end), inside `segment`.
+
+    Returns the leaves (columns per PRODUCT.md Contract 3) and the dimensions
+    left to attribute over (the metric's dimensions minus those the segment fixes).
+    """
+    dims = [d for d in metric.dimensions if d not in segment]
+    week = dt.timedelta(days=7)
+    before = " OR ".join(f"(ts >= ? AND ts < ?)" for _ in range(BASELINE_WEEKS))
+    before_params = [x for k in range(1, BASELINE_WEEKS + 1) for x in (start - k * week, end - k * week)]
+    sel_dims = ", ".join(f'"{d}"' for d in dims)
+    where = " AND ".join([f"ts >= ? AND ts < ?", *(f'"{d}" = ?' for d in segment)])
+    measures = metric.measures
+    actual = ", ".join(f'sum("{m}") FILTER (WHERE ts >= ? AND ts < ?) AS a_{m}' for m in measures)
+    expected = ", ".join(f'sum("{m}") FILTER (WHERE {before}) AS b_{m}' for m in measures)
+    group = f"GROUP BY {sel_dims}" if dims else ""
+    sql = (f'SELECT {sel_dims + "," if dims else ""} {actual}, {expected} FROM "{leaves_table(metric.name)}" '
+           f"WHERE {where} {group}")
+    params = [p for _ in measures for p in (start, end)] + [p for _ in measures for p in before_params]
+    params += [start - BASELINE_WEEKS * week, end, *segment.values()]
+    if con is None:
+        with store.connect(read_only=True) as own:
+            frame = own.execute(sql, params).df()
+            weeks = _weeks_with_data(own, metric, before, before_params, segment)
+    else:
+        frame = con.execute(sql, params).df()
+        weeks = _weeks_with_data(con, metric, before, before_params, segment)
+    frame = frame.fillna(0.0)
+    divisor = max(weeks, 1)
+    if metric.kind == "ratio":
+        out = pd.DataFrame({
+            "actual_num": frame["a_numerator"], "actual_den": frame["a_denominator"],
+            "expected_num": frame["b_numerator"] / divisor, "expected_den": frame["b_denominator"] / divisor})
+    else:
+        out = pd.DataFrame({"actual": frame["a_value"], "expected": frame["b_value"] / divisor})
+    for d in dims:
+        out.insert(len(out.columns) - (4 if metric.kind == "ratio" else 2), d, frame[d].astype(str))
+    return out[[*dims, *[c for c in out.columns if c not in dims]]], dims
+
+
+def _weeks_with_data(con, metric: Metric, before: str, params: list, segment: dict) -> int:
+    """How many of the baseline weeks have any rows (early history has fewer)."""
+    week_index = " ".join(f"WHEN ts >= ? AND ts < ? THEN {k}" for k in range(BASELINE_WEEKS))
+    seg = "".join(f' AND "{d}" = ?' for d in segment)
+    row = con.execute(
+        f'SELECT count(DISTINCT CASE {week_index} END) FROM "{leaves_table(metric.name)}" WHERE ({before}){seg}',
+        [*params, *params, *segment.values()]).fetchone()
+    return int(row[0] or 0)
+
+
+def explain_incident(store: Store, metric: Metric, incident: dict, *, con=None):
+    from monitor.attribute.explain import explain
+
+    step = GRAIN_STEP[metric.grain]
+    start = incident["start_ts"]
+    end = incident["end_ts"] or (incident["last_ts"] + step)
+    end = min(end, start + step * MAX_WINDOW_BUCKETS[metric.grain])
+    segment = json.loads(incident["slice_json"]) if incident.get("slice_json") else {}
+    leaves, dims = incident_leaves(store, metric, start=start, end=end, segment=segment, con=con)
+    label = BASELINE_LABEL.format(hour=" and hour" if metric.grain == "hour" else "", weeks=BASELINE_WEEKS)
+    if not dims:
+        # The slice fixes every dimension: nothing left to split, so it is its own one segment.
+        leaves.insert(0, "segment", "&".join(f"{k}={v}" for k, v in segment.items()))
+        dims = ["segment"]
+    return explain(leaves, dims, metric.kind, baseline_label=label, metric_label=metric.display_title)
+
+
+def attribute_incidents(store: Store, metric: Metric, *, only_missing: bool = True) -> int:
+    """Explain the metric's incidents that have no explanation yet; returns how many."""
+    with store.connect(read_only=True) as con:
+        frame = con.execute(
+            "SELECT * FROM incidents WHERE metric = ?" + (" AND explanation_json IS NULL" if only_missing else ""),
+            [metric.name]).df()
+        explanations = {}
+        for row in frame.to_dict("records"):
+            row = {k: (None if pd.isna(v) else v) if not isinstance(v, (list, dict)) else v for k, v in row.items()}
+            for key in ("start_ts", "end_ts", "last_ts"):
+                if row.get(key) is not None:
+                    row[key] = pd.Timestamp(row[key]).to_pydatetime()
+            explanations[row["incident_id"]] = explain_incident(store, metric, row, con=con)
+    if not explanations:
+        return 0
+    with store.connect() as con:
+        con.executemany("UPDATE incidents SET explanation_json = ? WHERE incident_id = ?",
+                        [(json.dumps(e.to_dict(), sort_keys=True), i) for i, e in explanations.items()])
+    return len(explanations)

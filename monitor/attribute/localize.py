@@ -1,0 +1,550 @@
+"""Multi-dimensional root-cause localisation (Contract 3: ``localize``).
+
+Given one row per leaf (a full combination of the dimensions) with an expected and an actual
+value, find the few segments (``{dimension: value}``, 1..len(dimensions) dimensions) whose change
+explains the anomaly. Published relatives: Adtributor (one dimension, explanatory power),
+HotSpot/Squeeze (ripple effect: the leaves of a cause move by a common factor), RiskLoc (leaf
+partition + risk score). What this one does differently:
+
+1. Noise-aware leaves. Every leaf becomes an observed and an expected count with a standard
+   deviation from a variance model fitted on the data itself (most leaves are normal):
+   - ``sum``: v = a|e| + b e^2 (Poisson-like + forecast-error-like), fitted robustly by size bins.
+   - ``ratio``: we condition on the actual traffic (denominator): expected events = actual_den x
+     the leaf's expected rate, so traffic moving between segments is a mix effect, never a root
+     cause. Leaf rates are shrunk towards the overall rate (empirical-Bayes beta prior), and the
+     variance is binomial + uncertainty of the baseline rate + a ~10 % wobble of real rates + one
+     event (count data cannot resolve less). A leaf with 2 orders therefore cannot carry a 0 % or
+     100 % rate into the search. Events are counted on the rarer side (stalls, not non-stalls).
+2. A capped ripple score per segment. Under "segment S is the cause" each of its leaves moves by
+   S's own factor k. Per leaf, in units of ``clip`` sigmas capped at 1: a = observed move,
+   p = predicted move (the leaf's power to tell). The leaf adds ``2ap - p^2``: +1 if it moved as
+   predicted, -1 if it should have moved and did not (a normal leaf inside a too-general parent),
+   ~0 when it is too small to tell. Capping keeps big leaves and heterogeneous effect sizes
+   inside the true cause from dominating; tiny leaves have no power and cannot win.
+3. Greedy search over all cuboids with every cell scored in a few vectorised bincounts; after a
+   pick we climb to the parent when the parent's other leaves moved the same way (the search
+   found the loudest part of a broader cause) and mark the leaves as explained.
+4. Acceptance: a cause must be significant at segment level (z deflated by the observed spread
+   of one-dimension segments, since real leaf noise is correlated) and worth at least one fully
+   anomalous leaf; further causes need more (they must stand on their own).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from monitor.attribute.leaves import LeafTable, normalise_leaves
+
+# 25 % quantile of a chi-square(1) variable: reading a variance from the lower quartile of squared
+# residuals stays valid when a large share of the leaves is anomalous.
+_CHI2_Q25 = 0.10153104426762
+# Prior relative wobble of a segment's rate between periods (minute to minute, day to day):
+# real rates move ~10 % without any cause, far beyond binomial noise on big segments.
+_RATE_WOBBLE = 0.1
+
+
+@dataclass(frozen=True)
+class LeafScores:
+    """Per-leaf quantities on an additive scale (see the module docstring)."""
+
+    observed: np.ndarray
+    expected: np.ndarray
+    sd: np.ndarray  # noise standard deviation of observed - expected
+
+
+@dataclass(frozen=True)
+class Cuboid:
+    """One combination of dimensions; every leaf belongs to exactly one of its cells."""
+
+    dims: tuple[int, ...]  # positions into the dimension list
+    cell: np.ndarray  # per leaf: dense index of its cell
+    n_cells: int
+    cell_values: np.ndarray  # n_cells x len(dims): the dimension codes of each cell
+
+
+@dataclass(frozen=True)
+class Step:
+    """One greedy pick with the evidence used to accept or reject it."""
+
+    dims: tuple[int, ...]
+    values: tuple[int, ...]
+    score: float  # capped ripple score, in "fully anomalous leaves"
+    z: float  # segment deviation in segment-level standard errors
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Knobs of the search and of the acceptance of causes (see ``localize``)."""
+
+    clip: float = 3.0
+    miss_cost: float = 1.0
+    merge_purity: float = 0.25
+    merge_z: float = 2.0
+    first_z: float = 3.0
+    first_score: float = 1.0
+    more_z: float = 5.0
+    more_score: float = 2.0
+
+
+_DEFAULTS = SearchOptions()
+
+
+def localize(
+    leaves: pd.DataFrame,
+    dimensions: list[str] | tuple[str, ...],
+    kind: str,
+    *,
+    max_causes: int = 3,
+    max_layer: int | None = None,
+    clip: float = _DEFAULTS.clip,
+    first_z: float = _DEFAULTS.first_z,
+    first_score: float = _DEFAULTS.first_score,
+    more_z: float = _DEFAULTS.more_z,
+    more_score: float = _DEFAULTS.more_score,
+    miss_cost: float = _DEFAULTS.miss_cost,
+    merge_purity: float = _DEFAULTS.merge_purity,
+    merge_z: float = _DEFAULTS.merge_z,
+) -> list[dict[str, str]]:
+    """Root-cause segments of the change from ``expected`` to ``actual``, best first.
+
+    ``kind`` is ``"sum"`` (columns ``actual``, ``expected``) or ``"ratio"`` (columns
+    ``actual_num``, ``actual_den``, ``expected_num``, ``expected_den``). Returns ``[]`` when there
+    is nothing to explain. Options (the defaults need no tuning):
+
+    - ``max_causes`` caps the answer; ``max_layer`` caps how many dimensions a segment may fix.
+    - ``clip``: z at which a leaf counts as fully anomalous.
+    - Acceptance: the first cause needs a segment-level z of ``first_z`` and a score of
+      ``first_score`` fully anomalous leaves; every further cause ``more_z`` and ``more_score``
+      (a second cause must stand on its own, not be the leftovers of the first).
+    - ``miss_cost``: penalty for a leaf that should have moved under the hypothesis and did not,
+      relative to the reward for one that did.
+    - ``merge_purity`` / ``merge_z``: climb to the parent segment when the rest of the parent
+      also moved the same way (share of its power that did, and its significance).
+    """
+    table = normalise_leaves(leaves=leaves, dimensions=dimensions, kind=kind)
+    options = SearchOptions(
+        clip=clip,
+        miss_cost=miss_cost,
+        merge_purity=merge_purity,
+        merge_z=merge_z,
+        first_z=first_z,
+        first_score=first_score,
+        more_z=more_z,
+        more_score=more_score,
+    )
+    return localize_table(table=table, max_causes=max_causes, max_layer=max_layer, options=options)
+
+
+def localize_table(
+    table: LeafTable,
+    *,
+    max_causes: int = 3,
+    max_layer: int | None = None,
+    options: SearchOptions = _DEFAULTS,
+) -> list[dict[str, str]]:
+    """``localize`` on an already normalised :class:`LeafTable`."""
+    dims = table.dimensions
+    if len(table) == 0:
+        return []
+    scores = leaf_scores(table=table)
+    if np.allclose(scores.observed, scores.expected, rtol=1e-9, atol=1e-12):
+        return []  # nothing moved (for a ratio: no leaf's rate moved)
+    if len(table) == 1:
+        # Contract: a single changed leaf is its own root cause.
+        return [{d: str(table.labels[j][table.codes[0, j]]) for j, d in enumerate(dims)}]
+    # Leaves with nothing expected and nothing observed (no traffic) carry no evidence.
+    keep = (scores.expected != 0) | (scores.observed != 0)
+    scores = LeafScores(
+        observed=scores.observed[keep], expected=scores.expected[keep], sd=scores.sd[keep]
+    )
+    codes = table.codes[keep]
+    layer_cap = len(dims) if max_layer is None else max(1, min(max_layer, len(dims)))
+    steps = _search(
+        cuboids=_cuboids(codes=codes, max_layer=layer_cap),
+        scores=scores,
+        max_steps=max_causes,
+        options=options,
+        # ratio: one pseudo-event keeps a segment with 0.2 expected stalls and 2 observed from
+        # claiming a x10 factor; a sum has no natural unit, so no shrinkage.
+        pseudo=1.0 if table.kind == "ratio" else 0.0,
+    )
+    accepted: list[Step] = []
+    for step in steps:
+        need_z, need_score = (
+            (options.first_z, options.first_score)
+            if not accepted
+            else (options.more_z, options.more_score)
+        )
+        if step.z < need_z or step.score < need_score:
+            break
+        accepted.append(step)
+    return [
+        {dims[d]: str(table.labels[d][code]) for d, code in zip(step.dims, step.values)}
+        for step in accepted
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Leaf scores: observed, expected, noise
+
+
+def leaf_scores(table: LeafTable) -> LeafScores:
+    """Observed/expected counts and noise sd of every leaf."""
+    if table.kind == "sum":
+        observed = table.measures["actual"]
+        expected = table.measures["expected"]
+        variance = _sum_variance(observed=observed, expected=expected)
+    else:
+        observed, expected, variance = _ratio_counts(table=table)
+    return LeafScores(observed=observed, expected=expected, sd=np.sqrt(np.maximum(variance, 0.0)))
+
+
+def shrunk_rates(events: np.ndarray, trials: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Empirical-Bayes rates: (per-leaf shrunk rate, overall rate, prior strength in trials)."""
+    events, trials = np.clip(events, 0, None), np.clip(trials, 0, None)
+    total = float(trials.sum())
+    overall = float(events.sum()) / total if total > 0 else 0.0
+    overall = float(np.clip(overall, 1e-9, 1 - 1e-9))
+    prior = _beta_prior_strength(events=events, trials=trials, rate=overall)
+    return (events + prior * overall) / (trials + prior), overall, prior
+
+
+def _ratio_counts(table: LeafTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Events on the rarer side, expected events at actual traffic, and their variance."""
+    m = table.measures
+    a_num, a_den = m["actual_num"], m["actual_den"]
+    e_num, e_den = m["expected_num"], m["expected_den"]
+    base_den = e_den.sum() if e_den.sum() > 0 else a_den.sum()
+    base_num = e_num.sum() if e_den.sum() > 0 else a_num.sum()
+    if base_den > 0 and base_num / base_den > 0.5:
+        # Count the rarer outcome: 1 - rate has the same binomial noise, but multiplicative
+        # effects (x2 stalls, x3 fraud) live on the rare side.
+        a_num, e_num = a_den - a_num, e_den - e_num
+    rate, overall, prior = shrunk_rates(events=e_num, trials=e_den)
+    expected = a_den * rate
+    # Noise of the new draw (binomial) + uncertainty of the baseline rate itself (few past
+    # events -> uncertain) + one event (count data cannot resolve less).
+    baseline_rel_var = 1.0 / (np.clip(e_num, 0, None) + prior * overall)
+    base = expected * (1 - rate) + expected**2 * baseline_rel_var + 1.0
+    wobble = _fit_rate_wobble(residual=a_num - expected, base=base, mean=expected)
+    return a_num, expected, base + wobble * expected**2
+
+
+def _beta_prior_strength(events: np.ndarray, trials: np.ndarray, rate: float) -> float:
+    """Empirical-Bayes strength (pseudo-trials) of the beta prior on leaf rates.
+
+    Method of moments: the between-leaf variance of rates beyond binomial noise says how far
+    to trust a leaf's own history. Clamped so that a leaf needs a handful of trials to move away
+    from the overall rate and a large leaf is never ignored.
+    """
+    ok = trials > 0
+    if ok.sum() < 3:
+        return 20.0
+    n, k = trials[ok], events[ok]
+    leaf_rate = np.clip(k / n, 0, 1)
+    weights = n / n.sum()
+    observed_var = float(np.sum(weights * (leaf_rate - rate) ** 2))
+    binomial_var = float(np.sum(weights * rate * (1 - rate) / n))
+    between = observed_var - binomial_var
+    if between <= 0:
+        return 1e4
+    return float(np.clip(rate * (1 - rate) / between - 1.0, 5.0, 1e4))
+
+
+def _fit_rate_wobble(residual: np.ndarray, base: np.ndarray, mean: np.ndarray) -> float:
+    """Relative variance tau^2 beyond ``base``, at least the prior wobble.
+
+    Solved so that the lower quartile of r^2 / (base + tau^2 mean^2) over leaves with enough
+    expected events matches a chi-square(1); with fewer than 20 such leaves the quartile is too
+    noisy and the prior is used.
+    """
+    floor = _RATE_WOBBLE**2
+    ok = mean >= 5.0
+    if ok.sum() < 20:
+        return floor
+    r2, b, m2 = residual[ok] ** 2, base[ok], mean[ok] ** 2
+
+    def q25(tau2: float) -> float:
+        return float(np.quantile(r2 / (b + tau2 * m2), 0.25))
+
+    if q25(floor) <= _CHI2_Q25:
+        return floor
+    lo, hi = floor, 1.0
+    while q25(hi) > _CHI2_Q25 and hi < 1e6:
+        hi *= 10.0
+    for _ in range(40):  # bisection on a monotone function
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if q25(mid) > _CHI2_Q25 else (lo, mid)
+    return hi
+
+
+def _sum_variance(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Variance v = a|e| + b e^2 fitted robustly on size bins (Poisson + forecast error)."""
+    mean = np.abs(expected)
+    residual = observed - expected
+    ok = mean > 0
+    floor = 1e-9 * max(float(np.max(mean, initial=0.0)), 1e-12) ** 2
+    if ok.sum() < 16:
+        scale = float(np.median(residual[ok] ** 2)) / 0.455 if ok.any() else 1.0
+        return np.full_like(mean, max(scale, floor, 1e-12))
+    m_ok, r2_ok = mean[ok], residual[ok] ** 2
+    order = np.argsort(m_ok, kind="stable")
+    bins = np.array_split(order, min(12, len(order) // 8))
+    xs = np.asarray([np.median(m_ok[b]) for b in bins])
+    vs = np.asarray([np.quantile(r2_ok[b], 0.25) / _CHI2_Q25 for b in bins])
+    a, b = _fit_poisson_multiplicative(x=xs, v=vs)
+    return a * mean + b * mean**2 + floor
+
+
+def _fit_poisson_multiplicative(x: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+    """Non-negative least squares of v ~ a x + b x^2 in relative error (each bin counts equally)."""
+    # A bin without any noise (identical values) would get an infinite weight: floor each bin
+    # at a one-in-a-million relative error.
+    v = np.maximum(v, (1e-6 * x) ** 2 + 1e-300)
+    design = np.column_stack([x / v, x**2 / v])
+    target = np.ones_like(v)
+    candidates = []
+    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    if np.all(coef >= 0):
+        candidates.append((float(coef[0]), float(coef[1])))
+    for j in (0, 1):
+        col = design[:, j]
+        only = float(np.sum(col) / np.sum(col**2)) if np.sum(col**2) > 0 else 0.0
+        candidates.append((only, 0.0) if j == 0 else (0.0, only))
+
+    def loss(ab: tuple[float, float]) -> float:
+        return float(np.sum((design @ np.asarray(ab) - target) ** 2))
+
+    return min(candidates, key=loss)
+
+
+# --------------------------------------------------------------------------------------------
+# Cuboids
+
+
+def _cuboids(codes: np.ndarray, max_layer: int) -> list[Cuboid]:
+    """All combinations of 1..max_layer dimensions, lowest layer first."""
+    n_dims = codes.shape[1]
+    cards = codes.max(axis=0) + 1
+    return [
+        _cuboid(codes=codes, cards=cards, dims=dims)
+        for layer in range(1, max_layer + 1)
+        for dims in itertools.combinations(range(n_dims), layer)
+    ]
+
+
+def _cuboid(codes: np.ndarray, cards: np.ndarray, dims: tuple[int, ...]) -> Cuboid:
+    """Mixed-radix key per leaf, compressed to dense cell ids (no row-wise sort needed)."""
+    size = float(np.prod([float(cards[d]) for d in dims]))
+    if size >= 2**62:  # key would overflow: fall back to a row-wise unique
+        values, cell = np.unique(codes[:, dims], axis=0, return_inverse=True)
+        return Cuboid(dims=dims, cell=cell.ravel(), n_cells=len(values), cell_values=values)
+    key = np.zeros(len(codes), dtype=np.int64)
+    for d in dims:
+        key = key * int(cards[d]) + codes[:, d]
+    if size <= max(4 * len(codes), 1 << 16):
+        present = np.zeros(int(size), dtype=bool)
+        present[key] = True
+        keys = np.nonzero(present)[0]
+        cell = (np.cumsum(present) - 1)[key]
+    else:
+        keys, cell = np.unique(key, return_inverse=True)
+    values = np.empty((len(keys), len(dims)), dtype=np.int64)
+    rest = keys.copy()
+    for j in range(len(dims) - 1, -1, -1):
+        card = int(cards[dims[j]])
+        values[:, j] = rest % card
+        rest //= card
+    return Cuboid(dims=dims, cell=cell.ravel(), n_cells=len(keys), cell_values=values)
+
+
+def _members(
+    by_dims: dict[tuple[int, ...], Cuboid], dims: tuple[int, ...], values: tuple[int, ...]
+) -> np.ndarray:
+    cuboid = by_dims[dims]
+    hit = np.nonzero(np.all(cuboid.cell_values == np.asarray(values), axis=1))[0]
+    return cuboid.cell == int(hit[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Search
+
+
+@dataclass
+class _State:
+    """What the greedy search knows between picks."""
+
+    observed: np.ndarray
+    expected: np.ndarray
+    sd: np.ndarray
+    active: np.ndarray  # leaves not yet explained
+
+
+def _search(
+    cuboids: list[Cuboid],
+    scores: LeafScores,
+    max_steps: int,
+    options: SearchOptions,
+    pseudo: float,
+) -> list[Step]:
+    """Greedy picks, best first (the acceptance thresholds are applied by the caller)."""
+    state = _State(
+        observed=scores.observed,
+        expected=scores.expected,
+        sd=np.where(scores.sd > 0, scores.sd, np.inf),
+        active=np.isfinite(scores.sd) & (scores.sd > 0),
+    )
+    by_dims = {c.dims: c for c in cuboids}
+    steps: list[Step] = []
+    for _ in range(max_steps):
+        if not state.active.any():
+            break
+        best = _best_cell(cuboids=cuboids, state=state, options=options, pseudo=pseudo)
+        if best is None:
+            break
+        dims, values, score = best
+        member = _members(by_dims=by_dims, dims=dims, values=values)
+        spread = _segment_spread(cuboids=cuboids, state=state, exclude=member)
+        dims, values = _generalise(
+            dims=dims, values=values, by_dims=by_dims, state=state, spread=spread, options=options
+        )
+        member = _members(by_dims=by_dims, dims=dims, values=values)
+        z = _segment_z(state=state, member=member & state.active, spread=spread)
+        steps.append(Step(dims=dims, values=values, score=score, z=z))
+        state.active &= ~member
+    return steps
+
+
+def _best_cell(
+    cuboids: list[Cuboid], state: _State, options: SearchOptions, pseudo: float
+) -> tuple[tuple[int, ...], tuple[int, ...], float] | None:
+    """Highest-scoring cell over all cuboids; ties go to the lower layer (more succinct)."""
+    weight = state.active.astype(float)
+    leaf = _LeafTerms(
+        observed=state.observed * weight,
+        expected=state.expected * weight,
+        unit=state.expected / (options.clip * state.sd) * weight,
+        moved=np.clip((state.observed - state.expected) / (options.clip * state.sd), -1.0, 1.0),
+    )
+    best = None
+    for cuboid in cuboids:  # ordered by layer
+        cell_scores = _ripple_scores(
+            cuboid=cuboid, leaf=leaf, miss_cost=options.miss_cost, pseudo=pseudo
+        )
+        cell = int(np.argmax(cell_scores))
+        score = float(cell_scores[cell])
+        if score > 0 and (best is None or score > best[2] * (1 + 1e-9)):
+            best = (cuboid.dims, tuple(int(v) for v in cuboid.cell_values[cell]), score)
+    return best
+
+
+@dataclass(frozen=True)
+class _LeafTerms:
+    """Per-leaf inputs of the ripple score for one search step (inactive leaves zeroed)."""
+
+    observed: np.ndarray
+    expected: np.ndarray
+    unit: np.ndarray  # predicted move, in clip units, per unit of (k - 1)
+    moved: np.ndarray  # observed move in clip units, capped to [-1, 1]
+
+
+def _ripple_scores(
+    cuboid: Cuboid, leaf: _LeafTerms, miss_cost: float, pseudo: float
+) -> np.ndarray:
+    """Capped ripple score of every cell of a cuboid (see the module docstring, point 2)."""
+    big_o = np.bincount(cuboid.cell, weights=leaf.observed, minlength=cuboid.n_cells)
+    big_e = np.bincount(cuboid.cell, weights=leaf.expected, minlength=cuboid.n_cells)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(big_e > 0, (big_o + pseudo) / (big_e + pseudo), 1.0)
+    predicted = np.clip((factor - 1.0)[cuboid.cell] * leaf.unit, -1.0, 1.0)
+    gain = (2.0 * leaf.moved - miss_cost * predicted) * predicted
+    return np.bincount(cuboid.cell, weights=gain, minlength=cuboid.n_cells)
+
+
+def _generalise(
+    dims: tuple[int, ...],
+    values: tuple[int, ...],
+    by_dims: dict[tuple[int, ...], Cuboid],
+    state: _State,
+    spread: float,
+    options: SearchOptions,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Climb to a parent segment when the rest of it moved the same way.
+
+    The score favours the purest segment, but in real incidents the effect varies inside the
+    true cause (one device stalls 10x, another 3x). If the parent's other leaves also moved
+    significantly in the same direction, and a good share of their power did so as the chosen
+    segment predicts, the parent is the cause and the chosen segment only its loudest part.
+    """
+    while len(dims) > 1:
+        own = _members(by_dims=by_dims, dims=dims, values=values) & state.active
+        factor = _factor(observed=state.observed[own], expected=state.expected[own])
+        best = None
+        for drop in range(len(dims)):
+            p_dims, p_values = dims[:drop] + dims[drop + 1 :], values[:drop] + values[drop + 1 :]
+            rest = _members(by_dims=by_dims, dims=p_dims, values=p_values) & state.active & ~own
+            if not rest.any():
+                continue
+            change = state.observed[rest].sum() - state.expected[rest].sum()
+            purity = _purity(state=state, member=rest, factor=factor, clip=options.clip)
+            if (
+                np.sign(change) == np.sign(factor - 1.0)
+                and purity >= options.merge_purity
+                and _segment_z(state=state, member=rest, spread=spread) >= options.merge_z
+                and (best is None or purity > best[2])
+            ):
+                best = (p_dims, p_values, purity)
+        if best is None:
+            break
+        dims, values = best[0], best[1]
+    return dims, values
+
+
+def _factor(observed: np.ndarray, expected: np.ndarray) -> float:
+    total = float(expected.sum())
+    return float(observed.sum()) / total if total > 0 else 1.0
+
+
+def _purity(state: _State, member: np.ndarray, factor: float, clip: float) -> float:
+    """Share of the leaves' power that moved as a segment with ``factor`` predicts, in [-1, 1]."""
+    sd = state.sd[member]
+    moved = np.clip((state.observed[member] - state.expected[member]) / (clip * sd), -1.0, 1.0)
+    predicted = np.clip((factor - 1.0) * state.expected[member] / (clip * sd), -1.0, 1.0)
+    power = float(np.sum(predicted**2))
+    return float(np.sum(moved * predicted)) / power if power > 0 else 0.0
+
+
+def _segment_z(state: _State, member: np.ndarray, spread: float) -> float:
+    """Absolute deviation of a segment in standard errors, deflated by the segment spread."""
+    sd = state.sd[member]
+    var = float(np.sum(sd[np.isfinite(sd)] ** 2))
+    if var <= 0:
+        return 0.0
+    change = state.observed[member].sum() - state.expected[member].sum()
+    return float(abs(change) / np.sqrt(var) / spread)
+
+
+def _segment_spread(cuboids: list[Cuboid], state: _State, exclude: np.ndarray) -> float:
+    """Robust scale (>= 1) of one-dimension segment z-scores among the unexplained leaves.
+
+    Leaf noise is not independent in real data (a whole minute is a bit worse everywhere), so
+    a segment's z under independence overstates its significance. Most one-dimension segments
+    are normal, so the median |z| across them measures the real segment-level noise.
+    """
+    weight = (state.active & ~exclude).astype(float)
+    deviation = (state.observed - state.expected) * weight
+    variance = np.where(np.isfinite(state.sd), state.sd**2, 0.0) * weight
+    zs = []
+    for cuboid in cuboids:
+        if len(cuboid.dims) != 1:
+            break
+        dev = np.bincount(cuboid.cell, weights=deviation, minlength=cuboid.n_cells)
+        var = np.bincount(cuboid.cell, weights=variance, minlength=cuboid.n_cells)
+        zs.append(dev[var > 0] / np.sqrt(var[var > 0]))
+    all_z = np.concatenate(zs) if zs else np.empty(0)
+    if all_z.size < 3:
+        return 1.0
+    return float(max(1.0, np.median(np.abs(all_z)) / 0.6745))
