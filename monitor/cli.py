@@ -349,6 +349,16 @@ def _report_cycle(cycle, *, computed: bool = True) -> None:
         click.echo(f"detection failed: {metric}: {error}", err=True)
 
 
+def _attach_step_commands() -> None:
+    """Commands that belong to later steps of the flow live with them."""
+    from monitor.alert.cli import silence
+
+    cli.add_command(silence)
+
+
+_attach_step_commands()
+
+
 def main() -> None:
     cli(prog_name="monitor")
 

@@ -53,7 +53,7 @@ HEADER_KEYS = {k.name: k for k in [
     HeaderKey("lookback", False, "buckets recomputed on every run to pick up late data (default 0)"),
     HeaderKey("unit", False, "percent (default for ratio), count (default for sum) or currency"),
     HeaderKey("bounded", False, "true: check numerator <= denominator on every row"),
-    HeaderKey("detect", False, "detection settings: " + ", ".join(
+    HeaderKey("detect", False, "detection settings (min_volume: per-bucket floor for the total; slice_min_volume: for slices): " + ", ".join(
         ["direction", "min_volume", "sensitivity", "seasonality", "slice_min_volume",
          "max_slice_depth", "accept_after", "enabled"])),
 ]}

@@ -26,7 +26,9 @@ class DetectSettings:
     min_volume: float = 0.0  # per bucket: the denominator (ratio) or the value (sum)
     sensitivity: str | float = "medium"
     seasonality: str = "auto"  # auto = weekly for day grain, daily+weekly for hour grain
-    slice_min_volume: float | None = None  # floor for two-dimension slices; None = derived
+    # Per-bucket floor for judging slices, and for keeping a two-dimension slice at all;
+    # None = slices use min_volume and two-dimension slices need 1 % of the volume.
+    slice_min_volume: float | None = None
     max_slice_depth: int = 2
     accept_after: int | None = None  # buckets until a persisting shift is the new normal
     enabled: bool = True

@@ -25,6 +25,11 @@ database = "source.duckdb"
 url = "http://localhost:8501"
 
 [alerts]
+group_by = ["metric"]
+group_wait = "0s"
+group_interval = "5m"
+repeat_interval = "4h"
+
 # The demo has no Slack workspace: alerts go to the console and to alerts.log.
 [[alerts.receivers]]
 name = "console"
@@ -37,15 +42,13 @@ path = "alerts.log"
 
 [alerts.route]
 receiver = "console"
+
+[[alerts.route.routes]]
+receiver = "console"
 continue = true
-group_by = ["metric"]
-group_wait = "0s"
-group_interval = "5m"
-repeat_interval = "4h"
 
 [[alerts.route.routes]]
 receiver = "file"
-match = {{}}
 """
 
 
@@ -70,7 +73,7 @@ def build_demo_project(folder: Path, *, seed: int = 7, days: int = 120, scale: f
     if metrics.exists():
         shutil.rmtree(metrics)
     shutil.copytree(REPO_METRICS, metrics)
-    (folder / "monitor.toml").write_text(DEMO_CONFIG.format())
+    (folder / "monitor.toml").write_text(DEMO_CONFIG)
     begin = dt.datetime.combine(start, dt.time())
     return DemoProject(load_config(folder / "monitor.toml"), world, begin, begin + dt.timedelta(days=days))
 

@@ -1,0 +1,221 @@
+"""Slack Block Kit rendering of a message, kept inside Slack's limits.
+
+Slack rejects a payload outright (HTTP 400 ``invalid_blocks``) when a limit is
+broken, and that alert would be lost; so every text is clipped to its limit
+(counted in UTF-16 units, as Slack counts), the number of blocks is capped with
+a closing "and N more" line, and ``validate_blocks`` checks the result.
+Links use mrkdwn (``<url|text>``) rather than buttons: URL buttons from an
+incoming webhook show a warning icon when the app has no interactivity URL.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.alert.message import (describe_resolution, describe_segment, describe_verdict, format_change,
+                                   format_since, format_value)
+
+MAX_BLOCKS = 50
+MAX_TEXT = 3000  # section / context text
+MAX_HEADER = 150  # header plain_text
+MAX_CONTEXT_ELEMENTS = 10
+MAX_FIELDS = 10
+MAX_FIELD_TEXT = 2000
+MAX_FALLBACK = 3000  # our own cap for the top-level notification text
+MAX_CHILDREN = 8  # slice incidents listed under a total
+
+STATUS_EMOJI = {"firing": ":red_circle:", "resolved": ":white_check_mark:"}
+
+
+def slack_len(text: str) -> int:
+    """Length as Slack counts it (UTF-16 code units: an emoji can count as two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def clip(text: str, limit: int) -> str:
+    """Text cut to ``limit`` with an ellipsis, at a line end if one is near, never inside <link> or &entity;."""
+    if slack_len(text) <= limit:
+        return text
+    budget, units, end = limit - 1, 0, 0  # keep one unit for the ellipsis
+    for i, ch in enumerate(text):
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > budget:
+            break
+        end = i + 1
+    cut = text[:end]
+    newline = cut.rfind("\n")
+    if newline >= len(cut) * 0.7:
+        cut = cut[:newline]
+    while True:  # each trim can expose another half-open construct: repeat until none is left
+        before = cut
+        if cut.rfind("<") > cut.rfind(">"):
+            cut = cut[: cut.rfind("<")]
+        if cut.rfind("&") > cut.rfind(";"):
+            cut = cut[: cut.rfind("&")]
+        if cut.count("`") % 2:
+            cut = cut[: cut.rfind("`")]
+        if cut == before:
+            return cut.rstrip() + "…"
+
+
+def esc(text: Any) -> str:
+    """Escape the three characters mrkdwn treats as control characters."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def link(url: str | None, label: str) -> str | None:
+    if not url or not str(url).startswith(("http://", "https://")):
+        return None
+    return f"<{str(url).replace('>', '%3E').replace('|', '%7C')}|{esc(label)}>"
+
+
+def render_blocks(message: dict[str, Any], *, max_alerts: int = 10) -> tuple[str, list[dict[str, Any]]]:
+    """(fallback text, blocks) for one message; always within Slack's limits."""
+    alerts = message.get("alerts") or []
+    header = {"type": "header", "text": {"type": "plain_text", "text": clip(_header_text(message), MAX_HEADER),
+                                          "emoji": True}}
+    blocks: list[dict[str, Any]] = [header]
+    context = _message_context(message)
+    if context:
+        blocks.append(_context([context]))
+    shown = 0
+    for index, alert in enumerate(alerts[:max_alerts]):
+        chunk = ([{"type": "divider"}] if index else []) + _alert_blocks(alert, created_at=message.get("created_at"))
+        if len(blocks) + len(chunk) > MAX_BLOCKS - 1:  # keep one block for the "more" line
+            break
+        blocks.extend(chunk)
+        shown += 1
+    if shown < len(alerts):
+        rest = alerts[shown:]
+        lines = [f"*… and {len(rest)} more incident{'s' if len(rest) != 1 else ''}:* "
+                 + ", ".join(f"{esc(a['title'])} ({esc(a['slice'] or 'total')})" for a in rest[:20])]
+        if message.get("dashboard_url"):
+            lines.append(link(message["dashboard_url"], "all incidents in the dashboard") or "")
+        blocks.append(_section("\n".join(lines)))
+    return clip(message.get("summary") or _header_text(message), MAX_FALLBACK), blocks
+
+
+def _header_text(message: dict[str, Any]) -> str:
+    icon = "✅" if message.get("status") == "resolved" else ("🔁" if message.get("reason") == "repeat" else "🔴")
+    return f"{icon} {message.get('summary') or 'Alert'}"
+
+
+def _message_context(message: dict[str, Any]) -> str:
+    reason = {"new": "new", "update": "updated", "repeat": "still firing, reminder", "resolved": "resolved"}.get(
+        message.get("reason"), message.get("reason") or "")
+    firing, resolved = message.get("firing", 0), message.get("resolved", 0)
+    counts = f"{firing} firing" + (f", {resolved} resolved" if resolved else "")
+    return f"{esc(reason)} · {counts} · {esc(message.get('created_at', '')[:16].replace('T', ' '))} UTC"
+
+
+def _alert_blocks(alert: dict[str, Any], *, created_at: str | None) -> list[dict[str, Any]]:
+    blocks = [_section(_headline(alert, created_at=created_at))]
+    explanation = _explanation_text(alert)
+    if explanation and alert["status"] == "firing":
+        blocks.append(_section(explanation))
+    children = alert.get("children") or []
+    if children:
+        blocks.append(_context([_children_text(children)]))
+    footer = _footer(alert)
+    if footer:
+        blocks.append(_context(footer))
+    return blocks
+
+
+def _headline(alert: dict[str, Any], *, created_at: str | None) -> str:
+    where = f"`{esc(alert['slice'])}`" if alert.get("slice") else "total"
+    title = f"{STATUS_EMOJI.get(alert['status'], '')} *{esc(alert['title'])}* · {where}"
+    unit, kind = alert.get("unit", ""), alert.get("metric_kind", "")
+    base = format_value(alert.get("baseline"), unit=unit, metric_kind=kind)
+    now = format_value(alert.get("observed"), unit=unit, metric_kind=kind)
+    lines = [title]
+    if alert["status"] == "firing":
+        severity = f" · severity *{esc(alert['severity'])}*" if alert.get("severity") else ""
+        lines.append(f"*{esc(format_change(alert))}*{severity}")
+        lines.append(f"Since {esc(format_since(alert, now_iso=created_at))} · baseline *{base}* → now *{now}*")
+    else:
+        end = (alert.get("end_ts") or "")[:16].replace("T", " ")
+        lines.append(f"*{esc(describe_resolution(alert).capitalize())}*" + (f" at {esc(end)} UTC" if end else ""))
+        lines.append(f"Was {esc(format_change(alert))} since {esc(format_since(alert, now_iso=None))}: "
+                     f"baseline *{base}* vs *{now}*")
+    if alert.get("quiet"):
+        lines.append(f"_{esc(alert['quiet'])}: no repeats for this incident_")
+    return "\n".join(lines)
+
+
+def _explanation_text(alert: dict[str, Any]) -> str | None:
+    explanation = alert.get("explanation")
+    if not explanation:
+        return None
+    unit, kind = alert.get("unit", ""), alert.get("metric_kind", "")
+    against = f" (vs {esc(explanation['baseline_label'])})" if explanation.get("baseline_label") else ""
+    lines = [f"*What explains it*{against}"]
+    for seg in explanation.get("segments") or []:
+        lines.append(f"• `{esc(seg['label'])}`{esc(describe_segment(seg, unit=unit, metric_kind=kind))}")
+    verdict = explanation.get("verdict")
+    if verdict and kind == "ratio":
+        lines.append(f"*Mix vs rate:* {esc(describe_verdict(verdict))}")
+    return "\n".join(lines) if len(lines) > 1 else None
+
+
+def _children_text(children: list[dict[str, Any]]) -> str:
+    shown = [f"`{esc(c['slice'])}` {esc(format_change(c).split(',')[0])}" for c in children[:MAX_CHILDREN]]
+    more = f" (+{len(children) - MAX_CHILDREN} more)" if len(children) > MAX_CHILDREN else ""
+    return f"*Slices moving under this total ({len(children)}):* " + " · ".join(shown) + more
+
+
+def _footer(alert: dict[str, Any]) -> list[str]:
+    links = alert.get("links") or {}
+    parts = [p for p in (link(links.get("incident"), "Open incident"), link(links.get("metric"), "Metric chart"),
+                         link(links.get("runbook"), "Runbook")) if p]
+    if alert.get("runbook") and not link(alert.get("runbook"), "Runbook"):
+        parts.append(f"runbook: {esc(alert['runbook'])}")
+    who = " · ".join(f"{k} *{esc(alert[k])}*" for k in ("owner", "team") if alert.get(k))
+    if who:
+        parts.append(who)
+    return [" · ".join(parts)] if parts else []
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text or " ", MAX_TEXT)}}
+
+
+def _context(texts: list[str]) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(t or " ", MAX_TEXT)}
+                                            for t in texts[:MAX_CONTEXT_ELEMENTS]]}
+
+
+def validate_blocks(blocks: list[dict[str, Any]]) -> list[str]:
+    """Every Slack limit this renderer relies on that ``blocks`` breaks (empty = valid)."""
+    problems = []
+    if len(blocks) > MAX_BLOCKS:
+        problems.append(f"{len(blocks)} blocks (max {MAX_BLOCKS})")
+    for i, block in enumerate(blocks):
+        kind = block.get("type")
+        if kind == "header":
+            text = block.get("text", {})
+            if text.get("type") != "plain_text":
+                problems.append(f"block {i}: header text must be plain_text")
+            if not 0 < slack_len(text.get("text", "")) <= MAX_HEADER:
+                problems.append(f"block {i}: header text has {slack_len(text.get('text', ''))} chars (1..{MAX_HEADER})")
+        elif kind == "section":
+            text = block.get("text")
+            if text is None and not block.get("fields"):
+                problems.append(f"block {i}: section needs text or fields")
+            if text is not None and not 0 < slack_len(text.get("text", "")) <= MAX_TEXT:
+                problems.append(f"block {i}: section text has {slack_len(text.get('text', ''))} chars (1..{MAX_TEXT})")
+            fields = block.get("fields") or []
+            if len(fields) > MAX_FIELDS:
+                problems.append(f"block {i}: {len(fields)} fields (max {MAX_FIELDS})")
+            for field in fields:
+                if not 0 < slack_len(field.get("text", "")) <= MAX_FIELD_TEXT:
+                    problems.append(f"block {i}: field text over {MAX_FIELD_TEXT} chars")
+        elif kind == "context":
+            elements = block.get("elements") or []
+            if not 0 < len(elements) <= MAX_CONTEXT_ELEMENTS:
+                problems.append(f"block {i}: context has {len(elements)} elements (1..{MAX_CONTEXT_ELEMENTS})")
+            for element in elements:
+                if not 0 < slack_len(element.get("text", "")) <= MAX_TEXT:
+                    problems.append(f"block {i}: context text has {slack_len(element.get('text', ''))} chars")
+        elif kind != "divider":
+            problems.append(f"block {i}: unexpected block type {kind!r}")
+    return problems

@@ -1,0 +1,120 @@
+"""Local notifiers: ``console`` (stdout/stderr) and ``file`` (append to a file).
+
+What ``make demo`` shows a newcomer without Slack, so the text carries the
+same content as the Slack message: one block per group with title, slice,
+change, since when, baseline vs now, top segments, slices under a total,
+owner and links.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+from monitor.alert.config import Setting
+from monitor.alert.message import (describe_resolution, describe_segment, describe_verdict, format_change,
+                                   format_since, format_value)
+from monitor.alert.notifiers import RETRY, SENT, Delivery, Notifier, register
+
+RULE = "─" * 72
+MAX_CHILDREN = 8
+
+
+def render_text(message: dict[str, Any], *, max_alerts: int = 10) -> str:
+    """The message as plain text, one block per group."""
+    lines = [RULE, message.get("summary") or "alert"]
+    created = (message.get("created_at") or "")[:16].replace("T", " ")
+    group = ", ".join(f"{k}={v}" for k, v in (message.get("group_labels") or {}).items() if len(str(v)) < 80)
+    lines.append(f"  {message.get('reason')} · to {message.get('receiver')} · {created} UTC"
+                 + (f" · group {group}" if group else ""))
+    alerts = message.get("alerts") or []
+    for alert in alerts[:max_alerts]:
+        lines.append("")
+        lines.extend(_alert_lines(alert, created_at=message.get("created_at")))
+    if len(alerts) > max_alerts:
+        lines.append("")
+        lines.append(f"  … and {len(alerts) - max_alerts} more incident(s); see the dashboard.")
+    lines.append(RULE)
+    return "\n".join(lines)
+
+
+def _alert_lines(alert: dict[str, Any], *, created_at: str | None) -> list[str]:
+    unit, kind = alert.get("unit", ""), alert.get("metric_kind", "")
+    mark = "●" if alert["status"] == "firing" else "✓"
+    severity = f"  [{alert['severity']}]" if alert.get("severity") else ""
+    out = [f"{mark} {alert['title']} — {alert['slice'] or 'total'}{severity}"]
+
+    def row(label: str, value: str) -> None:
+        out.append(f"  {label:<9} {value}")
+
+    if alert["status"] == "firing":
+        row("change", format_change(alert))
+    else:
+        row("status", describe_resolution(alert) + (f" at {alert['end_ts'][:16].replace('T', ' ')} UTC"
+                                                     if alert.get("end_ts") else ""))
+        row("was", format_change(alert))
+    row("since", format_since(alert, now_iso=created_at if alert["status"] == "firing" else None))
+    base = format_value(alert.get("baseline"), unit=unit, metric_kind=kind)
+    seen = format_value(alert.get("observed"), unit=unit, metric_kind=kind)
+    if alert["status"] == "firing":
+        row("baseline", f"{base}  ->  now {seen}")
+    else:
+        row("baseline", f"{base}  ->  {seen} during the incident")
+    if alert.get("quiet"):
+        row("note", f"{alert['quiet']} (not repeated)")
+    explanation = (alert.get("explanation") or {}) if alert["status"] == "firing" else {}
+    segments = explanation.get("segments") or []
+    for i, seg in enumerate(segments):
+        row("explains" if i == 0 else "", f"{seg['label']}{describe_segment(seg, unit=unit, metric_kind=kind)}")
+    verdict = explanation.get("verdict")
+    if verdict and kind == "ratio":
+        row("mix/rate", describe_verdict(verdict))
+    children = alert.get("children") or []
+    if children:
+        shown = "; ".join(f"{c['slice']} {format_change(c).split(',')[0]}" for c in children[:MAX_CHILDREN])
+        more = f" (+{len(children) - MAX_CHILDREN} more)" if len(children) > MAX_CHILDREN else ""
+        row("slices", f"{len(children)} under this total: {shown}{more}")
+    if alert.get("owner") or alert.get("team"):
+        row("owner", (alert.get("owner") or "") + (f" (team {alert['team']})" if alert.get("team") else ""))
+    links = alert.get("links") or {}
+    for key in ("incident", "metric", "runbook"):
+        if links.get(key):
+            row(key, links[key])
+    return out
+
+
+@register("console")
+class ConsoleNotifier(Notifier):
+    OPTIONS = (
+        Setting("stream", "stdout", "choice", "Where to print: stdout or stderr.", choices=("stdout", "stderr")),
+    )
+
+    def send(self, message: dict[str, Any], *, idempotency_key: str, now: dt.datetime) -> Delivery:
+        stream = sys.stderr if self.receiver.options.get("stream") == "stderr" else sys.stdout
+        stream.write(render_text(message, max_alerts=self.receiver.max_alerts) + "\n")
+        stream.flush()
+        return Delivery(SENT)
+
+
+@register("file")
+class FileNotifier(Notifier):
+    OPTIONS = (
+        Setting("path", None, "path", "File to append alerts to (relative to monitor.toml).", required=True),
+        Setting("format", "text", "choice", "text (as on the console) or jsonl (one message per line, "
+                "the webhook schema).", choices=("text", "jsonl")),
+    )
+
+    def send(self, message: dict[str, Any], *, idempotency_key: str, now: dt.datetime) -> Delivery:
+        path = self.receiver.root / self.receiver.options["path"]
+        if self.receiver.options.get("format") == "jsonl":
+            text = json.dumps(message, sort_keys=True, default=str)
+        else:
+            text = render_text(message, max_alerts=self.receiver.max_alerts)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+        except OSError as exc:
+            return Delivery(RETRY, error=f"cannot write {path}: {exc.strerror or exc}")
+        return Delivery(SENT)
