@@ -352,8 +352,10 @@ def _report_cycle(cycle, *, computed: bool = True) -> None:
 def _attach_step_commands() -> None:
     """Commands that belong to later steps of the flow live with them."""
     from monitor.alert.cli import silence
+    from monitor.report.cli import report
 
     cli.add_command(silence)
+    cli.add_command(report)
 
 
 _attach_step_commands()
