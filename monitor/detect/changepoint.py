@@ -1,0 +1,298 @@
+"""Offline change point detection: ``find_change_points`` (Contract 3).
+
+One default configuration meant to hold on unseen series, so every choice is a
+principle rather than a tuned number:
+
+- Segments are straight lines (``model="linear"``: level *and* slope may change), because
+  business and economic series trend; a mean-only model cuts a trend into a staircase of
+  false changes. ``model="mean"`` (piecewise constant) is what the product uses on
+  de-seasonalised metric residuals, where only level shifts matter.
+- Isolated spikes are replaced by the local median first (Hampel filter): a single
+  outlier is not a regime change.
+- A clear seasonal cycle (auto-detected from the autocorrelation of first differences) is
+  removed with robust STL, otherwise every seasonal swing looks like a shift.
+- The noise scale is the *long-run* standard deviation: one-step volatility (std of first
+  differences after spike removal, so frequent jumps that are part of the series' normal
+  behaviour count as noise) inflated by an AR(1) factor ``(1+phi)/(1-phi)`` with phi
+  estimated robustly (winsorised lag-1 correlation) from the differences. Serially
+  correlated noise wanders, and a wandering level is not a change; the plain BIC with
+  i.i.d. noise over-segments it.
+- Search: exact penalised segmentation (PELT in ruptures) with a BIC penalty
+  ``(parameters per segment + 1) * log(n)`` in units of that long-run variance.
+
+Indices are 0-based positions where a new regime starts, in the caller's index space
+(NaN positions are dropped for the search and mapped back).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import ruptures as rpt
+from ruptures.base import BaseCost
+
+# 1.4826 * MAD estimates a normal standard deviation.
+MAD_TO_SD = 1.4826
+MODELS = ("linear", "mean")
+
+
+@dataclass(frozen=True)
+class NoiseScale:
+    """Noise of a series, for standardising before the search."""
+
+    long_run: float  # long-run sd: what a segment mean's uncertainty scales with
+    marginal: float  # sd of one observation
+    ar: float  # robust AR(1) coefficient used for the inflation, in [0, max_ar]
+
+
+def robust_sd(a: np.ndarray) -> float:
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return 0.0
+    return MAD_TO_SD * float(np.median(np.abs(a - np.median(a))))
+
+
+def robust_lag1_correlation(d: np.ndarray, *, clip: float = 2.5) -> float:
+    """Lag-1 autocorrelation of ``d`` after winsorising at ``clip`` robust sds around the
+    median: the few huge differences that level shifts create cannot dominate it, and it
+    keeps most of the efficiency of the plain estimate (MAD-based correlation estimators
+    are too noisy on the 50-200 point series this runs on)."""
+    if d.size < 3:
+        return 0.0
+    scale = robust_sd(d)
+    if not scale > 0:
+        return 0.0
+    w = np.clip(d - np.median(d), -clip * scale, clip * scale)
+    denom = float(w @ w)
+    return float(w[1:] @ w[:-1]) / denom if denom > 0 else 0.0
+
+
+def noise_scale(x: np.ndarray, *, max_ar: float = 0.9, step_sd: float | None = None) -> NoiseScale:
+    """Long-run noise sd of ``x`` (assumed cleaned of isolated spikes).
+
+    White noise has lag-1 correlation of differences -1/2, AR(1) noise -(1-phi)/2, so
+    phi = 1 + 2 * corr(diff). phi is capped because >= 1 means "smooth/trending", which
+    the AR(1) model cannot describe; the cap keeps the scale finite but conservative.
+    ``step_sd`` overrides the one-step sd (used for seasonal series).
+    """
+    d = np.diff(x)
+    if d.size == 0:
+        return NoiseScale(0.0, 0.0, 0.0)
+    phi = min(max(1.0 + 2.0 * robust_lag1_correlation(d), 0.0), max_ar)
+    sd_step = float(np.std(d)) if step_sd is None else step_sd
+    marginal = sd_step / math.sqrt(2.0 * (1.0 - phi))
+    return NoiseScale(marginal * math.sqrt((1.0 + phi) / (1.0 - phi)), marginal, phi)
+
+
+def remove_spikes(x: np.ndarray, *, window: int = 3, threshold: float = 5.0) -> np.ndarray:
+    """Hampel filter: replace points further than ``threshold`` robust sds from the
+    median of the ``2*window+1`` points around them by that median."""
+    if x.size < 2 * window + 1 or window < 1:
+        return x.copy()
+    med = rolling_median(x[None, :], window)[0]
+    dev = x - med
+    scale = robust_sd(dev)
+    out = x.copy()
+    if scale > 0:
+        bad = np.abs(dev) > threshold * scale
+        out[bad] = med[bad]
+    return out
+
+
+def detect_period(x: np.ndarray, *, min_cycles: int = 4, min_acf: float = 0.3, min_period: int = 3) -> int | None:
+    """Dominant seasonal period, if the series clearly has one.
+
+    The autocorrelation of first differences is used because differencing removes trends
+    and level shifts that would otherwise dominate the autocorrelation. Periods 1-2 are
+    not seasonality (they are what over-differenced noise looks like).
+    """
+    max_lag = x.size // min_cycles
+    if max_lag < min_period:
+        return None
+    d = np.diff(x)
+    d = d - d.mean()
+    denom = float(d @ d)
+    if denom <= 0:
+        return None
+    acf = np.array([float(d[lag:] @ d[: d.size - lag]) / denom for lag in range(max_lag + 1)])
+    period = int(np.argmax(acf[min_period:])) + min_period
+    return period if acf[period] >= min_acf else None
+
+
+def seasonal_component(x: np.ndarray, period: int) -> np.ndarray:
+    """Robust STL seasonal component (outliers and shifts do not distort it)."""
+    from statsmodels.tsa.seasonal import STL
+
+    return np.asarray(STL(x, period=period, robust=True).fit().seasonal)
+
+
+class CostPiecewiseLinear(BaseCost):
+    """Residual sum of squares of a least-squares line on the segment, in O(1) from
+    cumulative sums (ruptures' CostLinear solves a least-squares problem per call)."""
+
+    model = "piecewise_linear"
+    min_size = 3
+
+    def fit(self, signal):
+        y = np.asarray(signal, dtype=float).reshape(-1)
+        self.signal = y.reshape(-1, 1)  # ruptures reads the length from here
+        t = np.arange(y.size, dtype=float)
+
+        def csum(a):
+            return [0.0, *np.cumsum(a).tolist()]
+
+        # plain Python floats: PELT calls error() ~n^2/2 times and numpy scalars are slow
+        self._t, self._tt = csum(t), csum(t * t)
+        self._y, self._ty, self._yy = csum(y), csum(t * y), csum(y * y)
+        return self
+
+    def error(self, start, end):
+        m = end - start
+        sy = self._y[end] - self._y[start]
+        sse = (self._yy[end] - self._yy[start]) - sy * sy / m
+        st = self._t[end] - self._t[start]
+        ctt = (self._tt[end] - self._tt[start]) - st * st / m
+        if ctt > 0:
+            cty = (self._ty[end] - self._ty[start]) - st * sy / m
+            sse -= cty * cty / ctt
+        return max(sse, 0.0)
+
+
+def standardise_rows(
+    X: np.ndarray, *, spike_window: int = 3, spike_threshold: float = 5.0, max_ar: float = 0.9
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``X`` (complete, no NaN) with spikes removed, centred on their median and
+    divided by their long-run noise sd; also returns that sd (0 = flat row).
+
+    Vectorised form of ``remove_spikes`` + ``noise_scale`` (same numbers, tested), used
+    by ``find_change_points`` and by the batch screen over thousands of series.
+    """
+    X = np.asarray(X, dtype=float)
+    n_rows, n = X.shape
+    w = spike_window
+    clean = X.copy()
+    if n >= 2 * w + 1 and w >= 1:
+        med = rolling_median(X, w)
+        dev = X - med
+        scale = MAD_TO_SD * np.median(np.abs(dev - np.median(dev, axis=1, keepdims=True)), axis=1, keepdims=True)
+        bad = (np.abs(dev) > spike_threshold * scale) & (scale > 0)
+        clean[bad] = med[bad]
+    d = np.diff(clean, axis=1)
+    if n >= 4:  # robust_lag1_correlation, row-wise
+        scale = _row_robust_sd(d)[:, None]
+        w = np.clip(d - np.median(d, axis=1, keepdims=True), -2.5 * scale, 2.5 * scale)
+        num = np.sum(w[:, 1:] * w[:, :-1], axis=1)
+        denom = np.sum(w * w, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho = np.where((denom > 0) & (scale[:, 0] > 0), num / np.where(denom > 0, denom, 1.0), 0.0)
+    else:
+        rho = np.zeros(n_rows)
+    phi = np.clip(1.0 + 2.0 * rho, 0.0, max_ar)
+    step = d.std(axis=1) if n >= 2 else np.zeros(n_rows)
+    sigma = step / np.sqrt(2.0 * (1.0 - phi)) * np.sqrt((1.0 + phi) / (1.0 - phi))
+    safe = np.where(sigma > 0, sigma, 1.0)
+    z = (clean - np.median(clean, axis=1, keepdims=True)) / safe[:, None]
+    return z, np.where(np.isfinite(sigma), sigma, 0.0)
+
+
+def rolling_median(X: np.ndarray, w: int) -> np.ndarray:
+    """Centred median of 2w+1 points per row (edges padded with the edge value).
+
+    An odd-even transposition sorting network over the 2w+1 shifted copies: elementwise
+    min/max over whole matrices, several times faster than np.median on a sliding
+    window view for the small windows used here (same result)."""
+    k = 2 * w + 1
+    n = X.shape[1]
+    padded = np.pad(X, ((0, 0), (w, w)), mode="edge")
+    lanes = [padded[:, i : i + n] for i in range(k)]
+    for rnd in range(k):
+        for i in range(rnd % 2, k - 1, 2):
+            lo = np.minimum(lanes[i], lanes[i + 1])
+            lanes[i + 1] = np.maximum(lanes[i], lanes[i + 1])
+            lanes[i] = lo
+    return lanes[w]
+
+
+def _row_robust_sd(a: np.ndarray) -> np.ndarray:
+    return MAD_TO_SD * np.median(np.abs(a - np.median(a, axis=1, keepdims=True)), axis=1)
+
+
+def default_penalty(n: int, model: str) -> float:
+    """BIC: each extra segment costs its parameters (mean, or mean and slope) plus its
+    location, times log(n), in units of the (long-run) noise variance."""
+    params = 1 if model == "mean" else 2
+    return (params + 1) * math.log(max(n, 2))
+
+
+def segment(z: np.ndarray, *, model: str, penalty: float, min_size: int) -> list[int]:
+    """Exact penalised segmentation of an already standardised series (PELT)."""
+    n = z.size
+    if n < 2 * min_size:
+        return []
+    if model == "mean":
+        # KernelCPD with the linear kernel is the l2 (mean-shift) cost, PELT in C.
+        algo = rpt.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(z.reshape(-1, 1))
+    else:
+        cost = CostPiecewiseLinear()
+        algo = rpt.Pelt(custom_cost=cost, min_size=max(min_size, 3), jump=1).fit(z)
+    return [int(b) for b in algo.predict(pen=penalty) if b < n]
+
+
+def find_change_points(
+    values,
+    *,
+    model: str = "linear",
+    penalty: float | None = None,
+    min_size: int = 3,
+    period: int | str | None = "auto",
+    spike_window: int = 3,
+    spike_threshold: float = 5.0,
+    max_ar: float = 0.9,
+) -> list[int]:
+    """0-based indices where a new regime starts (sorted, unique, within 1..n-1).
+
+    ``values``: 1-D sequence, NaN/None allowed (dropped for the search, indices mapped
+    back to the first valid position of the new regime).
+    ``model``: "linear" (level and slope per segment, the default) or "mean".
+    ``penalty``: None = BIC ``(params+1)*log(n)`` in long-run-variance units; a number
+    overrides it (same units). ``period``: "auto" (detect), an int, or None (no seasonality).
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    x = np.asarray(values, dtype=float).reshape(-1)
+    valid = np.flatnonzero(np.isfinite(x))
+    xv = x[valid]
+    n = xv.size
+    if n < 2 * min_size or np.ptp(xv) == 0:
+        return []
+
+    season = None
+    if period == "auto":
+        season = detect_period(xv)
+    elif period is not None:
+        season = int(period) if 2 <= int(period) <= n // 2 else None
+
+    if season:
+        seasonal = seasonal_component(xv, season)
+        clean = remove_spikes(xv - seasonal, window=spike_window, threshold=spike_threshold)
+        # Marginal sd from differences one season apart: they cancel the cycle but keep
+        # the slow wander of the level (noise for a seasonal series); var = 2 sd^2 once
+        # the lag exceeds the noise memory. The AR inflation comes from the adjusted series.
+        lagged = xv[season:] - xv[:-season]
+        marginal = float(np.std(lagged)) / math.sqrt(2.0)
+        phi = noise_scale(clean, max_ar=max_ar).ar
+        sigma = marginal * math.sqrt((1.0 + phi) / (1.0 - phi))
+        if not sigma > 0 or not math.isfinite(sigma):
+            return []
+        z = (clean - np.median(clean)) / sigma
+    else:
+        z_rows, sigma_rows = standardise_rows(
+            xv[None, :], spike_window=spike_window, spike_threshold=spike_threshold, max_ar=max_ar
+        )
+        if not sigma_rows[0] > 0:
+            return []
+        z = z_rows[0]
+    pen = default_penalty(n, model) if penalty is None else float(penalty)
+    cps = segment(z, model=model, penalty=pen, min_size=min_size)
+    return sorted({int(valid[c]) for c in cps if 0 < c < n})

@@ -1,0 +1,311 @@
+"""Detection over a metric's stored leaves: the total, every slice, incidents in the store.
+
+Series-level maths lives in `series.py`; this module decides which series to
+judge, how strict to be with many slices, and turns anomalous segments into
+incidents (one per episode, slices linked under the total).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from monitor.catalog import Metric
+from monitor.engine import GRAIN_STEP
+from monitor.store import Store, slice_label
+
+# How much history one detection looks at: enough for a seasonal baseline, bounded for speed.
+HISTORY = {"day": dt.timedelta(days=400), "hour": dt.timedelta(days=150)}
+# A persisting level shift becomes the new normal after this many buckets (header overrides).
+ACCEPT_AFTER = {"day": 14, "hour": 72}
+# Two-dimension slices need this share of the metric's volume (header slice_min_volume overrides).
+PAIR_MIN_SHARE = 0.01
+MAX_PAIR_SLICES = 400
+
+
+@dataclass(frozen=True)
+class SliceSeries:
+    segment: dict[str, str]
+    values: np.ndarray  # value (sum) or numerator (ratio) per bucket
+    volume: np.ndarray  # value (sum) or denominator (ratio) per bucket
+
+    @property
+    def label(self) -> str:
+        return slice_label(self.segment)
+
+
+@dataclass
+class DetectionResult:
+    metric: str
+    series_checked: int = 0
+    incidents: list[dict] = field(default_factory=list)  # rows written (new or updated)
+
+    @property
+    def open_incidents(self) -> list[dict]:
+        return [i for i in self.incidents if i["status"] == "open"]
+
+
+def detection_options(metric: Metric) -> dict:
+    """detect_series keyword options from the metric header."""
+    settings = metric.detect
+    seasonality = settings.seasonality
+    if seasonality == "auto":
+        period = 7 if metric.grain == "day" else (24, 168)
+    elif seasonality == "weekly":
+        period = 7 if metric.grain == "day" else 168
+    elif seasonality == "daily":
+        period = None if metric.grain == "day" else 24
+    else:
+        period = None
+    return {
+        "period": period,
+        "direction": settings.direction,
+        "sensitivity": settings.sensitivity,
+        "min_volume": float(settings.min_volume),
+        "accept_after": settings.accept_after or ACCEPT_AFTER[metric.grain],
+    }
+
+
+def load_slices(store: Store, metric: Metric, *, end: dt.datetime) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
+    """Total, one-dimension and (above a volume floor) two-dimension series on a dense time axis."""
+    step = GRAIN_STEP[metric.grain]
+    start = end - HISTORY[metric.grain]
+    value_col = "numerator" if metric.kind == "ratio" else "value"
+    volume_col = "denominator" if metric.kind == "ratio" else "value"
+    with store.connect(read_only=True) as con:
+        leaves = store.read_leaves(metric, start=start, end=end, con=con)
+    if leaves.empty:
+        return pd.DatetimeIndex([]), []
+    axis = pd.date_range(leaves["ts"].min(), leaves["ts"].max(), freq=pd.Timedelta(step))
+
+    def dense(frame: pd.DataFrame, keys: list[str]) -> list[SliceSeries]:
+        grouped = frame.groupby([*keys, "ts"], sort=True)[[value_col, volume_col] if value_col != volume_col else [value_col]].sum()
+        out = []
+        if not keys:
+            g = grouped.reindex(axis, fill_value=0.0)
+            return [SliceSeries({}, g[value_col].to_numpy(float), g[volume_col].to_numpy(float))]
+        for key, part in grouped.groupby(level=list(range(len(keys))) if len(keys) > 1 else 0, sort=True):
+            key = key if isinstance(key, tuple) else (key,)
+            part = part.droplevel(list(range(len(keys)))).reindex(axis, fill_value=0.0)
+            out.append(SliceSeries(dict(zip(keys, map(str, key))), part[value_col].to_numpy(float),
+                                   part[volume_col].to_numpy(float)))
+        return out
+
+    series = dense(leaves, [])
+    for dim in metric.dimensions:
+        series += dense(leaves, [dim])
+    if metric.detect.max_slice_depth >= 2 and len(metric.dimensions) >= 2:
+        total_volume = float(series[0].volume.sum())
+        floor = metric.detect.slice_min_volume
+        pairs: list[SliceSeries] = []
+        for a, b in itertools.combinations(metric.dimensions, 2):
+            for s in dense(leaves, [a, b]):
+                mean_volume = s.volume.sum() / max(len(axis), 1)
+                if (floor is not None and mean_volume >= floor) or (floor is None and s.volume.sum() >= PAIR_MIN_SHARE * total_volume):
+                    pairs.append(s)
+        pairs.sort(key=lambda s: -s.volume.sum())
+        series += pairs[:MAX_PAIR_SLICES]
+    if metric.detect.max_slice_depth == 0:
+        series = series[:1]
+    return axis, series
+
+
+def slice_sensitivity(base, n_slices: int):
+    """Stricter thresholds when many slices are tested at once, so the slices of one
+    metric together raise about as many false alarms as its total (a Bonferroni-like
+    widening that grows slowly with the number of slices)."""
+    from monitor.detect.options import SENSITIVITY
+
+    multiplier = SENSITIVITY[base] if isinstance(base, str) else float(base)
+    widen = math.sqrt(1.0 + math.log(max(n_slices, 1)) / 2.0)
+    return multiplier * widen
+
+
+def incident_id(metric: str, label: str, start: dt.datetime) -> str:
+    raw = f"{metric}|{label}|{start.isoformat()}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> DetectionResult:
+    """Judge every series of the metric and write incidents, expectations and change points."""
+    from monitor.detect.series import detect_batch
+
+    result = DetectionResult(metric.name)
+    if not metric.detect.enabled or not store.has_leaves(metric.name):
+        return result
+    axis, series = load_slices(store, metric, end=now)
+    if not series:
+        return result
+    options = detection_options(metric)
+    exclusions = _exclusion_masks(store, metric, axis)
+    groups = [series[:1], series[1:]]
+    detections = []
+    for group_index, group in enumerate(groups):
+        if not group:
+            continue
+        opts = dict(options)
+        if group_index == 1:
+            opts["sensitivity"] = slice_sensitivity(options["sensitivity"], len(group))
+            if metric.detect.slice_min_volume is not None:
+                opts["min_volume"] = float(metric.detect.slice_min_volume)
+        values = np.vstack([s.values for s in group])
+        volumes = np.vstack([s.volume for s in group]) if metric.kind == "ratio" else None
+        excludes = np.vstack([exclusions.get(s.label, np.zeros(len(axis), bool)) for s in group])
+        detections += detect_batch(values, denominators_2d=volumes, exclude=excludes, **opts)
+    result.series_checked = len(series)
+    rows = _incident_rows(metric, axis, series, detections, now)
+    _write(store, metric, axis, series, detections, rows, now)
+    result.incidents = rows
+    return result
+
+
+def _exclusion_masks(store: Store, metric: Metric, axis: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+    """Earlier (closed) incidents stay out of the baseline, so an attack does not become
+    the new normal by itself. Not excluded: false alarms (a human said they were normal),
+    shifts accepted as the new normal, and open incidents, which the detector itself keeps
+    out of the baseline while it decides whether a persisting shift is to be accepted."""
+    with store.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT slice, start_ts, end_ts FROM incidents WHERE metric = ? AND end_ts IS NOT NULL"
+            " AND coalesce(label, '') <> 'false_alarm' AND coalesce(resolution, '') = 'recovered'",
+            [metric.name]).fetchall() if _has_incidents(con) else []
+    masks: dict[str, np.ndarray] = {}
+    values = axis.values
+    for label, start, end in rows:
+        mask = masks.setdefault(label, np.zeros(len(axis), bool))
+        mask |= (values >= np.datetime64(start)) & (values < np.datetime64(end))
+    return masks
+
+
+def _has_incidents(con) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'incidents'").fetchone()[0])
+
+
+def _incident_rows(metric: Metric, axis, series, detections, now) -> list[dict]:
+    step = GRAIN_STEP[metric.grain]
+    rows = []
+    for s, det in zip(series, detections):
+        for seg in det.segments:
+            start = axis[seg.start].to_pydatetime()
+            if seg.accepted:
+                end = axis[seg.accepted_at].to_pydatetime() if seg.accepted_at is not None and seg.accepted_at < len(axis) else None
+                last_index = (seg.accepted_at or len(axis)) - 1
+            else:
+                end = axis[seg.end].to_pydatetime() if seg.end is not None and seg.end < len(axis) else (
+                    axis[-1].to_pydatetime() + step if seg.end is not None else None)
+                last_index = (seg.end if seg.end is not None else len(axis)) - 1
+            status = "open" if end is None else "resolved"
+            resolution = None if end is None else ("new_normal" if seg.accepted else "recovered")
+            why = dict(det.params)
+            why.update({"series": s.label or "total", "segment_kind": seg.kind,
+                        "slices_tested": len(series) - 1 if s.segment else None})
+            rows.append({
+                "incident_id": incident_id(metric.name, s.label, start),
+                "metric": metric.name, "slice": s.label, "slice_json": json.dumps(s.segment, sort_keys=True),
+                "parent_id": None, "start_ts": start, "end_ts": end,
+                "last_ts": axis[max(seg.start, min(last_index, len(axis) - 1))].to_pydatetime(),
+                "direction": seg.direction, "kind": seg.kind,
+                "baseline": _finite(seg.baseline), "observed": _finite(seg.observed),
+                "relative_change": _finite(seg.relative_change), "score": float(seg.score),
+                "severity": metric.severity, "status": status, "resolution": resolution,
+                "why_json": json.dumps(why, default=_json_default, sort_keys=True),
+            })
+    _link_parents(rows, step)
+    return rows
+
+
+def _link_parents(rows: list[dict], step: dt.timedelta) -> None:
+    """A slice incident that overlaps a total incident in the same direction sits under it
+    (the earliest such total), so it is reported inside the total's message."""
+    totals = sorted((r for r in rows if r["slice"] == ""), key=lambda r: r["start_ts"])
+    for row in rows:
+        if row["slice"] == "":
+            continue
+        row_end = row["end_ts"] or dt.datetime.max
+        for total in totals:
+            total_end = total["end_ts"] or dt.datetime.max
+            if row["start_ts"] < total_end and total["start_ts"] < row_end and row["direction"] == total["direction"]:
+                row["parent_id"] = total["incident_id"]
+                break
+
+
+def _write(store: Store, metric: Metric, axis, series, detections, rows, now) -> None:
+    """Incidents, expectations and change points of the metric, in one transaction.
+
+    Human fields (ack, label) and explanations of incidents that did not change
+    are kept; open incidents that re-detection no longer finds are resolved.
+    """
+    exp_frames, cps = [], []
+    ts = axis.to_pydatetime()
+    for s, det in zip(series, detections):
+        if len(s.segment) > 1:
+            continue  # the band is kept for the total and one-dimension slices only
+        exp_frames.append(pd.DataFrame({
+            "metric": metric.name, "slice": s.label, "ts": ts, "observed": det.observed, "volume": s.volume,
+            "expected": det.expected, "lower": det.lower, "upper": det.upper, "score": det.score,
+            "anomalous": det.anomalous.astype(bool)}))
+        cps += [(metric.name, s.label, ts[i]) for i in det.change_points if 0 <= i < len(ts)]
+    expectations = pd.concat(exp_frames, ignore_index=True) if exp_frames else None
+    with store.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            existing = {r[0]: r[1:] for r in con.execute(
+                "SELECT incident_id, created_at, end_ts, explanation_json, status FROM incidents WHERE metric = ?",
+                [metric.name]).fetchall()}
+            new_ids = {r["incident_id"] for r in rows}
+            for row in rows:
+                old = existing.get(row["incident_id"])
+                row["created_at"] = old[0] if old else now
+                keep_explanation = old is not None and old[1] == row["end_ts"] and old[3] == row["status"]
+                row["explanation_json"] = old[2] if keep_explanation else None
+                row["updated_at"] = now
+            columns = ["incident_id", "metric", "slice", "slice_json", "parent_id", "start_ts", "end_ts", "last_ts",
+                       "direction", "kind", "baseline", "observed", "relative_change", "score", "severity", "status",
+                       "resolution", "why_json", "explanation_json", "created_at", "updated_at"]
+            if rows:
+                frame = pd.DataFrame([{c: r[c] for c in columns} for r in rows], columns=columns)
+                con.register("new_incidents", frame)
+                names = ", ".join(columns)
+                updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in ("incident_id", "created_at"))
+                con.execute(f"INSERT INTO incidents ({names}) SELECT {names} FROM new_incidents "
+                            f"ON CONFLICT (incident_id) DO UPDATE SET {updates}")
+                con.unregister("new_incidents")
+            vanished = [i for i, old in existing.items() if i not in new_ids and old[3] == "open"]
+            if vanished:
+                con.execute("UPDATE incidents SET status = 'resolved', resolution = 'withdrawn', end_ts = last_ts + ?::INTERVAL,"
+                            " updated_at = ? WHERE incident_id IN (SELECT unnest(?))",
+                            [GRAIN_STEP[metric.grain], now, vanished])
+            con.execute("DELETE FROM expectations WHERE metric = ?", [metric.name])
+            if expectations is not None:
+                con.register("new_expectations", expectations)
+                con.execute("INSERT INTO expectations SELECT metric, slice, ts, observed, volume, expected, lower, upper,"
+                            " score, anomalous FROM new_expectations")
+                con.unregister("new_expectations")
+            con.execute("DELETE FROM change_points WHERE metric = ?", [metric.name])
+            if cps:
+                con.executemany("INSERT INTO change_points VALUES (?, ?, ?)", cps)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def _finite(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)

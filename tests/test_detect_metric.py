@@ -1,0 +1,135 @@
+"""Detection and attribution over a real store: incidents, slices linked under totals, explanations."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitor.attribute.incident_attribution import attribute_incidents, incident_leaves
+from monitor.catalog import parse_metric
+from monitor.detect.run_detection import detect_metric
+from monitor.engine import Window
+from monitor.store import Store
+
+import pyarrow as pa
+
+METRIC = """\
+/* ---
+name: decline_rate
+kind: ratio
+grain: day
+dimensions: [country, method]
+schedule: "0 6 * * *"
+severity: high
+--- */
+SELECT ts, country, method, numerator, denominator FROM t WHERE ts >= $start AND ts < $end
+"""
+START = dt.datetime(2026, 1, 5)  # a Monday
+DAYS = 84
+ATTACK_DAY = 70
+
+
+def leaves(seed: int = 3, attack: bool = True) -> pa.Table:
+    """3 countries x 3 methods, weekly pattern, binomial noise; BR&card rate x4 from ATTACK_DAY."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for day in range(DAYS):
+        weekly = 1.3 if (START + dt.timedelta(days=day)).weekday() >= 5 else 1.0
+        for country, volume in (("US", 4000), ("BR", 1500), ("DE", 2000)):
+            for method, share in (("card", 0.5), ("paypal", 0.3), ("bnpl", 0.2)):
+                den = rng.poisson(volume * share * weekly)
+                rate = 0.05
+                if attack and country == "BR" and method == "card" and day >= ATTACK_DAY:
+                    rate = 0.20
+                rows.append((START + dt.timedelta(days=day), country, method, float(rng.binomial(den, rate)), float(den)))
+    frame = pd.DataFrame(rows, columns=["ts", "country", "method", "numerator", "denominator"])
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+@pytest.fixture
+def filled_store(tmp_path: Path):
+    metric, problems = parse_metric(METRIC, tmp_path / "decline_rate.sql")
+    assert not problems
+    store = Store(tmp_path / "store.duckdb")
+    store.write_window(metric, Window(START, START + dt.timedelta(days=DAYS)), leaves(),
+                       trigger="backfill", started_at=START)
+    return store, metric
+
+
+def incidents(store: Store) -> pd.DataFrame:
+    with store.connect(read_only=True) as con:
+        return con.execute("SELECT * FROM incidents ORDER BY start_ts, slice").df()
+
+
+def test_attack_in_one_segment_is_found_linked_and_explained(filled_store):
+    store, metric = filled_store
+    now = START + dt.timedelta(days=DAYS)
+    result = detect_metric(store, metric, now=now)
+    assert result.series_checked == 1 + 6 + 9 + 0 or result.series_checked >= 7
+    found = incidents(store)
+    attack_start = START + dt.timedelta(days=ATTACK_DAY)
+    total = found[(found["slice"] == "") & (found["direction"] == "up")]
+    assert not total.empty, found[["slice", "start_ts"]]
+    first = total.iloc[0]
+    assert abs((first["start_ts"] - attack_start).days) <= 1
+    assert first["status"] == "open" and first["severity"] == "high"
+    why = json.loads(first["why_json"])
+    assert why["detector"] and "threshold" in json.dumps(why)
+    br_card = found[found["slice"] == "country=BR&method=card"]
+    assert not br_card.empty and br_card.iloc[0]["parent_id"] == first["incident_id"]
+    # Nothing fires before the attack: the weekly pattern and binomial noise are not incidents.
+    assert (found["start_ts"] < attack_start - dt.timedelta(days=1)).sum() == 0
+
+    assert attribute_incidents(store, metric) == len(found)
+    explained = incidents(store).set_index("incident_id").loc[first["incident_id"]]
+    explanation = json.loads(explained["explanation_json"])
+    assert explanation["causes"][0]["segment"] == {"country": "BR", "method": "card"}
+    assert explanation["verdict"] == "rate"
+    assert "mean of the 4 weeks before" in explanation["baseline_label"]
+
+
+def test_redetection_is_idempotent_and_keeps_human_fields(filled_store):
+    store, metric = filled_store
+    now = START + dt.timedelta(days=DAYS)
+    detect_metric(store, metric, now=now)
+    attribute_incidents(store, metric)
+    first = incidents(store)
+    with store.connect() as con:
+        con.execute("UPDATE incidents SET label = 'true_positive', acked_by = 'ana' WHERE slice = ''")
+    detect_metric(store, metric, now=now)
+    again = incidents(store)
+    assert list(again["incident_id"]) == list(first["incident_id"])
+    assert set(again.loc[again["slice"] == "", "label"]) == {"true_positive"}
+    assert again["explanation_json"].notna().all()  # unchanged incidents keep their explanation
+
+
+def test_clean_history_raises_nothing(tmp_path):
+    metric, _ = parse_metric(METRIC, tmp_path / "decline_rate.sql")
+    store = Store(tmp_path / "store.duckdb")
+    store.write_window(metric, Window(START, START + dt.timedelta(days=DAYS)), leaves(seed=11, attack=False),
+                       trigger="backfill", started_at=START)
+    detect_metric(store, metric, now=START + dt.timedelta(days=DAYS))
+    assert incidents(store).empty
+    with store.connect(read_only=True) as con:
+        rows = con.execute("SELECT count(*), count(DISTINCT slice) FROM expectations").fetchone()
+    assert rows == (DAYS * 7, 7)  # total + 6 one-dimension slices, every day
+
+
+def test_incident_leaves_use_the_same_weekdays_of_the_four_weeks_before(filled_store):
+    store, metric = filled_store
+    start = START + dt.timedelta(days=ATTACK_DAY)
+    frame, dims = incident_leaves(store, metric, start=start, end=start + dt.timedelta(days=2),
+                                  segment={"country": "BR"})
+    assert dims == ["method"]
+    assert list(frame.columns) == ["method", "actual_num", "actual_den", "expected_num", "expected_den"]
+    with store.connect(read_only=True) as con:
+        weeks = [(start - dt.timedelta(days=7 * k), start - dt.timedelta(days=7 * k - 2)) for k in range(1, 5)]
+        expected_den = sum(con.execute(
+            "SELECT sum(denominator) FROM leaves__decline_rate WHERE country='BR' AND method='card' AND ts >= ? AND ts < ?",
+            list(w)).fetchone()[0] for w in weeks) / 4
+    card = frame.set_index("method").loc["card"]
+    assert card["expected_den"] == pytest.approx(expected_den)
