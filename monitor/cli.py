@@ -34,6 +34,11 @@ class Context:
         return self._config
 
     @property
+    def now_given(self) -> bool:
+        """True when --now pinned the clock (tests, replays)."""
+        return bool(self._now)
+
+    @property
     def now(self) -> dt.datetime:
         from monitor.engine import parse_when
         from monitor.store import utcnow
@@ -143,8 +148,9 @@ def backfill(ctx: Context, start: str, end: str, names: tuple[str, ...], chunk: 
     config, catalog = ctx.config, _catalog(ctx)
     metrics = catalog.select(list(names))
     plan = backfill_plan(metrics, start_ts, end_ts, chunk)
-    result = _compute_with_progress(config, plan, trigger="backfill")
-    _finish(ctx, catalog, result, detect=not no_detect, names=[m.name for m in metrics])
+    with _writer(config, "monitor backfill"):
+        result = _compute_with_progress(config, plan, trigger="backfill")
+        _finish(ctx, catalog, result, detect=not no_detect, names=[m.name for m in metrics])
 
 
 @cli.command()
@@ -160,7 +166,7 @@ def run(ctx: Context, names: tuple[str, ...], no_alerts: bool) -> None:
     plan = run_plan(config, catalog, ctx.now, list(names) or None)
     if not plan:
         click.echo("Nothing due: every metric is up to date.")
-    with _progress(len(plan), "run") as advance:
+    with _writer(config, "monitor run"), _progress(len(plan), "run") as advance:
         cycle = run_cycle(config, catalog, now=ctx.now, names=list(names) or None, trigger="run",
                           alert=not no_alerts, on_window=advance)
     _report_cycle(cycle)
@@ -177,7 +183,8 @@ def detect(ctx: Context, names: tuple[str, ...]) -> None:
     from monitor.pipeline import detect_and_attribute
 
     catalog = _catalog(ctx)
-    cycle = detect_and_attribute(ctx.config, catalog.select(list(names)), now=ctx.now)
+    with _writer(ctx.config, "monitor detect"):
+        cycle = detect_and_attribute(ctx.config, catalog.select(list(names)), now=ctx.now)
     _report_cycle(cycle)
     if cycle.detect_failures:
         sys.exit(1)
@@ -302,6 +309,13 @@ def _warn_stale(config: ProjectConfig, metrics) -> None:
         )
 
 
+def _writer(config: ProjectConfig, purpose: str):
+    """One writer per store across processes (a running `serve`, another backfill)."""
+    from monitor.scheduler import writer_lock
+
+    return writer_lock(config.store_path, wait=30, purpose=purpose)
+
+
 @contextlib.contextmanager
 def _progress(total: int, label: str):
     """A progress bar on stderr; yields the callback compute() calls per window."""
@@ -347,15 +361,19 @@ def _report_cycle(cycle, *, computed: bool = True) -> None:
                f"{incidents} incident(s), {open_} open; {cycle.explained} newly explained.")
     for metric, error in cycle.detect_failures:
         click.echo(f"detection failed: {metric}: {error}", err=True)
+    for metric in cycle.stale:
+        click.echo(f"warning: {metric}: no new source rows lately (stale data); detection skipped.", err=True)
 
 
 def _attach_step_commands() -> None:
     """Commands that belong to later steps of the flow live with them."""
     from monitor.alert.cli import silence
     from monitor.report.cli import report
+    from monitor.scheduler.cli import attach
 
     cli.add_command(silence)
     cli.add_command(report)
+    attach(cli)
 
 
 _attach_step_commands()

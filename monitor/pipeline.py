@@ -58,11 +58,12 @@ def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger
                     rows = engine.run(metric, window)
                     result.rows += store.write_window(metric, window, rows, trigger=trigger, started_at=started, now=clock())
                     result.windows_ok += 1
-                except MonitorError as exc:
-                    log.warning("%s", exc)
-                    broken[metric.name] = str(exc)
-                    result.failures.append((metric.name, window, str(exc)))
-                    store.record_failure(metric, window, str(exc), trigger=trigger, started_at=started, now=clock())
+                except Exception as exc:  # noqa: BLE001 - one metric's failure must not stop the others
+                    message = str(exc) if isinstance(exc, MonitorError) else f"{type(exc).__name__}: {exc}"
+                    log.warning("%s", message)
+                    broken[metric.name] = message
+                    result.failures.append((metric.name, window, message))
+                    store.record_failure(metric, window, message, trigger=trigger, started_at=started, now=clock())
             if on_window:
                 on_window(metric, window)
     return result
@@ -112,6 +113,7 @@ class CycleResult:
     explained: int = 0
     alerts: object | None = None
     detect_failures: list[tuple[str, str]] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # metrics skipped: their source stopped receiving data
 
 
 def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, now: dt.datetime,
@@ -123,9 +125,15 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
     from monitor.attribute.incident_attribution import attribute_incidents
     from monitor.detect.run_detection import detect_metric
 
+    from monitor.scheduler import is_stale
+
     store = store or Store(config.store_path)
     result = CycleResult(ComputeResult())
     for metric in metrics:
+        if store.has_leaves(metric.name) and is_stale(store, metric, now, config=config):
+            # No new source rows: a stale-data problem, not a "metric dropped" incident.
+            result.stale.append(metric.name)
+            continue
         try:
             result.detections[metric.name] = detect_metric(store, metric, now=now)
             result.explained += attribute_incidents(store, metric)

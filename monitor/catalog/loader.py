@@ -263,10 +263,10 @@ def _valid_dimensions(value: Any) -> bool:
 def _valid_cron(value: Any) -> bool:
     if not isinstance(value, str) or len(value.split()) != 5:
         return False
-    from apscheduler.triggers.cron import CronTrigger
+    from monitor.catalog.cron import cron_trigger
 
     try:
-        CronTrigger.from_crontab(value)
+        cron_trigger(value, "UTC")  # the scheduler's own reading of cron (Sunday = 0 or 7)
     except ValueError:
         return False
     return True

@@ -1,0 +1,179 @@
+"""The ``[scheduler]`` section of monitor.toml, declared once as data.
+
+``SETTINGS`` feeds validation, defaults and docs/scheduler.md (a test fails if
+a setting is not documented there). Every problem in the section is collected
+and reported at once, each naming its key.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.errors import ConfigError
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+ISOLATIONS = ("process", "inline")
+# Buckets without any source rows before a metric counts as stale (a day without a single
+# order is a broken feed, an hour can be a quiet night): override with `stale_after`.
+DEFAULT_STALE_AFTER = {"day": 1, "hour": 2}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of [scheduler]: name, default, kind and the help shown in docs/scheduler.md."""
+
+    name: str
+    default: Any
+    kind: str  # duration | int | str | bool | choice | stale
+    help: str
+    choices: tuple[str, ...] = ()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("owner_receiver", None, "str",
+            "Name of the [alerts] receiver that gets meta-alerts (metric failing, broken metric file, stale "
+            "source). Unset: meta-alerts are kept in the store, logged and shown by `monitor status` only."),
+    Setting("poll_interval", 30.0, "duration",
+            "How often the metric files are checked for edits (mtime, size, then content hash)."),
+    Setting("timeout", 1800.0, "duration",
+            "Hard limit for computing one window (its query and its write); a window over it is killed, rolls "
+            "back and counts as a failure of the metric (retried with backoff)."),
+    Setting("lock_wait", 600.0, "duration",
+            "How long a scheduled run waits for the store's writer lock (held by a backfill or another serve) "
+            "before it gives up and retries later."),
+    Setting("retry_initial", 60.0, "duration", "First retry delay after a failed run; doubles on each failure."),
+    Setting("retry_max", 3600.0, "duration", "Longest retry delay."),
+    Setting("failure_alert_after", 1, "int",
+            "Consecutive failed runs of a metric before its meta-alert is raised (1 = on the first failure)."),
+    Setting("lookback", 0, "int",
+            "Late-data lookback for every metric, in buckets: the last N computed buckets are recomputed on each "
+            "run. A metric header's `lookback` wins when it is larger."),
+    Setting("stale_after", None, "stale",
+            "Buckets without any source rows before a metric's source counts as stale (stale-data meta-alert, "
+            "detection paused). A number for every metric, or a table by grain and/or metric name, e.g. "
+            "{day = 1, hour = 3, coupon_abuse = 0}; 0 disables. Default: day 1, hour 2."),
+    Setting("shutdown_grace", 60.0, "duration",
+            "On SIGTERM, how long the window in progress may take to finish before it is killed (rolled back)."),
+    Setting("isolation", "process", "choice",
+            "process: each run happens in a child process (hard timeout, crash isolation); inline: in the "
+            "serve process (no hard timeout; for debugging).", ISOLATIONS),
+    Setting("report", True, "bool",
+            "Run the daily report job (monitor.report) at [report] time in [report] timezone; false = no job."),
+    Setting("alert_interval", 60.0, "duration",
+            "How often the alert cycle runs between metric runs, so group waits and delivery retries elapse "
+            "(0 = only after metric runs)."),
+    Setting("meta_repeat", 86400.0, "duration", "Re-send a meta-alert that is still open after this long."),
+)
+SETTING_NAMES = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    owner_receiver: str | None = None
+    poll_interval: float = 30.0
+    timeout: float = 1800.0
+    lock_wait: float = 600.0
+    retry_initial: float = 60.0
+    retry_max: float = 3600.0
+    failure_alert_after: int = 1
+    lookback: int = 0
+    stale_after: Any = None  # int | dict[str, int] | None
+    shutdown_grace: float = 60.0
+    isolation: str = "process"
+    report: bool = True
+    alert_interval: float = 60.0
+    meta_repeat: float = 86400.0
+
+    def stale_threshold(self, metric_name: str, grain: str) -> int:
+        """Empty buckets before the metric's source is stale (0 = never)."""
+        value = self.stale_after
+        if isinstance(value, int):
+            return value
+        table = value or {}
+        if metric_name in table:
+            return int(table[metric_name])
+        if grain in table:
+            return int(table[grain])
+        return DEFAULT_STALE_AFTER[grain]
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds before retry number `attempt` (1-based): initial, x2, x4 ... capped."""
+        return min(self.retry_initial * 2 ** max(attempt - 1, 0), self.retry_max)
+
+
+def parse_duration(value: Any) -> float:
+    """'90s', '5m', '1h30m', or a number of seconds -> seconds (ValueError otherwise)."""
+    if isinstance(value, bool):
+        raise ValueError("a duration like '30s', '5m' or '1h'")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("a duration >= 0")
+        return float(value)
+    text = str(value).strip().replace(" ", "")
+    if not text or _DURATION.sub("", text):
+        raise ValueError("a duration like '30s', '5m' or '1h'")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text))
+
+
+def _parse(setting: Setting, value: Any) -> Any:
+    kind = setting.kind
+    if kind == "duration":
+        return parse_duration(value)
+    if kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError("a whole number >= 0")
+        return value
+    if kind == "str":
+        if not isinstance(value, str) or not value:
+            raise ValueError("a non-empty string")
+        return value
+    if kind == "choice":
+        if value not in setting.choices:
+            raise ValueError(f"one of {', '.join(setting.choices)}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError("true or false")
+        return value
+    if kind == "stale":
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        if isinstance(value, dict) and all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                for k, v in value.items()):
+            return dict(value)
+        raise ValueError("a number of buckets >= 0, or a table like {day = 1, hour = 3, my_metric = 0}")
+    raise AssertionError(f"unknown setting kind {kind}")
+
+
+def parse_settings(section: dict[str, Any], *, source: str = "monitor.toml") -> SchedulerSettings:
+    problems = []
+    values: dict[str, Any] = {}
+    for key in section:
+        if key not in SETTING_NAMES:
+            problems.append(f"unknown key [scheduler] {key}; valid keys: {', '.join(SETTING_NAMES)}")
+    for setting in SETTINGS:
+        if setting.name not in section:
+            continue
+        try:
+            values[setting.name] = _parse(setting, section[setting.name])
+        except ValueError as exc:
+            problems.append(f"[scheduler] {setting.name} must be {exc}, got {section[setting.name]!r}")
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        raise ConfigError(f"{len(problems)} problem(s) in the [scheduler] section of {source}:\n{lines}")
+    return SchedulerSettings(**values)
+
+
+def load_settings(config) -> SchedulerSettings:
+    return parse_settings(config.section("scheduler"), source=str(config.root / "monitor.toml"))
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -1,0 +1,82 @@
+"""Stale sources: a metric whose source stopped receiving data.
+
+When the last N computed buckets have no source rows at all, the metric did
+not "drop": its feed broke. The scheduler raises a stale-data meta-alert and
+pauses detection for the metric instead of opening a false incident;
+detection can ask :func:`is_stale` directly.
+
+"No source rows" is read from the stored leaves: a bucket without any leaf
+row, or (ratio metrics) whose denominators sum to 0. Only buckets the run log
+says were computed count, so a bucket that simply has not run yet is not
+evidence of anything.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from monitor.catalog import Metric
+from monitor.engine import GRAIN_STEP, floor_to_grain
+from monitor.store import Store, leaves_table
+from monitor.scheduler.settings import SchedulerSettings, load_settings
+
+
+@dataclass(frozen=True)
+class Staleness:
+    metric: str
+    grain: str
+    stale: bool
+    empty_buckets: int  # computed buckets since the last one with source rows
+    threshold: int  # empty buckets that make it stale (0 = check disabled)
+    last_data: dt.datetime | None  # start of the last bucket with source rows
+    computed_until: dt.datetime | None
+
+    def message(self) -> str:
+        return (f"{self.metric}: no source rows for the last {self.empty_buckets} computed {self.grain}(s) "
+                f"(last data in the bucket starting {self.last_data:%Y-%m-%d %H:%M} UTC); the source feed looks "
+                f"stopped or late, so detection is paused instead of reporting a drop. Once the data has "
+                f"landed, recompute those buckets with `monitor backfill --metric {self.metric} --start "
+                f"{self.last_data:%Y-%m-%d} --end <today>` (or set a `lookback` so runs pick up late data).")
+
+
+def staleness(store: Store, metric: Metric, now: dt.datetime, *, after: int | None = None,
+              settings: SchedulerSettings | None = None) -> Staleness:
+    """How many computed buckets up to `now` have had no source rows (see module doc)."""
+    threshold = after if after is not None else (settings or SchedulerSettings()).stale_threshold(metric.name, metric.grain)
+    computed_until, last_data = _read(store, metric)
+    empty = 0
+    if computed_until is not None and last_data is not None:
+        horizon = min(computed_until, floor_to_grain(now, metric.grain))
+        step = GRAIN_STEP[metric.grain]
+        empty = max(int((horizon - (last_data + step)) / step), 0)
+    return Staleness(metric.name, metric.grain, threshold > 0 and last_data is not None and empty >= threshold,
+                     empty, threshold, last_data, computed_until)
+
+
+def is_stale(store: Store, metric: Metric, now: dt.datetime, *, after: int | None = None,
+             config=None) -> bool:
+    """True when the metric's source has had no rows for `stale_after` computed buckets.
+
+    ``after`` overrides the threshold; otherwise ``config``'s ``[scheduler]
+    stale_after`` is used (defaults: day 1, hour 2). Detection should skip a
+    stale metric: its "drop" is a broken feed, reported as a meta-alert.
+    """
+    settings = load_settings(config) if config is not None else None
+    return staleness(store, metric, now, after=after, settings=settings).stale
+
+
+def _read(store: Store, metric: Metric) -> tuple[dt.datetime | None, dt.datetime | None]:
+    if not store.path.exists():
+        return None, None
+    table = leaves_table(metric.name)
+    with store.connect(read_only=True) as con:
+        names = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name IN ('runs', ?)", [table]).fetchall()}
+        if "runs" not in names or table not in names:
+            return None, None
+        until = con.execute("SELECT max(window_end) FROM runs WHERE metric = ? AND status = 'ok'",
+                            [metric.name]).fetchone()[0]
+        sql = (f'SELECT max(ts) FROM (SELECT ts FROM "{table}" GROUP BY ts HAVING sum("denominator") > 0)'
+               if metric.kind == "ratio" else f'SELECT max(ts) FROM "{table}"')
+        last = con.execute(sql).fetchone()[0]
+    return until, last
