@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.alert.message import (describe_resolution, describe_segment, describe_verdict, format_change,
-                                   format_since, format_value)
+                                   format_since, format_value, is_alert_message)
 
 MAX_BLOCKS = 50
 MAX_TEXT = 3000  # section / context text
@@ -70,6 +70,8 @@ def link(url: str | None, label: str) -> str | None:
 
 def render_blocks(message: dict[str, Any], *, max_alerts: int = 10) -> tuple[str, list[dict[str, Any]]]:
     """(fallback text, blocks) for one message; always within Slack's limits."""
+    if not is_alert_message(message):
+        return render_message_blocks(message, max_lines=max_alerts)
     alerts = message.get("alerts") or []
     header = {"type": "header", "text": {"type": "plain_text", "text": clip(_header_text(message), MAX_HEADER),
                                           "emoji": True}}
@@ -173,6 +175,117 @@ def _footer(alert: dict[str, Any]) -> list[str]:
     if who:
         parts.append(who)
     return [" · ".join(parts)] if parts else []
+
+
+# -- free-form messages (the daily report digest) ------------------------------------------------
+BULLETS = ("• ", "- ", "* ", "◦ ")
+
+
+def message_title(message: dict[str, Any]) -> str:
+    """The title of a free-form message as plain text (Slack bold markers removed)."""
+    title = " ".join(str(message.get("title") or "").split()).strip("*").strip()
+    return title or " ".join(str(message.get("summary") or "").split()) or "Message"
+
+
+def message_body(message: dict[str, Any]) -> list[str]:
+    """The lines of ``text`` that say something the title, summary and report link do not."""
+    title, url = message_title(message), str(message.get("url") or "")
+    summary = " ".join(str(message.get("summary") or "").split())
+    out = []
+    for raw in str(message.get("text") or "").splitlines():
+        line = raw.strip()
+        if line.strip("*").strip() == title or (summary and line == summary):
+            continue
+        if url and url in line and len(line) <= len(url) + 40:  # "Full report: <url>": it gets its own block
+            continue
+        out.append(raw.rstrip())
+    while out and not out[0].strip():
+        out.pop(0)
+    while out and not out[-1].strip():
+        out.pop()
+    return out
+
+
+def message_facts(message: dict[str, Any]) -> str:
+    """'risk · 2026-03-20', with '1 new, 2 ongoing incidents · 7 data health issues' when there is no summary
+    (the report digest's summary already says it)."""
+    parts = [str(message[k]) for k in ("project", "date") if message.get(k)]
+    if str(message.get("summary") or "").strip():
+        return " · ".join(parts)
+    counts = message.get("incidents")
+    if isinstance(counts, dict) and counts:
+        parts.append(", ".join(f"{n} {k}" for k, n in counts.items()) + " incidents")
+    issues = message.get("data_health_issues")
+    if isinstance(issues, int) and not isinstance(issues, bool):
+        parts.append(f"{issues} data health issue{'s' if issues != 1 else ''}")
+    return " · ".join(parts)
+
+
+def render_message_blocks(message: dict[str, Any], *, max_lines: int = 10) -> tuple[str, list[dict[str, Any]]]:
+    """(fallback text, blocks) for a free-form message: header, facts, summary, text, report link.
+
+    At most ``max_lines`` bullet lines (the incident lines of a digest) are shown, the rest are
+    counted; the text is split into sections of at most 3,000 characters, and when it needs more
+    blocks than Slack allows, the last one says the rest is in the report. Always within limits.
+    """
+    title, url = message_title(message), str(message.get("url") or "")
+    summary = " ".join(str(message.get("summary") or "").split())
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": clip(title, MAX_HEADER), "emoji": True}}]
+    facts = message_facts(message)
+    if facts:
+        blocks.append(_context([esc(facts)]))
+    if summary:
+        blocks.append(_section(esc(summary)))
+
+    lines: list[str] = []
+    bullets = hidden = 0
+    last_bullet = -1
+    for line in message_body(message):
+        if line.lstrip().startswith(BULLETS):
+            bullets += 1
+            if bullets > max_lines:
+                hidden += 1
+                continue
+            last_bullet = len(lines)
+        lines.append(esc(line))
+    if hidden:
+        more = f"• _… and {hidden} more line{'s' if hidden != 1 else ''} in the full report_"
+        lines.insert(last_bullet + 1, more)
+
+    target = link(url, "Open the full report")
+    if target:
+        tail = [_section(f"*{target}*")]
+    elif url:  # a file:// link (no [report] base_url): shown, Slack cannot open it
+        tail = [_section(f"Full report: `{esc(url)}`")]
+    else:
+        tail = []
+    chunks = _pack(lines, MAX_TEXT)
+    room = MAX_BLOCKS - len(blocks) - len(tail)
+    if len(chunks) > room:
+        chunks = chunks[:room - 1] + ["_… the rest does not fit in a Slack message; see the full report._"]
+    blocks += [_section(chunk) for chunk in chunks] + tail
+
+    fallback = esc(f"{title}: {summary}" if summary else title) + (f"\n{url}" if url else "")
+    return clip(fallback, MAX_FALLBACK), blocks
+
+
+def _pack(lines: list[str], limit: int) -> list[str]:
+    """Lines joined into as few texts of at most ``limit`` characters as possible (long lines clipped)."""
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        line = clip(line, limit)
+        need = slack_len(line) + (1 if current else 0)
+        if current and size + need > limit:
+            chunks.append("\n".join(current))
+            current, size, need = [], 0, slack_len(line)
+        current.append(line)
+        size += need
+    if current:
+        chunks.append("\n".join(current))
+    return [c.strip("\n") for c in chunks if c.strip()]
 
 
 def _section(text: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from monitor.alert.config import Setting
 from monitor.alert.message import (describe_resolution, describe_segment, describe_verdict, format_change,
-                                   format_since, format_value)
+                                   format_since, format_value, is_alert_message)
 from monitor.alert.notifiers import RETRY, SENT, Delivery, Notifier, register
 
 RULE = "─" * 72
@@ -22,7 +22,9 @@ MAX_CHILDREN = 8
 
 
 def render_text(message: dict[str, Any], *, max_alerts: int = 10) -> str:
-    """The message as plain text, one block per group."""
+    """The message as plain text, one block per group (a free-form message: its title and text)."""
+    if not is_alert_message(message):
+        return render_message_text(message)
     lines = [RULE, message.get("summary") or "alert"]
     created = (message.get("created_at") or "")[:16].replace("T", " ")
     group = ", ".join(f"{k}={v}" for k, v in (message.get("group_labels") or {}).items() if len(str(v)) < 80)
@@ -35,6 +37,32 @@ def render_text(message: dict[str, Any], *, max_alerts: int = 10) -> str:
     if len(alerts) > max_alerts:
         lines.append("")
         lines.append(f"  … and {len(alerts) - max_alerts} more incident(s); see the dashboard.")
+    lines.append(RULE)
+    return "\n".join(lines)
+
+
+def render_message_text(message: dict[str, Any]) -> str:
+    """A free-form message (the daily report digest) as plain text: title, facts, summary, text, link."""
+    from monitor.alert.blocks import message_body, message_facts, message_title
+
+    created = (message.get("created_at") or "")[:16].replace("T", " ")
+    meta = [str(message.get("kind") or "message").replace("_", " ")]
+    if message.get("receiver"):
+        meta.append(f"to {message['receiver']}")
+    if created:
+        meta.append(f"{created} UTC")
+    facts = message_facts(message)
+    if facts:
+        meta.append(facts)
+    lines = [RULE, message_title(message), "  " + " · ".join(meta)]
+    summary = " ".join(str(message.get("summary") or "").split())
+    if summary:
+        lines += ["", summary]
+    body = message_body(message)
+    if body:
+        lines += ["", *body]
+    if message.get("url"):
+        lines += ["", f"Full report: {message['url']}"]
     lines.append(RULE)
     return "\n".join(lines)
 

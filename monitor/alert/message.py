@@ -20,6 +20,12 @@ from urllib.parse import quote
 SCHEMA = "monitor.alert/v1"
 
 
+def is_alert_message(message: dict[str, Any]) -> bool:
+    """True for an incident notification (this schema); False for a free-form message such as the
+    daily report digest (``monitor.alert.send.send_message``), which notifiers render differently."""
+    return message.get("schema") == SCHEMA or "alerts" in message
+
+
 # -- formatting helpers (shared by Slack and console rendering) --------------------------------
 def format_value(value: float | None, *, unit: str = "", metric_kind: str = "") -> str:
     """A metric value as a person reads it: ratios as percentages, counts with separators."""

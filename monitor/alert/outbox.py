@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from monitor.alert.config import AlertConfig, load_alert_config
+from monitor.alert.config import AlertConfig, ReceiverConfig, load_alert_config
 from monitor.alert.engine import PlannedMessage
 from monitor.alert.notifiers import FAILED, RETRY, SENT, Delivery, Notifier, make_notifier
 from monitor.store import Store
@@ -98,6 +98,30 @@ def enqueue(con, planned: list[PlannedMessage], config: AlertConfig, *, now: dt.
              json.dumps(payload, sort_keys=True, default=str), list(item.incident_ids), now, now, now])
         ids.append(message_id)
     return ids
+
+
+def enqueue_keyed(con, *, message_id: str, receiver: ReceiverConfig, group_key: str, reason: str,
+                  payload: dict[str, Any], summary: str, incident_ids: list[str], now: dt.datetime) -> str:
+    """Queue one message under a caller-chosen id, at most once per id; returns what happened.
+
+    ``queued``: new row. ``requeued``: an earlier row with this id had failed permanently (the
+    receiver rejected it, so nothing was posted); it is queued again with this payload.
+    ``duplicate``: the id is already pending, sending or sent; nothing changes.
+    """
+    inserted = con.execute(
+        "INSERT INTO alert_outbox (message_id, receiver, receiver_type, group_key, reason, status, summary,"
+        " payload_json, incident_ids, created_at, attempts, next_attempt_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+        [message_id, receiver.name, receiver.type, group_key, reason, summary,
+         json.dumps(payload, sort_keys=True, default=str), list(incident_ids), now, now, now]).fetchone()[0]
+    if inserted:
+        return "queued"
+    requeued = con.execute(
+        "UPDATE alert_outbox SET status = 'pending', next_attempt_at = ?, payload_json = ?, summary = ?,"
+        " incident_ids = ?, updated_at = ? WHERE message_id = ? AND status = 'failed'",
+        [now, json.dumps(payload, sort_keys=True, default=str), summary, list(incident_ids), now,
+         message_id]).fetchone()[0]
+    return "requeued" if requeued else "duplicate"
 
 
 def backoff(attempts: int, config: AlertConfig, retry_after: float | None) -> dt.timedelta:
