@@ -22,7 +22,7 @@ detect:
   sensitivity: medium
   seasonality: auto
   slice_min_volume: 30
-  accept_after: 72
+  accept_after: 168
 --- */
 SELECT date_trunc('hour', attempted_at) AS ts,
        payment_method,

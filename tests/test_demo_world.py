@@ -283,7 +283,8 @@ def test_ground_truth_is_complete_and_placed_after_clean_history():
     assert ids == {"card_testing", "coupon_abuse", "refund_ring", "decline_rule_change", "traffic_mix_shift",
                    "ato_wave", "fake_signup_burst", "holiday_sale"}
     for inc in truth["incidents"]:
-        assert set(inc) == {"id", "title", "metrics", "type", "direction", "start", "end", "segment", "note"}
+        assert set(inc) == {"id", "title", "metrics", "type", "direction", "start", "end", "segment", "note",
+                            "visible_on"}
         assert inc["type"] in {"rate", "mix", "volume"} and inc["direction"] in {"up", "down"}
         assert (dt.date.fromisoformat(inc["start"]) - START).days > 40, inc["id"]
         assert inc["end"] is None or inc["start"] < inc["end"] <= truth["end"]

@@ -96,7 +96,7 @@ def evaluate(store: Store, metrics: dict[str, Metric], truth: dict) -> Evaluatio
         step = GRAIN_STEP[metric.grain]
         mine = incidents[incidents["metric"] == name]
         spans = [(_day(e["start"]) - step, (_day(e["end"]) or world_end) + AFTER_END_GRACE)
-                 for e in events if name in e["metrics"]]
+                 for e in events if name in e["metrics"] or name in e.get("visible_on", [])]
         paging = mine[(mine["slice"] == "") | mine["parent_id"].isna()]
         false = 0
         for row in paging.itertuples():
