@@ -368,11 +368,13 @@ def _report_cycle(cycle, *, computed: bool = True) -> None:
 def _attach_step_commands() -> None:
     """Commands that belong to later steps of the flow live with them."""
     from monitor.alert.cli import silence
+    from monitor.dashboard.cli import dashboard
     from monitor.report.cli import report
     from monitor.scheduler.cli import attach
 
     cli.add_command(silence)
     cli.add_command(report)
+    cli.add_command(dashboard)
     attach(cli)
 
 

@@ -1,0 +1,54 @@
+"""'Why it fired': the detector's evidence for an incident, as sentences an on-call can read."""
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.dashboard.formatting import format_relative, format_value, is_missing, slice_text
+
+KIND_TEXT = {"level_shift": "a level shift (the series moved to a new level and stayed)",
+             "spike": "a spike (short departure from the expected band)"}
+SHOWN_ELSEWHERE = {"series", "segment_kind", "slices_tested"}
+
+
+def why_lines(why: dict[str, Any] | None, incident: dict[str, Any], header: dict[str, Any]) -> list[str]:
+    """Sentences explaining why the detector fired, most important first.
+
+    >>> why_lines({"detector": "seasonal_band", "period": 7, "slices_tested": 40},
+    ...           {"kind": "spike", "direction": "up", "baseline": 0.01, "observed": 0.02,
+    ...            "relative_change": 1.0, "score": 6.2, "slice": "country=BR"},
+    ...           {"unit": "percent"})[0]
+    'country=BR went **up** from 1.00% (expected) to 2.00% (+100.0%): a spike (short departure from the expected band).'
+    """
+    why = dict(why or {})
+    unit = header.get("unit", "count")
+    lines = []
+    kind = incident.get("kind") or why.get("segment_kind")
+    what = slice_text(incident.get("slice") or "")
+    what = "The total" if what == "total" else what
+    move = f"{what} went **{incident.get('direction', '?')}**"
+    if not is_missing(incident.get("baseline")) and not is_missing(incident.get("observed")):
+        move += (f" from {format_value(incident['baseline'], unit)} (expected) to "
+                 f"{format_value(incident['observed'], unit)} ({format_relative(incident.get('relative_change'))})")
+    lines.append(f"{move}: {KIND_TEXT.get(kind, kind or 'an anomaly')}.")
+    if not is_missing(incident.get("score")):
+        lines.append(f"Score {float(incident['score']):.1f}: how many noise levels (robust standard deviations) "
+                     "the observed value is from the expected one; higher is more abnormal.")
+    tested = why.get("slices_tested")
+    if tested:
+        lines.append(f"Judged among {int(tested)} slices, with a threshold widened for that many tests so "
+                     "slices do not raise more false alarms than the total.")
+    params = {k: v for k, v in why.items() if k not in SHOWN_ELSEWHERE and v not in (None, "", [], {})}
+    if params:
+        shown = ", ".join(f"{k.replace('_', ' ')}: `{_short(v)}`" for k, v in sorted(params.items()))
+        lines.append(f"Detector settings — {shown}.")
+    return lines
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_short(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}={_short(v)}" for k, v in value.items())
+    return str(value)
