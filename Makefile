@@ -1,13 +1,13 @@
 # The two commands of the README: `make demo` and `make test`. Both set everything up
 # on a fresh machine with only Python: a virtualenv, the package, and for the tests
-# the system packages the browser test needs.
+# Debian's chromium (browser test) plus Java and the spark extra (Spark engine tests).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv system-deps clean bench
+.PHONY: demo test venv system-deps spark-deps clean bench
 
 venv: $(VENV)/.installed
 
@@ -21,10 +21,14 @@ $(VENV)/.installed: pyproject.toml
 system-deps:
 	@bash scripts/system-deps.sh
 
+# Java from Debian + pyspark/sqlglot into the venv, for the Spark engine tests.
+spark-deps: venv
+	@bash scripts/spark-deps.sh $(PY)
+
 demo: venv
 	$(VENV)/bin/monitor demo --dir $(DEMO_DIR)
 
-test: venv system-deps
+test: venv system-deps spark-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: venv
