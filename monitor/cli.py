@@ -6,72 +6,16 @@ shows the trace and the evidence (SQL, file, window) the error carries.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import functools
 import json
 import logging
 import sys
-import traceback
 from pathlib import Path
 
 import click
 
-from monitor.config import ProjectConfig, load_config
+from monitor.cli_context import Context, handle_errors, pass_ctx
+from monitor.config import ProjectConfig
 from monitor.errors import CatalogError, MonitorError
-
-
-class Context:
-    def __init__(self, config_path: str | None, debug: bool, now: str | None):
-        self.config_path = config_path
-        self.debug = debug
-        self._now = now
-        self._config: ProjectConfig | None = None
-
-    @property
-    def config(self) -> ProjectConfig:
-        if self._config is None:
-            self._config = load_config(self.config_path)
-        return self._config
-
-    @property
-    def now_given(self) -> bool:
-        """True when --now pinned the clock (tests, replays)."""
-        return bool(self._now)
-
-    @property
-    def now(self) -> dt.datetime:
-        from monitor.engine import parse_when
-        from monitor.store import utcnow
-
-        return parse_when(self._now) if self._now else utcnow()
-
-
-def handle_errors(fn):
-    """Turn errors into one sentence and a non-zero exit at the CLI boundary."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        ctx = click.get_current_context()
-        debug = getattr(ctx.find_object(Context), "debug", False)
-        try:
-            return fn(*args, **kwargs)
-        except MonitorError as exc:
-            if debug:
-                traceback.print_exc()
-                if exc.evidence:
-                    click.echo(f"--- evidence ---\n{exc.evidence}", err=True)
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
-        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the boundary: never a raw trace without --debug
-            if debug:
-                traceback.print_exc()
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            click.echo(f"Error: unexpected {type(exc).__name__}: {first} (run with --debug for the trace).", err=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,9 +29,6 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool, now: str | Non
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = Context(config_path, debug, now)
-
-
-pass_ctx = click.make_pass_decorator(Context)
 
 
 # -- init -------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Engine: run a metric's SQL for one half-open window on a source."""
 from monitor.config import SourceConfig
 from monitor.engine.duckdb_engine import DuckDBEngine, check_result, schema_problems
+from monitor.engine.spark_engine import SparkEngine  # pyspark itself is imported only when used
 from monitor.engine.windows import GRAIN_STEP, Window, ceil_to_grain, floor_to_grain, parse_when, split_windows
 from monitor.errors import ConfigError
 
-ENGINES = {"duckdb": DuckDBEngine}
+ENGINES = {"duckdb": DuckDBEngine, "spark": SparkEngine}
 
 
 def make_engine(source: SourceConfig):
@@ -17,5 +18,5 @@ def make_engine(source: SourceConfig):
         ) from None
 
 
-__all__ = ["DuckDBEngine", "ENGINES", "GRAIN_STEP", "Window", "ceil_to_grain", "check_result",
+__all__ = ["DuckDBEngine", "ENGINES", "SparkEngine", "GRAIN_STEP", "Window", "ceil_to_grain", "check_result",
            "floor_to_grain", "make_engine", "parse_when", "schema_problems", "split_windows"]

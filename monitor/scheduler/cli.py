@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from monitor.cli import handle_errors, pass_ctx
+from monitor.cli_context import handle_errors, pass_ctx
 
 
 @click.command()

@@ -1,0 +1,73 @@
+"""What every `monitor` command shares: the context (config, clock) and the error boundary.
+
+Kept apart from `monitor.cli` so that the commands of later steps (report, scheduler...)
+can import it without importing the main command group.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import sys
+import traceback
+
+import click
+
+from monitor.config import ProjectConfig, load_config
+from monitor.errors import MonitorError
+
+
+class Context:
+    def __init__(self, config_path: str | None, debug: bool, now: str | None):
+        self.config_path = config_path
+        self.debug = debug
+        self._now = now
+        self._config: ProjectConfig | None = None
+
+    @property
+    def config(self) -> ProjectConfig:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def now_given(self) -> bool:
+        """True when --now pinned the clock (tests, replays)."""
+        return bool(self._now)
+
+    @property
+    def now(self) -> dt.datetime:
+        from monitor.engine import parse_when
+        from monitor.store import utcnow
+
+        return parse_when(self._now) if self._now else utcnow()
+
+
+def handle_errors(fn):
+    """Turn errors into one sentence and a non-zero exit at the CLI boundary."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        ctx = click.get_current_context()
+        debug = getattr(ctx.find_object(Context), "debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except MonitorError as exc:
+            if debug:
+                traceback.print_exc()
+                if exc.evidence:
+                    click.echo(f"--- evidence ---\n{exc.evidence}", err=True)
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary: never a raw trace without --debug
+            if debug:
+                traceback.print_exc()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            click.echo(f"Error: unexpected {type(exc).__name__}: {first} (run with --debug for the trace).", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+pass_ctx = click.make_pass_decorator(Context)
