@@ -11,9 +11,13 @@ partition + risk score). What this one does differently:
    - ``sum``: v = a|e| + b e^2 (Poisson-like + forecast-error-like), fitted robustly by size bins.
    - ``ratio``: we condition on the actual traffic (denominator): expected events = actual_den x
      the leaf's expected rate, so traffic moving between segments is a mix effect, never a root
-     cause. Leaf rates are shrunk towards the overall rate (empirical-Bayes beta prior), and the
-     variance is binomial + uncertainty of the baseline rate + a ~10 % wobble of real rates + one
-     event (count data cannot resolve less). A leaf with 2 orders therefore cannot carry a 0 % or
+     cause. Leaf rates are shrunk hierarchically: towards a model of the baseline made of one
+     factor per dimension value plus one per pair of values, each shrunk by a few pseudo-events
+     (see ``shrunk_rates``). Shrinking towards the overall rate instead would bias every small
+     leaf of a high-rate segment (a risky country, a high-refund category) down, and those
+     biases add up to a fake rise of the whole segment. The variance is binomial + uncertainty
+     of the baseline rate + a wobble of real rates (at least ~10 %, at most 50 %) + one event
+     (count data cannot resolve less). A leaf with 2 orders therefore cannot carry a 0 % or
      100 % rate into the search. Events are counted on the rarer side (stalls, not non-stalls).
 2. A capped ripple score per segment. Under "segment S is the cause" each of its leaves moves by
    S's own factor k. Per leaf, in units of ``clip`` sigmas capped at 1: a = observed move,
@@ -23,7 +27,8 @@ partition + risk score). What this one does differently:
    inside the true cause from dominating; tiny leaves have no power and cannot win.
 3. Greedy search over all cuboids with every cell scored in a few vectorised bincounts; after a
    pick we climb to the parent when the parent's other leaves moved the same way (the search
-   found the loudest part of a broader cause) and mark the leaves as explained.
+   found the loudest part of a broader cause; their significance is judged against the noise
+   of segments outside the parent) and mark the leaves as explained.
 4. Acceptance: a cause must be significant at segment level (z deflated by the observed spread
    of one-dimension segments, since real leaf noise is correlated) and worth at least one fully
    anomalous leaf; further causes need more (they must stand on their own).
@@ -44,6 +49,15 @@ _CHI2_Q25 = 0.10153104426762
 # Prior relative wobble of a segment's rate between periods (minute to minute, day to day):
 # real rates move ~10 % without any cause, far beyond binomial noise on big segments.
 _RATE_WOBBLE = 0.1
+# Largest wobble the data may claim. The fit reads the wobble from the lower quartile of the
+# leaves; when one cause covers more than 3/4 of the well-measured leaves (a whole bitrate, a
+# whole platform) the quartile is itself anomalous and would call a x3 change "normal".
+_RATE_WOBBLE_MAX = 0.5
+# Pseudo-events of the hierarchical rate prior: a segment (or leaf) with a few baseline events
+# stays near its parent level, one with dozens keeps its own rate.
+_PRIOR_EVENTS = 5.0
+# Raking sweeps for the one-dimension factors (they overlap, so one pass is not enough).
+_MAIN_EFFECT_SWEEPS = 3
 
 
 @dataclass(frozen=True)
@@ -202,14 +216,38 @@ def leaf_scores(table: LeafTable) -> LeafScores:
     return LeafScores(observed=observed, expected=expected, sd=np.sqrt(np.maximum(variance, 0.0)))
 
 
-def shrunk_rates(events: np.ndarray, trials: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Empirical-Bayes rates: (per-leaf shrunk rate, overall rate, prior strength in trials)."""
+def shrunk_rates(
+    events: np.ndarray, trials: np.ndarray, codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hierarchically shrunk baseline rates: (per-leaf rate, per-leaf prior rate).
+
+    The prior of a leaf is a log-linear model of the baseline: one factor per dimension value
+    (raked jointly) times one factor per pair of values, each factor shrunk by
+    ``_PRIOR_EVENTS`` pseudo-events towards the level above it. The leaf's own rate is then
+    shrunk towards its prior with the same pseudo-events: rate = (events + K) / (trials + K /
+    prior). Every level keeps its own rate once it has dozens of events, and a leaf with a
+    handful of trials inherits the rate of the segments it belongs to, not the overall rate, so
+    no segment gets a systematic bias from the shrinkage of its small leaves.
+    """
     events, trials = np.clip(events, 0, None), np.clip(trials, 0, None)
     total = float(trials.sum())
     overall = float(events.sum()) / total if total > 0 else 0.0
     overall = float(np.clip(overall, 1e-9, 1 - 1e-9))
-    prior = _beta_prior_strength(events=events, trials=trials, rate=overall)
-    return (events + prior * overall) / (trials + prior), overall, prior
+    log_rate = np.full(len(events), np.log(overall))
+    n_dims = codes.shape[1]
+    cards = codes.max(axis=0) + 1 if len(codes) else np.ones(n_dims, dtype=np.int64)
+    # Levels strictly above the leaves: one dimension, then pairs (when pairs are not leaves).
+    for layer in range(1, min(2, n_dims - 1) + 1):
+        for _ in range(_MAIN_EFFECT_SWEEPS if layer == 1 else 1):
+            for dims in itertools.combinations(range(n_dims), layer):
+                cell = _cuboid(codes=codes, cards=cards, dims=dims).cell
+                observed = np.bincount(cell, weights=events)
+                predicted = np.bincount(cell, weights=trials * np.exp(log_rate))
+                shrunk = np.log((observed + _PRIOR_EVENTS) / (predicted + _PRIOR_EVENTS))
+                log_rate = log_rate + shrunk[cell]
+    prior_rate = np.clip(np.exp(log_rate), 1e-9, 0.999)
+    rate = (events + _PRIOR_EVENTS) / (trials + _PRIOR_EVENTS / prior_rate)
+    return np.clip(rate, 0.0, 1.0), prior_rate
 
 
 def _ratio_counts(table: LeafTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -223,43 +261,23 @@ def _ratio_counts(table: LeafTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         # Count the rarer outcome: 1 - rate has the same binomial noise, but multiplicative
         # effects (x2 stalls, x3 fraud) live on the rare side.
         a_num, e_num = a_den - a_num, e_den - e_num
-    rate, overall, prior = shrunk_rates(events=e_num, trials=e_den)
+    rate, _ = shrunk_rates(events=e_num, trials=e_den, codes=table.codes)
     expected = a_den * rate
     # Noise of the new draw (binomial) + uncertainty of the baseline rate itself (few past
-    # events -> uncertain) + one event (count data cannot resolve less).
-    baseline_rel_var = 1.0 / (np.clip(e_num, 0, None) + prior * overall)
+    # events, own plus the prior's pseudo-events -> uncertain) + one event (count data cannot
+    # resolve less).
+    baseline_rel_var = 1.0 / (np.clip(e_num, 0, None) + _PRIOR_EVENTS)
     base = expected * (1 - rate) + expected**2 * baseline_rel_var + 1.0
     wobble = _fit_rate_wobble(residual=a_num - expected, base=base, mean=expected)
     return a_num, expected, base + wobble * expected**2
 
 
-def _beta_prior_strength(events: np.ndarray, trials: np.ndarray, rate: float) -> float:
-    """Empirical-Bayes strength (pseudo-trials) of the beta prior on leaf rates.
-
-    Method of moments: the between-leaf variance of rates beyond binomial noise says how far
-    to trust a leaf's own history. Clamped so that a leaf needs a handful of trials to move away
-    from the overall rate and a large leaf is never ignored.
-    """
-    ok = trials > 0
-    if ok.sum() < 3:
-        return 20.0
-    n, k = trials[ok], events[ok]
-    leaf_rate = np.clip(k / n, 0, 1)
-    weights = n / n.sum()
-    observed_var = float(np.sum(weights * (leaf_rate - rate) ** 2))
-    binomial_var = float(np.sum(weights * rate * (1 - rate) / n))
-    between = observed_var - binomial_var
-    if between <= 0:
-        return 1e4
-    return float(np.clip(rate * (1 - rate) / between - 1.0, 5.0, 1e4))
-
-
 def _fit_rate_wobble(residual: np.ndarray, base: np.ndarray, mean: np.ndarray) -> float:
-    """Relative variance tau^2 beyond ``base``, at least the prior wobble.
+    """Relative variance tau^2 beyond ``base``, between the prior wobble and the maximum.
 
     Solved so that the lower quartile of r^2 / (base + tau^2 mean^2) over leaves with enough
     expected events matches a chi-square(1); with fewer than 20 such leaves the quartile is too
-    noisy and the prior is used.
+    noisy and the prior is used. Capped at ``_RATE_WOBBLE_MAX`` (see there).
     """
     floor = _RATE_WOBBLE**2
     ok = mean >= 5.0
@@ -272,9 +290,10 @@ def _fit_rate_wobble(residual: np.ndarray, base: np.ndarray, mean: np.ndarray) -
 
     if q25(floor) <= _CHI2_Q25:
         return floor
-    lo, hi = floor, 1.0
-    while q25(hi) > _CHI2_Q25 and hi < 1e6:
-        hi *= 10.0
+    ceiling = _RATE_WOBBLE_MAX**2
+    if q25(ceiling) > _CHI2_Q25:
+        return ceiling
+    lo, hi = floor, ceiling
     for _ in range(40):  # bisection on a monotone function
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if q25(mid) > _CHI2_Q25 else (lo, mid)
@@ -409,7 +428,7 @@ def _search(
         member = _members(by_dims=by_dims, dims=dims, values=values)
         spread = _segment_spread(cuboids=cuboids, state=state, exclude=member)
         dims, values = _generalise(
-            dims=dims, values=values, by_dims=by_dims, state=state, spread=spread, options=options
+            dims=dims, values=values, cuboids=cuboids, by_dims=by_dims, state=state, options=options
         )
         member = _members(by_dims=by_dims, dims=dims, values=values)
         z = _segment_z(state=state, member=member & state.active, spread=spread)
@@ -467,9 +486,9 @@ def _ripple_scores(
 def _generalise(
     dims: tuple[int, ...],
     values: tuple[int, ...],
+    cuboids: list[Cuboid],
     by_dims: dict[tuple[int, ...], Cuboid],
     state: _State,
-    spread: float,
     options: SearchOptions,
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Climb to a parent segment when the rest of it moved the same way.
@@ -478,6 +497,8 @@ def _generalise(
     true cause (one device stalls 10x, another 3x). If the parent's other leaves also moved
     significantly in the same direction, and a good share of their power did so as the chosen
     segment predicts, the parent is the cause and the chosen segment only its loudest part.
+    Their significance is deflated by the spread of segments outside the parent: segments that
+    overlap the parent carry its change and would make the noise look larger than it is.
     """
     while len(dims) > 1:
         own = _members(by_dims=by_dims, dims=dims, values=values) & state.active
@@ -489,13 +510,13 @@ def _generalise(
             if not rest.any():
                 continue
             change = state.observed[rest].sum() - state.expected[rest].sum()
+            if np.sign(change) != np.sign(factor - 1.0):
+                continue
             purity = _purity(state=state, member=rest, factor=factor, clip=options.clip)
-            if (
-                np.sign(change) == np.sign(factor - 1.0)
-                and purity >= options.merge_purity
-                and _segment_z(state=state, member=rest, spread=spread) >= options.merge_z
-                and (best is None or purity > best[2])
-            ):
+            if purity < options.merge_purity or (best is not None and purity <= best[2]):
+                continue
+            spread = _segment_spread(cuboids=cuboids, state=state, exclude=rest | own)
+            if _segment_z(state=state, member=rest, spread=spread) >= options.merge_z:
                 best = (p_dims, p_values, purity)
         if best is None:
             break
