@@ -48,7 +48,7 @@ def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger
     store = store or Store(config.store_path)
     result = ComputeResult()
     broken: dict[str, str] = {}
-    with make_engine(config.source) as engine:
+    with make_engine(config.source) as engine, store.writer() as session:
         for metric, window in plan:
             started = clock()
             if metric.name in broken:
@@ -56,14 +56,16 @@ def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger
             else:
                 try:
                     rows = engine.run(metric, window)
-                    result.rows += store.write_window(metric, window, rows, trigger=trigger, started_at=started, now=clock())
+                    result.rows += store.write_window(metric, window, rows, trigger=trigger, started_at=started,
+                                                      now=clock(), session=session)
                     result.windows_ok += 1
                 except Exception as exc:  # noqa: BLE001 - one metric's failure must not stop the others
                     message = str(exc) if isinstance(exc, MonitorError) else f"{type(exc).__name__}: {exc}"
                     log.warning("%s", message)
                     broken[metric.name] = message
                     result.failures.append((metric.name, window, message))
-                    store.record_failure(metric, window, message, trigger=trigger, started_at=started, now=clock())
+                    store.record_failure(metric, window, message, trigger=trigger, started_at=started, now=clock(),
+                                         session=session)
             if on_window:
                 on_window(metric, window)
     return result

@@ -137,14 +137,7 @@ def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
             raise fail("negative numerator")
         if metric.bounded and pc.any(pc.greater(columns["numerator"], columns["denominator"])).as_py():
             raise fail("numerator > denominator although the header says bounded: true")
-    result = pa.table(columns)
-    # GROUP BY mistakes (or NULL dims folded into '(null)') can leave duplicate leaves: measures are additive.
-    keys = ["ts", *metric.dimensions]
-    grouped = result.group_by(keys, use_threads=False).aggregate([(m, "sum") for m in metric.measures])
-    if grouped.num_rows != result.num_rows:
-        grouped = grouped.rename_columns([c.removesuffix("_sum") for c in grouped.column_names])
-        result = grouped.select(["ts", *metric.dimensions, *metric.measures])
-    return result
+    return pa.table(columns)
 
 
 def _first_line(exc: Exception) -> str:

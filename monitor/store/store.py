@@ -85,6 +85,20 @@ class Store:
         with self.connect():
             pass
 
+    @contextmanager
+    def writer(self, *, max_hold: float = 2.0) -> Iterator["WriterSession"]:
+        """A write connection reused across many small writes (a backfill's windows).
+
+        Opening and closing the file costs more than writing a window, so it is kept
+        open, but handed back every `max_hold` seconds so that readers in other
+        processes (the dashboard) are never blocked for long.
+        """
+        session = WriterSession(self, max_hold)
+        try:
+            yield session
+        finally:
+            session.release()
+
     # -- metric definitions ------------------------------------------------------------------
     def stored_definitions(self) -> dict[str, dict]:
         if not self.path.exists():
@@ -102,48 +116,63 @@ class Store:
 
     # -- leaf rows ---------------------------------------------------------------------------
     def write_window(self, metric: Metric, window: Window, rows: pa.Table, *, trigger: str,
-                     started_at: dt.datetime, now: dt.datetime | None = None) -> int:
+                     started_at: dt.datetime, now: dt.datetime | None = None,
+                     session: "WriterSession | None" = None) -> int:
         """Replace the window's rows and log the run, in one transaction.
 
         Either the new rows and the 'ok' run are both there, or neither: a crash
-        or error mid-way leaves the previous state of the window.
+        or error mid-way leaves the previous state of the window. Duplicate leaves
+        (a GROUP BY slip, NULL dimensions folded together) are summed: measures are additive.
         """
+        if session is None:
+            with self.writer() as own:
+                return self.write_window(metric, window, rows, trigger=trigger, started_at=started_at,
+                                         now=now, session=own)
         table = leaves_table(metric.name)
         finished = now or utcnow()
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                self._ensure_leaves_table(con, metric)
-                con.execute(f'DELETE FROM "{table}" WHERE ts >= ? AND ts < ?', [window.start, window.end])
-                if rows.num_rows:
-                    con.register("incoming_rows", rows)
-                    cols = ", ".join(f'"{c}"' for c in rows.column_names)
-                    con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM incoming_rows')
-                    con.unregister("incoming_rows")
-                con.execute(
-                    "INSERT INTO runs (metric, window_start, window_end, started_at, finished_at, rows, status,"
-                    " definition_hash, trigger) VALUES (?, ?, ?, ?, ?, ?, 'ok', ?, ?)",
-                    [metric.name, window.start, window.end, started_at, finished, rows.num_rows,
-                     metric.definition_hash, trigger],
-                )
-                self._upsert_definition(con, metric, finished)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        con = session.connection()
+        con.execute("BEGIN TRANSACTION")
+        try:
+            session.ensure_leaves_table(metric)
+            con.execute(f'DELETE FROM "{table}" WHERE ts >= ? AND ts < ?', [window.start, window.end])
+            if rows.num_rows:
+                con.register("incoming_rows", rows)
+                keys = ", ".join(f'"{c}"' for c in ["ts", *metric.dimensions])
+                sums = ", ".join(f'sum("{m}")' for m in metric.measures)
+                cols = ", ".join(f'"{c}"' for c in ["ts", *metric.dimensions, *metric.measures])
+                con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {keys}, {sums} FROM incoming_rows GROUP BY ALL')
+                con.unregister("incoming_rows")
+            con.execute(
+                "INSERT INTO runs (metric, window_start, window_end, started_at, finished_at, rows, status,"
+                " definition_hash, trigger) VALUES (?, ?, ?, ?, ?, ?, 'ok', ?, ?)",
+                [metric.name, window.start, window.end, started_at, finished, rows.num_rows,
+                 metric.definition_hash, trigger],
+            )
+            session.upsert_definition(metric, finished)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        session.maybe_release()
         return rows.num_rows
 
     def record_failure(self, metric: Metric, window: Window, error: str, *, trigger: str,
-                       started_at: dt.datetime, now: dt.datetime | None = None) -> None:
-        with self.connect() as con:
-            con.execute(
-                "INSERT INTO runs (metric, window_start, window_end, started_at, finished_at, rows, status, error,"
-                " definition_hash, trigger) VALUES (?, ?, ?, ?, ?, 0, 'failed', ?, ?, ?)",
-                [metric.name, window.start, window.end, started_at, now or utcnow(), error,
-                 metric.definition_hash, trigger],
-            )
+                       started_at: dt.datetime, now: dt.datetime | None = None,
+                       session: "WriterSession | None" = None) -> None:
+        if session is None:
+            with self.writer() as own:
+                return self.record_failure(metric, window, error, trigger=trigger, started_at=started_at,
+                                           now=now, session=own)
+        session.connection().execute(
+            "INSERT INTO runs (metric, window_start, window_end, started_at, finished_at, rows, status, error,"
+            " definition_hash, trigger) VALUES (?, ?, ?, ?, ?, 0, 'failed', ?, ?, ?)",
+            [metric.name, window.start, window.end, started_at, now or utcnow(), error,
+             metric.definition_hash, trigger],
+        )
+        session.maybe_release()
 
-    def _ensure_leaves_table(self, con: duckdb.DuckDBPyConnection, metric: Metric) -> None:
+    @staticmethod
+    def _ensure_leaves_table(con: duckdb.DuckDBPyConnection, metric: Metric) -> None:
         table = leaves_table(metric.name)
         wanted = ["ts", *metric.dimensions, *metric.measures]
         if _has_table(con, table):
@@ -158,7 +187,8 @@ class Store:
         measures = "".join(f', "{m}" DOUBLE NOT NULL' for m in metric.measures)
         con.execute(f'CREATE TABLE "{table}" (ts TIMESTAMP NOT NULL{dims}{measures})')
 
-    def _upsert_definition(self, con: duckdb.DuckDBPyConnection, metric: Metric, now: dt.datetime) -> None:
+    @staticmethod
+    def _upsert_definition(con: duckdb.DuckDBPyConnection, metric: Metric, now: dt.datetime) -> None:
         con.execute(
             "INSERT OR REPLACE INTO metric_definitions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [metric.name, metric.definition_hash, metric.kind, metric.grain, list(metric.dimensions),
@@ -208,6 +238,52 @@ class Store:
         sql = "SELECT * FROM runs" + (" WHERE metric = ?" if metric else "") + " ORDER BY run_id DESC LIMIT ?"
         with self.connect(read_only=True) as con:
             return con.execute(sql, ([metric] if metric else []) + [limit]).df()
+
+
+class WriterSession:
+    """One write connection for a run of writes, handed back every `max_hold` seconds.
+
+    Also remembers which leaf tables and definitions it has already checked, so a
+    backfill of many windows does not repeat the same catalog lookups per window.
+    """
+
+    def __init__(self, store: Store, max_hold: float):
+        self.store = store
+        self.max_hold = max_hold
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._opened_at = 0.0
+        self._tables_ok: set[str] = set()
+        self._definitions: dict[str, str] = {}  # metric -> hash written in this connection
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = self.store._open(read_only=False)
+            if not self.store._schema_ready:
+                self.store._apply_schema(self._con)
+            self._opened_at = time.monotonic()
+        return self._con
+
+    def ensure_leaves_table(self, metric: Metric) -> None:
+        if metric.name not in self._tables_ok:
+            Store._ensure_leaves_table(self.connection(), metric)
+            self._tables_ok.add(metric.name)
+
+    def upsert_definition(self, metric: Metric, now: dt.datetime) -> None:
+        if self._definitions.get(metric.name) != metric.definition_hash:
+            Store._upsert_definition(self.connection(), metric, now)
+            self._definitions[metric.name] = metric.definition_hash
+
+    def maybe_release(self) -> None:
+        if self._con is not None and time.monotonic() - self._opened_at > self.max_hold:
+            self.release()
+
+    def release(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+            # Another process may change the file while it is closed: check again next time.
+            self._tables_ok.clear()
+            self._definitions.clear()
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
