@@ -99,7 +99,7 @@ def main() -> None:
     con = duckdb.connect(str(big))
     con.execute(f"""
         CREATE TABLE orders AS
-        SELECT TIMESTAMP '2026-01-01' + to_microseconds((i * 365 * 86400000000 // {args.rows})::BIGINT) AS created_at,
+        SELECT TIMESTAMP '2026-01-01' + to_microseconds((i * (365 * 86400000000.0 / {args.rows}))::BIGINT) AS created_at,
                ['US','GB','DE','FR','BR','IN','MX','NG','ES','IT'][1 + (hash(i) % 10)::INT] AS country,
                ['web','app','marketplace'][1 + (hash(i + 1) % 3)::INT] AS channel,
                ['ios','android','windows','macos','other'][1 + (hash(i + 2) % 5)::INT] AS device_os,
