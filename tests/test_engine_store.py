@@ -157,3 +157,16 @@ def test_due_windows_follow_the_store_and_lookback(project):
     assert [(w.start, w.end) for w in later] == [(D(2026, 3, 10), D(2026, 3, 13))]
     lookback = metric_from(FRAUD_RATE.replace("bounded: true", "bounded: true\nlookback: 2"), "fraud_rate")
     assert due_windows(lookback, store, D(2026, 3, 13, 0, 5))[0].start == D(2026, 3, 8)
+
+
+def test_changed_definition_is_recomputed_by_run_not_trusted(project):
+    """After the dimensions change the old leaf table is gone, so `run` must not treat
+    the old windows as computed."""
+    store = Store(project.store_path)
+    metric = load_catalog(project.metrics_dir).metrics["fraud_rate"]
+    now = D(2026, 3, 10, 7, 30)
+    compute(project, [(metric, w) for w in due_windows(metric, store, now)], trigger="run", store=store)
+    assert due_windows(metric, store, now) == []
+    narrower = metric_from(FRAUD_RATE.replace("country, channel,\n", "country,\n").replace(
+        "dimensions: [country, channel]", "dimensions: [country]"), "fraud_rate")
+    assert [w.end for w in due_windows(narrower, store, now)][-1] == D(2026, 3, 10)

@@ -224,14 +224,18 @@ class Store:
 
     # -- run log -----------------------------------------------------------------------------
     def computed_until(self, metric: Metric) -> dt.datetime | None:
-        """End of the latest window computed successfully with the current definition."""
+        """End of the latest window computed successfully with the current definition.
+
+        Windows computed by an earlier definition do not count: after a change of
+        dimensions their rows are gone, and `run` must compute history again.
+        """
         if not self.path.exists():
             return None
         with self.connect(read_only=True) as con:
             if not _has_table(con, "runs"):
                 return None
-            row = con.execute("SELECT max(window_end) FROM runs WHERE metric = ? AND status = 'ok'",
-                              [metric.name]).fetchone()
+            row = con.execute("SELECT max(window_end) FROM runs WHERE metric = ? AND status = 'ok'"
+                              " AND definition_hash = ?", [metric.name, metric.definition_hash]).fetchone()
         return row[0] if row else None
 
     def runs(self, metric: str | None = None, limit: int = 100) -> pd.DataFrame:
