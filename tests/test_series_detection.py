@@ -333,3 +333,58 @@ def test_bad_options_are_errors():
         detect_series([1.0] * 30, direction="sideways")
     with pytest.raises(ValueError, match="exclude"):
         detect_series([1.0] * 30, exclude=[True] * 5)
+
+
+# ----------------------------------------------------------------------------- sustained moderate shifts (CUSUM)
+def _rate_with_bump(seed: int, shift_sd: float, at: int = 70, width: int = 7, n: int = 120):
+    """Daily ratio series (~12k/day, 0.6 %) whose rate rises by ``shift_sd`` binomial sd
+    for ``width`` buckets from ``at``: no single bucket is remarkable."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    den = rng.poisson(12000.0 * WEEK[t % 7]).astype(float)
+    p = np.full(n, 0.006)
+    p[at : at + width] += shift_sd * np.sqrt(0.006 * 0.994 / den[at : at + width])
+    return rng.binomial(den.astype(np.int64), p).astype(float), den
+
+
+def test_sustained_one_and_a_half_sd_shift_over_seven_buckets_is_flagged():
+    hits = false = 0
+    for seed in range(20):
+        num, den = _rate_with_bump(seed, 1.5)
+        det = detect_series(num, denominators=den, direction="up")
+        found = [s for s in det.segments if 68 <= s.start <= 72 and s.direction == "up"]
+        hits += bool(found)
+        if found:
+            assert found[0].kind == "level_shift"
+            assert found[0].end is not None and found[0].end <= 86  # it ends after the bump
+        null_num, null_den = _rate_with_bump(seed, 0.0)
+        false += len(detect_series(null_num, denominators=null_den, direction="up").segments)
+    # a CUSUM with k = 0.5 and a one-year in-control run length catches about half of such
+    # bumps near their start (10/20 here; 1/20 without the CUSUM), while the same series without
+    # the bump stay (nearly) quiet
+    assert hits >= 8, hits
+    assert false <= 2, false
+
+
+HOUR_SHAPE = 0.4 + 0.6 * np.sin(np.pi * np.arange(24) / 24) ** 2
+
+
+def test_persisting_hourly_step_is_a_level_shift_not_absorbed():
+    at = 1100  # after the warm-up (3 weeks) and the CUSUM's own (another 3 weeks)
+    detected = accepted = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        t = np.arange(24 * 7 * 9)
+        den = rng.poisson(115.0 * HOUR_SHAPE[t % 24] / HOUR_SHAPE.mean()).astype(float)
+        num = rng.binomial(den.astype(np.int64), np.where(t >= at, 0.045, 0.083)).astype(float)
+        det = detect_series(num, denominators=den, period=(24, 168), accept_after=72)
+        # the start is estimated (best split of the CUSUM's run): within a few hours
+        first = [s for s in det.segments if at - 8 <= s.start <= at + 12 and s.direction == "down"]
+        assert first and first[0].kind == "level_shift", [(s.start, s.kind) for s in det.segments]
+        detected += 1
+        accepted += first[0].accepted
+        # not absorbed: flagged as one run from the step until it is accepted (or a re-signal)
+        assert first[0].accepted or first[0].end - first[0].start >= 24
+        # and once accepted the new level is the baseline
+        assert abs(np.nanmean(det.expected[-48:]) / 0.045 - 1.0) < 0.25
+    assert detected == 10 and accepted >= 7, accepted

@@ -18,6 +18,19 @@ Why this shape:
   binomial variance p(1-p)/den of each bucket to an over-dispersion term tau^2 (the part
   of the residual variance binomial noise does not explain), so 2 of 10 is noise while
   2,000 of 10,000 is not.
+- *Sustained moderate shifts* (ratio metrics): a two-sided CUSUM (Page; k = 0.5 sd) of
+  residuals winsorised at HUBER sd, measured against a slow reference level (4x slower
+  than the level, with the same memory in *time* for hourly data, ~4 weeks) that only
+  learns from normal buckets. It catches shifts of 1-2 sd per bucket that no single
+  bucket reveals and that the level would otherwise absorb. The decision interval h gives
+  an in-control run length of one series-year (Siegmund's approximation; per side when
+  both directions are watched), times the sensitivity multiplier. Hourly residuals share
+  day-level conditions, so they are scaled by the day-scale variance ratio measured in the
+  warm-up. A signal starts at the best mean-shift split of the CUSUM's run (flagged
+  retroactively), resets the level to the reference, and ends when a CUSUM for "back
+  below k" (h/2) signals; a bucket that is a spike itself is the spike test's, not a shift.
+  The sums start only after the reference has learnt from another warm-up length of
+  observed buckets.
 - *Speed*: one Python loop over time; every step is a handful of numpy operations over
   all series at once (about a second of CPU for 10,000 series x 365 days).
 """
@@ -40,6 +53,68 @@ HUBER_VAR_CONSISTENCY = 1.0 / 0.9206
 MEDIAN_SD_FACTOR = math.sqrt(math.pi / 2.0)  # sd of a normal sample median, x sqrt(m)
 REL_FLOOR = 1e-3  # sd never below 0.1 % of the expected value (constant series)
 ABS_FLOOR = 1e-12
+# CUSUM of standardised residuals against a slow baseline (Page 1954): catches moderate
+# sustained shifts (1-2 sd per bucket) that no single bucket reveals. k = 0.5 is the
+# reference value optimal for a 1 sd shift; the decision interval h is set from a target
+# in-control run length (see ``cusum_h``).
+CUSUM_K = 0.5
+END_FACTOR = 0.5  # a signalled shift ends faster than it starts: a late end costs more
+SLOW_FACTOR = 0.25  # the CUSUM's reference level moves 4x slower than the level
+
+
+def level_alpha(period: int | None) -> float:
+    """ALPHA per bucket for daily data (period 7, or none), scaled so that the memory is the
+    same span of *time* for hourly buckets (period 24/168). Used for the CUSUM's reference
+    level: it must not adapt in hours to a step that daily data would take weeks to absorb."""
+    buckets_per_day = 24 if period and period % 24 == 0 else 1
+    return 1.0 - (1.0 - ALPHA) ** (1.0 / buckets_per_day)
+
+
+def day_variance_ratio(block: np.ndarray, den: np.ndarray | None, st: "_State", P: int) -> np.ndarray:
+    """Per row, variance of day means of the de-seasonalised warm-up x 24 / variance of one
+    hour (>= 1; 1 for daily data): how much more a day's worth of hourly residuals
+    wanders than independent hours would. Robust: MADs of differences, so a level shift
+    or a bad day in the warm-up does not inflate it."""
+    n_series, W = block.shape
+    day = 24
+    if P % day or W < 4 * day:
+        return np.ones(n_series)
+    desea = decompose(block, st.season[:, np.arange(W) % P], st.mult[:, None])
+    with np.errstate(all="ignore"), _quiet():
+        w = np.where(np.isfinite(desea), 1.0 if den is None else den, 0.0)
+        x = np.nan_to_num(desea)
+        # hour-to-hour variance from consecutive observed hours
+        dh = np.where(np.isfinite(desea[:, 1:]) & np.isfinite(desea[:, :-1]), desea[:, 1:] - desea[:, :-1], np.nan)
+        var_h = _mad2(dh) / 2.0
+        # a day's mean weighs its hours like the pooled rate does; count of hours per day
+        days = W // day
+        wd = w[:, : days * day].reshape(n_series, days, day)
+        means = (x[:, : days * day].reshape(n_series, days, day) * wd).sum(axis=2) / wd.sum(axis=2)
+        hours = (wd > 0).sum(axis=2)
+        eff = np.nanmedian(np.where(hours > 0, hours, np.nan), axis=1)
+        var_d = _mad2(means[:, 1:] - means[:, :-1]) / 2.0
+        ratio = var_d * eff / var_h
+    return np.where(np.isfinite(ratio), np.maximum(ratio, 1.0), 1.0)
+
+
+def _mad2(a: np.ndarray) -> np.ndarray:
+    med = np.nanmedian(a, axis=1, keepdims=True)
+    return (1.4826 * np.nanmedian(np.abs(a - med), axis=1)) ** 2
+
+
+def cusum_h(period: int | None, multiplier: float = 1.0, arl_years: float = 1.0) -> float:
+    """Decision interval for a one-sided CUSUM (k=0.5) with an in-control average run
+    length of ``arl_years`` x one year of buckets (daily for period 7/none, hourly for
+    24/168), by Siegmund's approximation ARL0 = (e^{2k h'} - 2k h' - 1) / (2k^2),
+    h' = h + 1.166; scaled by the sensitivity multiplier like the spike threshold."""
+    buckets = 365.0 * (24 if period and period % 24 == 0 else 1) * arl_years
+    lo, hi = 0.0, 50.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        a = 2 * CUSUM_K * (mid + 1.166)
+        arl = (math.exp(a) - a - 1) / (2 * CUSUM_K**2)
+        lo, hi = (mid, hi) if arl < buckets else (lo, mid)
+    return lo * multiplier
 
 
 @dataclass
@@ -198,6 +273,7 @@ def judge(
     plan: ShiftPlan | None = None,
     shift_threshold: float | None = None,
     shift_min_effect: float = 1.0,
+    cusum_threshold: float | None = None,
 ) -> Judgement:
     """Judge every bucket of every series (rows of ``obs``; NaN = not judged)."""
     n_series, n = obs.shape
@@ -210,6 +286,9 @@ def judge(
     up_ok = direction in ("up", "both")
     down_ok = direction in ("down", "both")
     phase = np.arange(n) % P
+    alpha = ALPHA
+    alpha_slow = SLOW_FACTOR * level_alpha(period)
+    use_cusum = cusum_threshold is not None and math.isfinite(cusum_threshold)
 
     st = _initial_state(np.where(usable[:, :W], obs[:, :W], np.nan), None if den is None else den[:, :W], P, inner_period)
     L, T, S, mult, v, bbar = st.level, st.trend, st.season, st.mult, st.var, st.binvar
@@ -240,6 +319,22 @@ def judge(
 
     finite = np.isfinite(obs)
     fill = np.zeros(n_series)
+    # CUSUM state: slow reference level and trend, upper/lower sums, where each sum last
+    # left 0, and whether it has signalled (buckets stay anomalous until the end test fires)
+    Ls = L.copy()
+    Ts = np.zeros(n_series)
+    n_upd = np.zeros(n_series, dtype=int)  # buckets the reference has learnt from
+    c_up = np.zeros(n_series)
+    c_dn = np.zeros(n_series)
+    c_up_from = np.zeros(n_series, dtype=int)
+    c_dn_from = np.zeros(n_series, dtype=int)
+    c_alarm = np.zeros(n_series, dtype=int)  # +1 / -1 while a CUSUM signal lasts
+    b_end = np.zeros(n_series)  # CUSUM for the end of a signalled shift
+    zs_hist = np.zeros((n_series, n)) if use_cusum else None
+    b_from = np.zeros(n_series, dtype=int)
+    # a CUSUM assumes independent buckets; hourly residuals share day-level conditions,
+    # so they are scaled by the day-scale variance ratio measured in the warm-up
+    vr_scale = 1.0 / np.sqrt(day_variance_ratio(obs[:, :W], None if den is None else den[:, :W], st, P)) if use_cusum else None
     # one errstate for the whole loop: NaN rows and zero levels are handled explicitly
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         for t in range(W, n):
@@ -275,6 +370,78 @@ def judge(
                     confirmed.append((row, t))
 
             in_shift = shift_until > t
+            if use_cusum:
+                # its own slow (damped) trend: the level's trend chases shifts within hours
+                pred_s = compose(Ls + DAMPING * Ts, season, mult)
+                if ratio:
+                    pred_s = np.minimum(np.maximum(pred_s, 0.0), 1.0)
+                # residuals winsorised at HUBER sd: one spike cannot make a sustained shift
+                # the reference level starts from the warm-up medians; a row's sums start
+                # once it has tracked that row for another warm-up length of observed
+                # buckets (sparse series, judged only now and then, never get there)
+                live_t = n_upd >= W
+                zs_raw = np.where(judged & ~excl[:, t] & live_t, np.clip((x - pred_s) / sd, -HUBER, HUBER), 0.0)
+                zs = zs_raw * vr_scale
+                c_up_from = np.where(c_up <= 0, t, c_up_from)
+                c_dn_from = np.where(c_dn <= 0, t, c_dn_from)
+                c_up = np.maximum(0.0, c_up + zs - CUSUM_K)
+                c_dn = np.maximum(0.0, c_dn - zs - CUSUM_K)
+                # a signalled shift ends when a CUSUM for "back below k" (same k, half h)
+                # signals; it ended where that sum last left 0, so those buckets are unflagged
+                live = (c_alarm != 0) & judged & ~excl[:, t]
+                b_from = np.where(b_end <= 0, t, b_from)
+                b_end = np.where(live, np.maximum(0.0, b_end + CUSUM_K - c_alarm * zs), b_end)
+                over = live & (b_end >= END_FACTOR * cusum_threshold)
+                for row in np.flatnonzero(over & (shift_until <= t)):  # not inside a change-point regime
+                    back = slice(int(b_from[row]), t)
+                    anomalous[row, back] = False
+                    dirs[row, back] = 0
+                    shift[row, back] = False
+                    shift_score[row, back] = 0.0
+                    run_len[row] = 0
+                c_up = np.where(over, 0.0, c_up)
+                c_dn = np.where(over, 0.0, c_dn)
+                c_alarm = np.where(over, 0, c_alarm)
+                new_up = (c_alarm == 0) & (c_up >= cusum_threshold) & up_ok & judged
+                new_dn = (c_alarm == 0) & (c_dn >= cusum_threshold) & down_ok & judged & ~new_up
+                zs_hist[:, t] = zs
+                for row in np.flatnonzero(new_up | new_dn):
+                    sign = 1 if new_up[row] else -1
+                    c_alarm[row] = sign
+                    b_end[row] = 0.0
+                    s0 = int(c_up_from[row] if sign > 0 else c_dn_from[row])
+                    if sign * z[row] >= threshold:
+                        # the bucket is a spike itself: the spike test owns it, and the
+                        # sum restarts (a spike must not turn into a level shift)
+                        c_alarm[row] = 0
+                        c_up[row] = c_dn[row] = 0.0
+                        continue
+                    # start: the split of [s0, t] with the largest mean-shift statistic
+                    # S(tau)^2 / (t - tau + 1) (unknown shift size), not Page's last-zero
+                    # estimate, which is biased early by the noise that started the sum
+                    tail = np.cumsum((sign * zs_hist[row, s0 : t + 1])[::-1])[::-1]
+                    m = np.arange(t + 1 - s0, 0, -1)
+                    s0 = s0 + int(np.argmax(np.where(tail > 0, tail * tail / m, -1.0)))
+                    # the buckets from the estimated start are flagged retroactively
+                    back = np.arange(s0, t)[np.isfinite(score[row, s0:t])]
+                    # the level followed the shift before it was recognised: put it back
+                    # on the reference the shift was measured against
+                    L[row], T[row] = Ls[row], 0.0
+                    Ts[row] = 0.0
+                    if back.size:
+                        stat = float(c_up[row] if sign > 0 else c_dn[row])
+                        anomalous[row, back] = True
+                        dirs[row, back] = sign
+                        shift[row, back] = True
+                        shift_score[row, back] = np.maximum(shift_score[row, back], stat)
+                        if not (run_len[row] > 0 and run_dir[row] == sign):
+                            run_start[row] = back[0]
+                            run_len[row] = int(np.sum(~excl[row, back]))
+                            run_dir[row] = sign
+                in_cusum = c_alarm != 0
+                in_shift = in_shift | in_cusum
+                shift_dir = np.where(in_cusum & (shift_until <= t), c_alarm, shift_dir)
+                shift_stat = np.where(in_cusum & (shift_until <= t), np.where(c_alarm > 0, c_up, c_dn), shift_stat)
             spike_up = (z >= threshold) if up_ok else np.zeros(n_series, dtype=bool)
             spike_down = (z <= -threshold) if down_ok else np.zeros(n_series, dtype=bool)
             anom = judged & (in_shift | spike_up | spike_down)
@@ -301,6 +468,9 @@ def judge(
                     accepted.append((int(row), int(run_start[row]), t + 1))
                     run_len[row] = 0
                     shift_until[row] = -1
+                    Ls[row], Ts[row] = L[row], 0.0
+                    c_up[row] = c_dn[row] = 0.0
+                    c_alarm[row] = 0
                 upd = judged & ~anom & ~excl[:, t]
             else:
                 run_len[judged] = 0
@@ -311,12 +481,18 @@ def judge(
                 e = np.where(upd, np.minimum(np.maximum(r, -HUBER * sd), HUBER * sd), fill)
                 g = np.where(mult, season, 1.0)  # residuals in de-seasonalised units
                 e_level = e / g
-                L_new = L + DAMPING * T + ALPHA * e_level
-                T = np.where(upd, DAMPING * T + (ALPHA * BETA) * e_level, T)
+                L_new = L + DAMPING * T + alpha * e_level
+                if use_cusum:
+                    r_s = x - pred_s
+                    e_s = np.where(upd, np.minimum(np.maximum(r_s, -HUBER * sd), HUBER * sd), fill)
+                    Ls = np.where(upd, Ls + DAMPING * Ts + alpha_slow * e_s / g, Ls)
+                    Ts = np.where(upd, DAMPING * Ts + (alpha_slow * BETA) * e_s / g, Ts)
+                    n_upd += upd
+                T = np.where(upd, DAMPING * T + (alpha * BETA) * e_level, T)
                 # the seasonal term learns what the level does not explain
                 s_step = np.where(mult, e / np.where(L_new > 0, L_new, np.inf), e)
                 L = np.where(upd, L_new, L)
-                S[:, j] = season + (GAMMA * (1.0 - ALPHA)) * s_step
+                S[:, j] = season + (GAMMA * (1.0 - alpha)) * s_step
                 sq = np.minimum(r * r, (HUBER * HUBER) * sd * sd) / (g * g) * HUBER_VAR_CONSISTENCY
                 v = np.where(upd, (1.0 - LAMBDA) * v + LAMBDA * sq, v)
                 if ratio:
@@ -325,6 +501,9 @@ def judge(
             fresh = ~np.isfinite(L) & finite[:, t] & ~excl[:, t]
             if fresh.any():
                 L = np.where(fresh, decompose(x, season, mult), L)
+                Ls = np.where(fresh, L, Ls)
+                if use_cusum:
+                    Ts = np.where(fresh, 0.0, Ts)
                 T = np.where(fresh, 0.0, T)
                 v = np.where(fresh, 0.0, v)
 

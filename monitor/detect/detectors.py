@@ -1,7 +1,9 @@
 """The built-in detectors. Each is a batch function registered under a key:
 
 - ``default``: spikes (one bucket beyond the band) *and* level shifts (regimes found by the
-  change point search whose mean departs from the trailing baseline), with acceptance.
+  change point search whose mean departs from the trailing baseline, and, for ratio
+  metrics, sustained moderate shifts signalled by a CUSUM against a slow reference level),
+  with acceptance.
 - ``zscore``: spikes only, same baseline and noise model (no change point search).
 - ``level_shift``: change-point level shifts only (no single-bucket spikes).
 """
@@ -11,7 +13,7 @@ import math
 
 import numpy as np
 
-from monitor.detect.baseline import ALPHA, GAMMA, HUBER, LAMBDA, Judgement, ShiftPlan, decompose, judge, seasonal_profile
+from monitor.detect.baseline import ALPHA, CUSUM_K, GAMMA, HUBER, LAMBDA, Judgement, ShiftPlan, cusum_h, decompose, judge, seasonal_profile
 from monitor.detect.options import DetectOptions
 from monitor.detect.registry import register
 from monitor.detect.results import AnomalySegment, SeriesDetection, relative_change
@@ -58,6 +60,11 @@ def _run(values, den, options: DetectOptions, *, name: str, spikes: bool, shifts
         cps = find_batch(deseasonalise(obs, options.period, den, options.inner_period), min_size=MIN_SIZE)
         plan = _plan(cps, n)
     threshold = options.threshold
+    # ratio metrics: one false CUSUM signal per series-year in control, split over the two sides
+    cusum = (
+        cusum_h(options.period, options.multiplier, arl_years=2.0 if options.direction == "both" else 1.0)
+        if shifts and den is not None else None
+    )
     judged = judge(
         obs,
         den=den,
@@ -70,8 +77,9 @@ def _run(values, den, options: DetectOptions, *, name: str, spikes: bool, shifts
         plan=plan,
         shift_threshold=threshold,
         shift_min_effect=SHIFT_MIN_EFFECT * options.multiplier,
+        cusum_threshold=cusum,
     )
-    base_params = _params(name, options, threshold, spikes, shifts, judged.warmup)
+    base_params = _params(name, options, threshold, spikes, shifts, judged.warmup, cusum)
     out = []
     accepted_by_row: dict[int, list[tuple[int, int]]] = {}
     for row, start, at in judged.accepted:
@@ -183,7 +191,7 @@ def _json_float(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _params(name, options: DetectOptions, threshold, spikes, shifts, warmup) -> dict:
+def _params(name, options: DetectOptions, threshold, spikes, shifts, warmup, cusum=None) -> dict:
     return {
         "detector": name,
         "direction": options.direction,
@@ -207,6 +215,12 @@ def _params(name, options: DetectOptions, threshold, spikes, shifts, warmup) -> 
             f"seasonal gamma={GAMMA}, variance lambda={LAMBDA}); anomalous and excluded buckets never "
             f"update it; a run anomalous for accept_after buckets resets the level (accepted)"
         ),
+        "cusum": None if cusum is None else {
+            "k_sd": CUSUM_K,
+            "h": float(cusum),
+            "rule": "sustained shifts: CUSUM of residuals (winsorised at 2 sd) against a slow reference level; "
+                    "h gives an in-control run length of one series-year (per side when both), x sensitivity",
+        },
         "noise": "ratio: binomial p(1-p)/den + over-dispersion tau^2 from history; sum: robust residual variance",
         "score": "signed (observed - expected) / sd",
     }
