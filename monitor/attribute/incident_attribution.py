@@ -6,6 +6,7 @@ seasonality cancels out and one odd week does not dominate.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -83,9 +84,11 @@ def explain_incident(store: Store, metric: Metric, incident: dict, *, con=None):
     leaves, dims = incident_leaves(store, metric, start=start, end=end, segment=segment, con=con)
     label = BASELINE_LABEL.format(hour=" and hour" if metric.grain == "hour" else "", weeks=BASELINE_WEEKS)
     if not dims:
-        # The slice fixes every dimension: nothing left to split, so it is its own one segment.
+        # The slice fixes every dimension: nothing is left to split. Explain it as one segment
+        # for the totals, then drop that stand-in dimension: the slice itself is the cause.
         leaves.insert(0, "segment", "&".join(f"{k}={v}" for k, v in segment.items()))
-        dims = ["segment"]
+        whole = explain(leaves, ["segment"], metric.kind, baseline_label=label, metric_label=metric.display_title)
+        return dataclasses.replace(whole, dimensions=(), causes=())
     return explain(leaves, dims, metric.kind, baseline_label=label, metric_label=metric.display_title)
 
 

@@ -124,13 +124,18 @@ def _score_event(event: dict, metric: Metric, incidents: pd.DataFrame) -> TruthO
     relevant = near[(near["slice"] == "") | near["segment"].map(lambda s: _consistent(s, expected))]
     if relevant.empty:
         return TruthOutcome(event["id"], metric.name, False, None, None, None, expected, None)
-    # Prefer the total (what pages), else the earliest consistent slice.
+    # Detection: the earliest relevant incident, preferring the total (what pages).
     chosen = relevant.sort_values(["start_ts", "slice"]).iloc[0]
     totals = relevant[relevant["slice"] == ""]
     if not totals.empty:
         chosen = totals.iloc[0]
     delay = (pd.Timestamp(chosen["start_ts"]).to_pydatetime() - start) / step
-    top, verdict = _top_cause(chosen)
+    # Attribution: what the on-call reads, i.e. the total incident running at the injected
+    # start (it may have begun a little earlier), else the incident chosen above.
+    running = mine[(mine["slice"] == "") & (mine["start_ts"] <= start + step)
+                   & (mine["end_ts"].isna() | (mine["end_ts"] > start))]
+    explained = running.sort_values("start_ts").iloc[-1] if not running.empty else chosen
+    top, verdict = _top_cause(explained)
     if event["type"] == "mix":
         ok = verdict == "mix"
     else:
