@@ -60,7 +60,7 @@ def test_slack_message_has_what_the_on_call_needs():
                    "• `country=BR` — 62% of the change (1.10% → 3.40%, 12% of traffic, its rate moved)",
                    "*Mix vs rate:* rate: traffic mix did not move; rates inside segments did", "Slices moving under this total (1)",
                    f"<{DASH}/?page=incident&id=inc-total|Open incident>",
-                   f"<{DASH}/?page=metric&metric=fraud_rate&slice=|Metric chart>",
+                   f"<{DASH}/?page=metric&metric=fraud_rate|Metric chart>",
                    "<https://wiki.example.com/runbooks/fraud-rate|Runbook>", "owner *risk-oncall*", "team *payments*"):
         assert needle in body, needle
     assert blocks[0]["type"] == "header" and text.startswith("[FIRING] Confirmed fraud rate of orders up +41.7%")

@@ -223,7 +223,7 @@ def test_alert_quality_matches_the_labels(built):
 def test_deep_links_use_the_dashboard_url(built):
     _, report, html, md = built
     assert 'href="https://dash.example.com/?page=incident&amp;id=inc-new-total"' in html
-    assert 'href="https://dash.example.com/?page=metric&amp;metric=fraud_rate&amp;slice="' in html
+    assert 'href="https://dash.example.com/?page=metric&amp;metric=fraud_rate"' in html
     assert 'href="https://dash.example.com/?page=metric&amp;metric=fraud_rate&amp;slice=country%3DBR"' in html
     assert report.url == "https://reports.example.com/risk/report-2026-03-20.html"
     assert report.digest.rstrip().endswith(report.url) and report.url in md

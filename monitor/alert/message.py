@@ -15,7 +15,8 @@ import datetime as dt
 import json
 import math
 from typing import Any
-from urllib.parse import quote
+
+from monitor.links import incident_url, metric_url
 
 SCHEMA = "monitor.alert/v1"
 
@@ -208,10 +209,7 @@ def _first_number(raw: dict, keys: tuple[str, ...]) -> float | None:
 def dashboard_links(*, dashboard_url: str | None, incident_id: str, metric: str, slice_: str) -> dict[str, str]:
     if not dashboard_url:
         return {}
-    return {
-        "incident": f"{dashboard_url}/?page=incident&id={quote(incident_id, safe='')}",
-        "metric": f"{dashboard_url}/?page=metric&metric={quote(metric, safe='')}&slice={quote(slice_, safe='')}",
-    }
+    return {"incident": incident_url(dashboard_url, incident_id), "metric": metric_url(dashboard_url, metric, slice_)}
 
 
 def alert_entry(incident: dict[str, Any], header: dict[str, Any], *, fingerprint: str, labels: dict[str, str],

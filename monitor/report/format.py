@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import quote
 
+from monitor.links import incident_url, metric_url
 from monitor.report.model import Change, IncidentView, MetricInfo
 
 
@@ -153,13 +153,11 @@ def incident_change(incident: IncidentView, unit: str) -> str:
 
 
 def incident_link(base: str | None, incident_id: str) -> str | None:
-    return f"{base}/?page=incident&id={quote(incident_id, safe='')}" if base else None
+    return incident_url(base, incident_id) if base else None
 
 
 def metric_link(base: str | None, metric: str, slice_: str = "") -> str | None:
-    if not base:
-        return None
-    return f"{base}/?page=metric&metric={quote(metric, safe='')}&slice={quote(slice_, safe='')}"
+    return metric_url(base, metric, slice_) if base else None
 
 
 def number_attr(x: float | None) -> str:
