@@ -18,6 +18,7 @@ import streamlit as st
 from monitor.config import ProjectConfig, load_config
 from monitor.dashboard import queries
 from monitor.dashboard.settings import DashboardSettings, dashboard_settings
+from monitor.engine.windows import GRAIN_STEP
 from monitor.store import Store
 
 
@@ -217,7 +218,7 @@ def incident_data(store_key, metrics_dir, min_size, incident_id: str):
 
 def incident_end(row, grain: str):
     """Exclusive end of an incident for shading (open ones: one bucket after last seen)."""
-    step = queries.STEP.get(grain, queries.STEP["day"])
+    step = GRAIN_STEP.get(grain, GRAIN_STEP["day"])
     end = row.get("end_ts")
     if end is None or pd.isna(end):
         return pd.Timestamp(row["last_ts"]) + step

@@ -104,12 +104,13 @@ def run(ctx: Context, names: tuple[str, ...], no_alerts: bool) -> None:
     from monitor.pipeline import run_cycle, run_plan
 
     config, catalog = ctx.config, _catalog(ctx)
-    plan = run_plan(config, catalog, ctx.now, list(names) or None)
-    if not plan:
-        click.echo("Nothing due: every metric is up to date.")
-    with _writer(config, "monitor run"), _progress(len(plan), "run") as advance:
-        cycle = run_cycle(config, catalog, now=ctx.now, names=list(names) or None, trigger="run",
-                          alert=not no_alerts, on_window=advance)
+    with _writer(config, "monitor run"):
+        plan = run_plan(config, catalog, ctx.now, list(names) or None)
+        if not plan:
+            click.echo("Nothing due: every metric is up to date.")
+        with _progress(len(plan), "run") as advance:
+            cycle = run_cycle(config, catalog, now=ctx.now, names=list(names) or None, trigger="run",
+                              alert=not no_alerts, on_window=advance, plan=plan)
     _report_cycle(cycle)
     if catalog.problems or cycle.compute.failures or cycle.detect_failures:
         sys.exit(1)

@@ -7,7 +7,9 @@ section is an error so that a typo is not silently ignored.
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +99,27 @@ def load_config(path: Path | str | None = None) -> ProjectConfig:
         ),
         sections=data,
     )
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> dt.timedelta:
+    """'90s', '5m', '1h30m', '2d', '1w', or a number of seconds -> timedelta (ValueError otherwise).
+
+    The one reading of durations for every config section ([alerts], [scheduler], ...).
+    """
+    if isinstance(value, bool):
+        raise ValueError("a duration like '5m'")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("a duration >= 0")
+        return dt.timedelta(seconds=value)
+    text = str(value).strip().replace(" ", "")
+    if not text or _DURATION.sub("", text):
+        raise ValueError("a duration like '30s', '5m', '4h' or '1d'")
+    return dt.timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text)))
 
 
 def _resolve(root: Path, value: str) -> Path:

@@ -149,11 +149,13 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
 
 def run_cycle(config: ProjectConfig, catalog: Catalog, *, now: dt.datetime, names: list[str] | None = None,
               trigger: str = "run", store: Store | None = None, alert: bool = True,
-              on_window: Callable[[Metric, Window], None] | None = None) -> CycleResult:
-    """One cycle: compute the due windows, detect, attribute, alert."""
+              on_window: Callable[[Metric, Window], None] | None = None,
+              plan: list[tuple[Metric, Window]] | None = None) -> CycleResult:
+    """One cycle: compute the due windows (or the given plan), detect, attribute, alert."""
     store = store or Store(config.store_path)
     metrics = catalog.select(names)
-    plan = [(m, w) for m in metrics for w in due_windows(m, store, now)]
+    if plan is None:
+        plan = [(m, w) for m in metrics for w in due_windows(m, store, now)]
     computed = compute(config, plan, trigger=trigger, store=store, on_window=on_window)
     result = detect_and_attribute(config, metrics, now=now, store=store)
     result.compute = computed

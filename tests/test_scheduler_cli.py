@@ -67,7 +67,7 @@ def test_bad_scheduler_settings_are_one_clear_error(project):
     toml.write_text(toml.read_text() + '[scheduler]\ntimeout = "soon"\n')
     result = invoke(project, "serve", "--once")
     assert result.exit_code == 1
-    assert "[scheduler] timeout must be a duration like '30s', '5m' or '1h', got 'soon'" in result.output
+    assert "[scheduler] timeout must be a duration like '30s', '5m', '4h' or '1d', got 'soon'" in result.output
     assert "Traceback" not in result.output
 
 

@@ -104,7 +104,8 @@ def _check_consistent(store: Path, n: int) -> int:
 @pytest.mark.slow
 def test_dashboard_reads_while_scheduler_writes(tmp_path):
     store, done = tmp_path / "store.duckdb", tmp_path / "done"
-    writer = _python(WRITER, store, 4, ROWS, done)
+    # Enough rounds that the reader, which starts after the first one, sees the store change.
+    writer = _python(WRITER, store, 12, ROWS, done)
     reader = _python(READER, store, ROWS, done)
     w_out, w_err = writer.communicate(timeout=80)
     r_out, r_err = reader.communicate(timeout=80)

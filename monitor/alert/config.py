@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from monitor.alert.matchers import LABEL_NAME, Matcher, make_matcher, parse_matcher
+from monitor.config import parse_duration  # noqa: F401 - re-exported for alert config users
 from monitor.errors import ConfigError
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Keys people write when they mean the *_env form; caught with a hint instead of "unknown key".
 SECRET_KEYS = {"url", "webhook_url", "secret", "token", "api_key"}
 
@@ -35,20 +34,6 @@ class AlertConfigError(ConfigError):
         n = len(self.problems)
         lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"{n} problem{'s' if n != 1 else ''} in the [alerts] section of {source}:\n{lines}")
-
-
-def parse_duration(value: Any) -> dt.timedelta:
-    """'90s', '5m', '1h30m', '2d', or a number of seconds -> timedelta (ValueError otherwise)."""
-    if isinstance(value, bool):
-        raise ValueError("a duration like '5m'")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("a duration >= 0")
-        return dt.timedelta(seconds=value)
-    text = str(value).strip().replace(" ", "")
-    if not text or _DURATION.sub("", text):
-        raise ValueError("a duration like '30s', '5m', '4h' or '1d'")
-    return dt.timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text)))
 
 
 def format_duration(delta: dt.timedelta) -> str:

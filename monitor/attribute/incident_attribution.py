@@ -14,7 +14,7 @@ import pandas as pd
 
 from monitor.catalog import Metric
 from monitor.engine import GRAIN_STEP
-from monitor.store import Store, leaves_table
+from monitor.store import Store, leaves_table, slice_label
 
 BASELINE_WEEKS = 4
 BASELINE_LABEL = "same weekday{hour}, mean of the {weeks} weeks before"
@@ -86,7 +86,7 @@ def explain_incident(store: Store, metric: Metric, incident: dict, *, con=None):
     if not dims:
         # The slice fixes every dimension: nothing is left to split. Explain it as one segment
         # for the totals, then drop that stand-in dimension: the slice itself is the cause.
-        leaves.insert(0, "segment", "&".join(f"{k}={v}" for k, v in segment.items()))
+        leaves.insert(0, "segment", slice_label(segment))
         whole = explain(leaves, ["segment"], metric.kind, baseline_label=label, metric_label=metric.display_title)
         return dataclasses.replace(whole, dimensions=(), causes=())
     return explain(leaves, dims, metric.kind, baseline_label=label, metric_label=metric.display_title)

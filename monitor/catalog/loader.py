@@ -49,7 +49,7 @@ HEADER_KEYS = {k.name: k for k in [
     HeaderKey("runbook", False, "URL of the runbook linked from alerts"),
     HeaderKey("severity", False, "low, medium (default), high or critical"),
     HeaderKey("labels", False, "extra alert labels, a map of strings"),
-    HeaderKey("timezone", False, "IANA timezone of the buckets and the schedule (default UTC)"),
+    HeaderKey("timezone", False, "IANA timezone the schedule is read in (default UTC); buckets are UTC"),
     HeaderKey("lookback", False, "buckets recomputed on every run to pick up late data (default 0)"),
     HeaderKey("unit", False, "percent (default for ratio), count (default for sum) or currency"),
     HeaderKey("bounded", False, "true: check numerator <= denominator on every row"),

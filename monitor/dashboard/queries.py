@@ -18,15 +18,14 @@ import numpy as np
 import pandas as pd
 
 from monitor.dashboard.formatting import SEVERITY_RANK, relative_change
+from monitor.engine.windows import GRAIN_STEP
 from monitor.store import Store, leaves_table
 
 # DuckDB refuses a read-only and a read-write connection to one file in the same process at
 # once; the Streamlit server runs sessions in threads, so the dashboard's own reads and its
 # action writes take turns through this lock (they are short).
 STORE_LOCK = threading.RLock()
-STEP = {"day": dt.timedelta(days=1), "hour": dt.timedelta(hours=1)}
 WEEK = dt.timedelta(days=7)
-SPARK_SPAN = {"day": dt.timedelta(days=28), "hour": dt.timedelta(days=7)}
 STATUS_RANK = {"alerting": 0, "failing": 1, "acknowledged": 2, "ok": 3, "no data": 4}
 INCIDENT_COLUMNS = (
     "incident_id, metric, slice, slice_json, parent_id, start_ts, end_ts, last_ts, direction, kind, baseline,"
@@ -58,7 +57,7 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 def step_of(header: dict) -> dt.timedelta:
-    return STEP.get(header.get("grain", "day"), STEP["day"])
+    return GRAIN_STEP.get(header.get("grain", "day"), GRAIN_STEP["day"])
 
 
 def _quote(name: str) -> str:

@@ -39,6 +39,9 @@ class DuckDBEngine:
         if db is not None and not Path(db).exists():
             raise ConfigError(f"Source database {db} does not exist; fix [source] database in monitor.toml.")
         con = duckdb.connect(str(db), read_only=True) if db else duckdb.connect()
+        # Buckets and windows are naive UTC everywhere; without this, TIMESTAMPTZ sources
+        # would be truncated in the host's zone (as the Spark engine's session is pinned too).
+        con.execute("SET TimeZone = 'UTC'")
         for name, path in self.source.views.items():
             reader = next((fn for ext, fn in VIEW_FORMATS.items() if str(path).endswith(ext)), None)
             if reader is None:

@@ -16,14 +16,19 @@ class Window:
         return f"[{self.start:%Y-%m-%d %H:%M}, {self.end:%Y-%m-%d %H:%M})"
 
 
+def to_naive_utc(ts: dt.datetime) -> dt.datetime:
+    """The store's convention: naive datetimes are UTC; aware ones are converted, not relabelled."""
+    return ts if ts.tzinfo is None else ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
 def floor_to_grain(ts: dt.datetime, grain: str) -> dt.datetime:
-    ts = ts.replace(tzinfo=None, second=0, microsecond=0, minute=0)
+    ts = to_naive_utc(ts).replace(second=0, microsecond=0, minute=0)
     return ts if grain == "hour" else ts.replace(hour=0)
 
 
 def ceil_to_grain(ts: dt.datetime, grain: str) -> dt.datetime:
     floor = floor_to_grain(ts, grain)
-    return floor if floor == ts.replace(tzinfo=None) else floor + GRAIN_STEP[grain]
+    return floor if floor == to_naive_utc(ts) else floor + GRAIN_STEP[grain]
 
 
 def is_aligned(ts: dt.datetime, grain: str) -> bool:
@@ -49,4 +54,4 @@ def parse_when(text: str) -> dt.datetime:
         from monitor.errors import MonitorError
 
         raise MonitorError(f"{text!r} is not a date or time; use YYYY-MM-DD or YYYY-MM-DDTHH:MM.") from exc
-    return value.replace(tzinfo=None) if value.tzinfo is None else value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return to_naive_utc(value)

@@ -6,14 +6,12 @@ and reported at once, each naming its key.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.config import parse_duration as shared_parse_duration
 from monitor.errors import ConfigError
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 ISOLATIONS = ("process", "inline")
 # Buckets without any source rows before a metric counts as stale (a day without a single
 # order is a broken feed, an hour can be a quiet night): override with `stale_after`.
@@ -104,17 +102,8 @@ class SchedulerSettings:
 
 
 def parse_duration(value: Any) -> float:
-    """'90s', '5m', '1h30m', or a number of seconds -> seconds (ValueError otherwise)."""
-    if isinstance(value, bool):
-        raise ValueError("a duration like '30s', '5m' or '1h'")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("a duration >= 0")
-        return float(value)
-    text = str(value).strip().replace(" ", "")
-    if not text or _DURATION.sub("", text):
-        raise ValueError("a duration like '30s', '5m' or '1h'")
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text))
+    """A duration in seconds, read like every other config duration (monitor.config.parse_duration)."""
+    return shared_parse_duration(value).total_seconds()
 
 
 def _parse(setting: Setting, value: Any) -> Any:

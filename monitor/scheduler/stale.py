@@ -74,8 +74,8 @@ def _read(store: Store, metric: Metric) -> tuple[dt.datetime | None, dt.datetime
             "SELECT table_name FROM information_schema.tables WHERE table_name IN ('runs', ?)", [table]).fetchall()}
         if "runs" not in names or table not in names:
             return None, None
-        until = con.execute("SELECT max(window_end) FROM runs WHERE metric = ? AND status = 'ok'",
-                            [metric.name]).fetchone()[0]
+        until = con.execute("SELECT max(window_end) FROM runs WHERE metric = ? AND status = 'ok'"
+                            " AND definition_hash = ?", [metric.name, metric.definition_hash]).fetchone()[0]
         sql = (f'SELECT max(ts) FROM (SELECT ts FROM "{table}" GROUP BY ts HAVING sum("denominator") > 0)'
                if metric.kind == "ratio" else f'SELECT max(ts) FROM "{table}"')
         last = con.execute(sql).fetchone()[0]
