@@ -27,8 +27,9 @@ def test_demo_finds_and_explains_the_injected_incidents(tmp_path):
         outcome = outcomes[key]
         assert outcome["detected"] and abs(outcome["delay_buckets"]) <= 1, outcome
         assert outcome["attribution_ok"], outcome
-    hourly = outcomes[("card_testing", "payment_decline_rate_hourly")]
-    assert hourly["detected"] and abs(hourly["delay_buckets"]) <= 1 and hourly["attribution_ok"], hourly
+    for key in [("card_testing", "payment_decline_rate_hourly"), ("decline_rule_change", "payment_decline_rate_hourly")]:
+        hourly = outcomes[key]
+        assert hourly["detected"] and abs(hourly["delay_buckets"]) <= 1 and hourly["attribution_ok"], hourly
     # The pure traffic-mix shift is explained as mix, not as any segment's rate change.
     mix = outcomes[("traffic_mix_shift", "fraud_rate")]
     assert mix["detected"] and mix["verdict"] == "mix", mix

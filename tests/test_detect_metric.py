@@ -133,3 +133,27 @@ def test_incident_leaves_use_the_same_weekdays_of_the_four_weeks_before(filled_s
             list(w)).fetchone()[0] for w in weeks) / 4
     card = frame.set_index("method").loc["card"]
     assert card["expected_den"] == pytest.approx(expected_den)
+
+
+def test_a_pair_slice_identical_to_its_parent_is_not_judged_twice(tmp_path):
+    """PayPal payments never have a card BIN: 'bin=none & method=paypal' is just 'method=paypal'."""
+    text = METRIC.replace("dimensions: [country, method]", "dimensions: [bin, method]").replace(
+        "country, method", "bin, method")
+    metric, problems = parse_metric(text, tmp_path / "decline_rate.sql")
+    assert not problems
+    rows = []
+    for day in range(28):
+        ts = START + dt.timedelta(days=day)
+        rows += [(ts, "none", "paypal", 5.0, 100.0), (ts, "4147", "card", 7.0, 200.0),
+                 (ts, "5425", "card", 6.0, 150.0), (ts, "none", "bank", 1.0, 50.0)]
+    table = pa.Table.from_pandas(pd.DataFrame(rows, columns=["ts", "bin", "method", "numerator", "denominator"]),
+                                 preserve_index=False)
+    store = Store(tmp_path / "store.duckdb")
+    store.write_window(metric, Window(START, START + dt.timedelta(days=28)), table, trigger="backfill", started_at=START)
+    from monitor.detect.run_detection import load_slices
+
+    _, series = load_slices(store, metric, end=START + dt.timedelta(days=28))
+    labels = {s.label for s in series}
+    assert "method=paypal" in labels and "bin=none" in labels
+    assert "bin=none&method=paypal" not in labels and "bin=4147&method=card" not in labels
+    assert "bin=none&method=bank" not in labels  # bank is always bin=none too

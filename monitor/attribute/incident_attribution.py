@@ -20,6 +20,7 @@ BASELINE_WEEKS = 4
 BASELINE_LABEL = "same weekday{hour}, mean of the {weeks} weeks before"
 # The first buckets of an incident say what changed; later ones add cost, not insight.
 MAX_WINDOW_BUCKETS = {"day": 7, "hour": 24}
+WHOLE_SLICE = 0.999  # share of a slice's volume above which a cause is the slice itself
 
 
 def incident_leaves(store: Store, metric: Metric, *, start: dt.datetime, end: dt.datetime,
@@ -89,7 +90,13 @@ def explain_incident(store: Store, metric: Metric, incident: dict, *, con=None):
         leaves.insert(0, "segment", slice_label(segment))
         whole = explain(leaves, ["segment"], metric.kind, baseline_label=label, metric_label=metric.display_title)
         return dataclasses.replace(whole, dimensions=(), causes=())
-    return explain(leaves, dims, metric.kind, baseline_label=label, metric_label=metric.display_title)
+    explanation = explain(leaves, dims, metric.kind, baseline_label=label, metric_label=metric.display_title)
+    if segment:
+        # Inside a slice, a "cause" holding all of the slice's traffic (paypal is always
+        # card_bin=none) only restates the slice under a longer name.
+        kept = tuple(c for c in explanation.causes if c.size is None or c.size < WHOLE_SLICE)
+        explanation = dataclasses.replace(explanation, causes=kept)
+    return explanation
 
 
 def attribute_incidents(store: Store, metric: Metric, *, only_missing: bool = True) -> int:

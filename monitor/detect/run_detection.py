@@ -104,8 +104,11 @@ def load_slices(store: Store, metric: Metric, *, end: dt.datetime) -> tuple[pd.D
         total_volume = float(series[0].volume.sum())
         floor = metric.detect.slice_min_volume
         pairs: list[SliceSeries] = []
+        singles = {(d, s.segment[d]): s for s in series[1:] for d in s.segment}
         for a, b in itertools.combinations(metric.dimensions, 2):
             for s in dense(leaves, [a, b]):
+                if _same_as_a_parent(s, singles):
+                    continue  # e.g. card_bin=none & method=paypal when paypal is always card_bin=none
                 mean_volume = s.volume.sum() / max(len(axis), 1)
                 if (floor is not None and mean_volume >= floor) or (floor is None and s.volume.sum() >= PAIR_MIN_SHARE * total_volume):
                     pairs.append(s)
@@ -114,6 +117,16 @@ def load_slices(store: Store, metric: Metric, *, end: dt.datetime) -> tuple[pd.D
     if metric.detect.max_slice_depth == 0:
         series = series[:1]
     return axis, series
+
+
+def _same_as_a_parent(pair: SliceSeries, singles: dict[tuple[str, str], SliceSeries]) -> bool:
+    """A two-dimension slice that holds exactly its one-dimension parent's traffic (every
+    bucket) is the same segment under a longer name: judging it again only doubles incidents."""
+    for dim, value in pair.segment.items():
+        parent = singles.get((dim, value))
+        if parent is not None and np.array_equal(parent.volume, pair.volume) and np.array_equal(parent.values, pair.values):
+            return True
+    return False
 
 
 def slice_sensitivity(base, n_slices: int):
