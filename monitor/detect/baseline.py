@@ -30,7 +30,10 @@ Why this shape:
   retroactively), resets the level to the reference, and ends when a CUSUM for "back
   below k" (h/2) signals; a bucket that is a spike itself is the spike test's, not a shift.
   The sums start only after the reference has learnt from another warm-up length of
-  observed buckets.
+  observed buckets. Once the reference is live, a change-point regime of a ratio metric is
+  confirmed only if it also departs significantly, the same way, from that reference: the
+  fast level (hours of memory for hourly data) can overshoot, and a return to normal must
+  not be judged as a shift against it.
 - *Speed*: one Python loop over time; every step is a handful of numpy operations over
   all series at once (about a second of CPU for 10,000 series x 365 days).
 """
@@ -362,6 +365,17 @@ def judge(
                 )
                 sign = 1 if stat > 0 else -1
                 ok = (up_ok and sign > 0) or (down_ok and sign < 0)
+                if ok and use_cusum and n_upd[row] >= W:
+                    # the level has a memory of hours for hourly data and may have chased the
+                    # last few noisy buckets (or an unflagged excursion the regime now ends):
+                    # a shift must also depart significantly, the same way, from the slow
+                    # reference level (learnt from normal buckets only), else it is a return
+                    # to normal judged against a level that overshot
+                    ref = _State(Ls[row], Ts[row], S[row], st.mult[row], v[row], bbar[row])
+                    stat_s, _ = _region_stat(
+                        obs[row, t:head], None if den is None else den[row, t:head], ref, phase[t:head], ratio,
+                    )
+                    ok = sign * stat_s >= shift_threshold
                 if ok and abs(stat) >= shift_threshold and abs(mean_z) >= shift_min_effect:
                     shift_until[row], shift_dir[row], shift_stat[row] = end, sign, abs(stat)
                     confirmed.append((row, t))
