@@ -181,9 +181,8 @@ def demo(ctx: Context, folder: str, seed: int, days: int, scale: float) -> None:
     click.echo(f"false paging incidents: {sum(false.values())} "
                f"({', '.join(f'{m}={n}' for m, n in sorted(false.items()) if n) or 'none'})")
     (Path(folder) / "evaluation.json").write_text(json.dumps(scored.to_dict(), indent=2, default=str))
-    if "alert" in _available_steps():
-        click.echo("\nAlerts the demo would send (console receiver; also in alerts.log):")
-        send_alerts(config, store, now=project.end)
+    click.echo("\nAlerts the demo would send (console receiver; also in alerts.log):")
+    send_alerts(config, store, now=project.end)
     click.echo(f"\nNext: monitor --config {folder}/monitor.toml incidents")
 
 
@@ -220,13 +219,6 @@ def explain(ctx: Context, incident_id: str, fmt: str) -> None:
         click.echo(json.dumps(incident, indent=2, default=str))
     else:
         click.echo(render_explanation(incident))
-
-
-def _available_steps() -> set[str]:
-    import importlib.util
-
-    return {name for name in ("alert", "report", "scheduler", "dashboard")
-            if importlib.util.find_spec(f"monitor.{name}") is not None}
 
 
 def _catalog(ctx: Context):

@@ -31,11 +31,6 @@ class ComputeResult:
     rows: int = 0
     failures: list[tuple[str, Window, str]] = field(default_factory=list)  # (metric, window, error)
 
-    def merge(self, other: "ComputeResult") -> None:
-        self.windows_ok += other.windows_ok
-        self.rows += other.rows
-        self.failures.extend(other.failures)
-
 
 def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger: str,
             store: Store | None = None, on_window: Callable[[Metric, Window], None] | None = None,
