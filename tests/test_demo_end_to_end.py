@@ -1,12 +1,15 @@
-"""`monitor demo` end to end: world -> backfill -> detect -> explain -> alerts, scored against ground truth."""
+"""`monitor demo` end to end: world -> backfill -> detect -> explain -> alerts -> report,
+scored against the world's ground truth."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 from click.testing import CliRunner
 
 from monitor.cli import cli
+from monitor.config import load_config
 
 # Injected rate incidents on daily metrics: found within one bucket, top segment exactly right.
 DAILY_RATE_INCIDENTS = [
@@ -16,12 +19,17 @@ DAILY_RATE_INCIDENTS = [
 ]
 
 
-@pytest.mark.slow
-def test_demo_finds_and_explains_the_injected_incidents(tmp_path):
-    folder = tmp_path / "demo"
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("e2e") / "demo"
     result = CliRunner().invoke(cli, ["demo", "--dir", str(folder)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    scored = json.loads((folder / "evaluation.json").read_text())
+    return folder, result.output, json.loads((folder / "evaluation.json").read_text())
+
+
+@pytest.mark.slow
+def test_demo_finds_and_explains_the_injected_incidents(demo):
+    folder, output, scored = demo
     outcomes = {(o["truth_id"], o["metric"]): o for o in scored["outcomes"]}
     for key in DAILY_RATE_INCIDENTS:
         outcome = outcomes[key]
@@ -38,5 +46,23 @@ def test_demo_finds_and_explains_the_injected_incidents(tmp_path):
     assert sum(scored["false_incidents"].values()) <= 5, scored["false_incidents"]
     assert scored["false_incidents"]["payment_decline_rate_hourly"] <= 2, scored["false_incidents"]
     # The burst still running at the end is alerted on the console and in alerts.log.
-    assert "[FIRING]" in result.output and "channel=web&country=IN" in result.output
+    assert "[FIRING]" in output and "channel=web&country=IN" in output
     assert "channel=web&country=IN" in (folder / "alerts.log").read_text()
+
+
+@pytest.mark.slow
+def test_daily_report_names_every_detected_injected_incident_on_its_day(demo, tmp_path):
+    from monitor.report import generate_report
+    from monitor.store import Store
+
+    folder, _, scored = demo
+    config = load_config(folder / "monitor.toml")
+    with Store(config.store_path).connect(read_only=True) as con:
+        starts = dict(con.execute("SELECT incident_id, start_ts FROM incidents").fetchall())
+    detected = [o for o in scored["outcomes"] if o["detected"]]
+    assert len(detected) >= 9
+    for outcome in detected:
+        day = starts[outcome["incident_id"]].date()
+        report = generate_report(config, date=day, out_dir=tmp_path, now=dt.datetime(2026, 10, 1))
+        html = report.html_path.read_text()
+        assert f'data-incident="{outcome["incident_id"]}"' in html, (outcome["truth_id"], day)
