@@ -183,3 +183,70 @@ def test_benchmark_scoring_matches_the_readme_checks():
     # a perfect prediction scores 1 on both
     assert mod.f1({1: [30], 2: [30]}, [30]) == 1.0
     assert mod.cover({1: [30], 2: [30]}, [30], n=60) == 1.0
+
+
+# ----------------------------------------------------------------------------- linear search and noise re-estimation
+def test_vectorised_linear_search_matches_ruptures_pelt():
+    import ruptures as rpt
+
+    from monitor.detect.changepoint import CostPiecewiseLinear, segment_linear
+
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        n = int(rng.integers(10, 250))
+        z = rng.normal(size=n) + np.repeat(rng.normal(0, 3, 5), n // 5 + 1)[:n] + 0.02 * np.arange(n) * rng.normal()
+        pen, ms = 3 * math.log(n), int(rng.integers(3, 6))
+        ref = rpt.Pelt(custom_cost=CostPiecewiseLinear(), min_size=ms, jump=1).fit(z).predict(pen=pen)
+        assert segment_linear(z, penalty=pen, min_size=ms) == [b for b in ref if b < n]
+
+
+def test_length_term_makes_the_search_more_conservative():
+    from monitor.detect.changepoint import segment_linear
+
+    x = noise(12, 300)
+    x[150:] += 1.2  # weak shift: BIC with a small penalty keeps it, log-length terms cost more
+    loose = segment_linear(x, penalty=2.0 * math.log(300), min_size=3)
+    strict = segment_linear(x, penalty=2.0 * math.log(300), min_size=3, length_weight=1.0)
+    assert len(strict) <= len(loose)
+
+
+def test_residual_noise_recovers_ar_coefficient_and_long_run_sd():
+    from monitor.detect.changepoint import residual_noise
+
+    rng = np.random.default_rng(13)
+    phi, n = 0.6, 4000
+    e = rng.normal(0, math.sqrt(1 - phi * phi), n)
+    x = np.empty(n)
+    x[0] = rng.normal()
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + e[i]
+    x[2000:] += 10.0 + 0.01 * np.arange(2000)  # a known break: pairs across it are skipped
+    long_run, est = residual_noise(x, [2000], max_ar=0.9)
+    assert abs(est - phi) < 0.05
+    assert math.isclose(long_run, math.sqrt((1 + phi) / (1 - phi)), rel_tol=0.1)
+    # the cap holds
+    assert residual_noise(x, [2000], max_ar=0.3)[1] == 0.3
+
+
+def test_refit_keeps_a_known_break_and_does_not_add_noise_breaks():
+    rng = np.random.default_rng(14)
+    n, phi = 300, 0.8
+    e = rng.normal(0, math.sqrt(1 - phi * phi), n)
+    x = np.empty(n)
+    x[0] = rng.normal()
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + e[i]
+    assert find_change_points(x) == []  # strongly correlated noise alone: no change
+    x[180:] += 6.0
+    found = find_change_points(x)
+    assert any(abs(c - 180) <= 2 for c in found), found
+    assert len(found) <= 2, found
+    assert find_change_points(x, refits=0)  # the first pass alone also sees it
+
+
+def test_mean_model_is_not_affected_by_the_linear_options():
+    x = noise(15, 200)
+    x[120:] += 3.0
+    base = find_change_points(x, model="mean")
+    assert find_change_points(x, model="mean", refits=0) == base
+    assert find_change_points(x, model="mean", criterion="mbic") == base

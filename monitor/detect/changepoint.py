@@ -17,8 +17,14 @@ principle rather than a tuned number:
   estimated robustly (winsorised lag-1 correlation) from the differences. Serially
   correlated noise wanders, and a wandering level is not a change; the plain BIC with
   i.i.d. noise over-segments it.
-- Search: exact penalised segmentation (PELT in ruptures) with a BIC penalty
+- Search: exact penalised segmentation (PELT; ruptures for the mean model, a vectorised
+  implementation with the same optimum for the linear one) with a BIC penalty
   ``(parameters per segment + 1) * log(n)`` in units of that long-run variance.
+- Linear model: the noise is then re-estimated from the residuals of that segmentation
+  (direct marginal sd, lag-1 autocorrelation of the residuals, same cap) and the search
+  repeated, up to 3 times: the difference-based phi has variance ~4/n against
+  ~(1-phi^2)/n for the residual one, and dividing by sqrt(2(1-phi)) amplifies its error.
+  Chosen on held-out data (benchmarks/tcpd_synthetic.py), not on the TCPD labels.
 
 Indices are 0-based positions where a new regime starts, in the caller's index space
 (NaN positions are dropped for the search and mapped back).
@@ -234,9 +240,136 @@ def segment(z: np.ndarray, *, model: str, penalty: float, min_size: int) -> list
         # KernelCPD with the linear kernel is the l2 (mean-shift) cost, PELT in C.
         algo = rpt.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(z.reshape(-1, 1))
     else:
-        cost = CostPiecewiseLinear()
-        algo = rpt.Pelt(custom_cost=cost, min_size=max(min_size, 3), jump=1).fit(z)
+        return segment_linear(z, penalty=penalty, min_size=max(min_size, 3))
     return [int(b) for b in algo.predict(pen=penalty) if b < n]
+
+
+def _linear_sse(sums, start: np.ndarray, end: int) -> np.ndarray:
+    """Residual sum of squares of a least-squares line on each segment ``[start, end)``
+    (vectorised over ``start``), from the cumulative sums ``(t, t^2, y, t*y, y^2)``."""
+    T, TT, Y, TY, YY = sums
+    m = end - start
+    sy = Y[end] - Y[start]
+    sse = (YY[end] - YY[start]) - sy * sy / m
+    st = T[end] - T[start]
+    ctt = (TT[end] - TT[start]) - st * st / m
+    cty = (TY[end] - TY[start]) - st * sy / m
+    pos = ctt > 0
+    sse = sse - np.where(pos, cty * cty / np.where(pos, ctt, 1.0), 0.0)
+    return np.maximum(sse, 0.0)
+
+
+def _cumulative_sums(y: np.ndarray):
+    t = np.arange(y.size, dtype=float)
+
+    def csum(a):
+        return np.concatenate(([0.0], np.cumsum(a)))
+
+    return csum(t), csum(t * t), csum(y), csum(t * y), csum(y * y)
+
+
+def segment_linear(z: np.ndarray, *, penalty: float, min_size: int = 3, length_weight: float = 0.0) -> list[int]:
+    """Exact penalised piecewise-linear segmentation (PELT), vectorised over the candidate
+    starts: minimises sum over segments of [RSS of a line + length_weight * log(length)]
+    + penalty * (number of changes), segments at least ``min_size`` long.
+
+    Same optimum as ruptures ``Pelt`` with ``CostPiecewiseLinear`` (tested) when
+    ``length_weight == 0``, 10-25x faster on long series. Pruning stays exact with the
+    length term (log a + log b - log(a+b) < 0 keeps the PELT inequality with K = 0), and a
+    pruned start is only dropped ``min_size`` steps later, when the pruning point itself
+    becomes a usable start.
+    """
+    y = np.asarray(z, dtype=float).reshape(-1)
+    n = y.size
+    if n < 2 * min_size:
+        return []
+    sums = _cumulative_sums(y)
+    best = np.full(n + 1, np.inf)
+    best[0] = -penalty
+    last = np.zeros(n + 1, dtype=int)
+    cand = np.array([0])
+    kill = np.array([np.inf])
+    for end in range(min_size, n + 1):
+        new = end - min_size
+        if new >= min_size:
+            cand = np.append(cand, new)
+            kill = np.append(kill, np.inf)
+        alive = kill > end
+        if not alive.all():
+            cand, kill = cand[alive], kill[alive]
+        v = best[cand] + _linear_sse(sums, cand, end)
+        if length_weight:
+            v = v + length_weight * np.log(end - cand)
+        j = int(np.argmin(v))
+        best[end] = v[j] + penalty
+        last[end] = cand[j]
+        kill[(v > v[j] + penalty) & np.isinf(kill)] = end + min_size
+    out, end = [], n
+    while end > 0:
+        end = int(last[end])
+        if end > 0:
+            out.append(end)
+    return sorted(out)
+
+
+def _segment_residuals(y: np.ndarray, cps: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Residuals of a least-squares line per segment, and the segment id of each point."""
+    bounds = [0, *cps, y.size]
+    res = np.empty_like(y)
+    seg_id = np.empty(y.size, dtype=int)
+    for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        t = np.arange(b - a, dtype=float)
+        seg = y[a:b]
+        if b - a >= 2:
+            slope, icpt = np.polyfit(t, seg, 1)
+            res[a:b] = seg - (icpt + slope * t)
+        else:
+            res[a:b] = 0.0
+        seg_id[a:b] = k
+    return res, seg_id
+
+
+def residual_noise(y: np.ndarray, cps: list[int], *, max_ar: float, params: int = 2) -> tuple[float, float]:
+    """(long-run sd, phi) of the noise around a piecewise-linear fit with breaks ``cps``.
+
+    The lag-1 autocorrelation of the residuals has variance ~(1-phi^2)/n, against ~4/n
+    for the estimate from differences (phi = 1 + 2 corr(diff)) that the first pass uses,
+    and the marginal sd is measured directly instead of being divided by
+    sqrt(2(1-phi)), which explodes when phi is near 1. Winsorised like
+    ``robust_lag1_correlation``; pairs that straddle a break are skipped.
+    """
+    res, seg_id = _segment_residuals(y, cps)
+    dof = y.size - params * (len(cps) + 1)
+    if dof < 3:
+        return 0.0, 0.0
+    scale = robust_sd(res)
+    if not scale > 0:
+        scale = float(np.std(res))
+    if not scale > 0:
+        return 0.0, 0.0
+    w = np.clip(res, -2.5 * scale, 2.5 * scale)
+    same = seg_id[1:] == seg_id[:-1]
+    denom = float(w @ w)
+    rho = float(np.sum((w[1:] * w[:-1])[same])) / denom if denom > 0 else 0.0
+    phi = min(max(rho, 0.0), max_ar)
+    marginal = math.sqrt(float(res @ res) / dof)
+    return marginal * math.sqrt((1.0 + phi) / (1.0 - phi)), phi
+
+
+def linear_penalty(n: int, criterion: str) -> tuple[float, float]:
+    """(penalty per change, weight of log(segment length)) for the piecewise-linear model.
+
+    "bic": (2 parameters + location) * log(n), the same as ``default_penalty(n, "linear")``.
+    "mbic": modified BIC (Zhang & Siegmund 2007), as in the R changepoint package: a
+    location is not a regular parameter and costs more, (parameters + 2) * log(n), and each
+    segment adds log(its length) (Laplace approximation of its level's precision).
+    """
+    logn = math.log(max(n, 2))
+    if criterion == "bic":
+        return 3.0 * logn, 0.0
+    if criterion == "mbic":
+        return 4.0 * logn, 1.0
+    raise ValueError(f"criterion must be 'bic' or 'mbic', got {criterion!r}")
 
 
 def find_change_points(
@@ -249,6 +382,8 @@ def find_change_points(
     spike_window: int = 3,
     spike_threshold: float = 5.0,
     max_ar: float = 0.9,
+    criterion: str = "bic",
+    refits: int = 3,
 ) -> list[int]:
     """0-based indices where a new regime starts (sorted, unique, within 1..n-1).
 
@@ -257,6 +392,9 @@ def find_change_points(
     ``model``: "linear" (level and slope per segment, the default) or "mean".
     ``penalty``: None = BIC ``(params+1)*log(n)`` in long-run-variance units; a number
     overrides it (same units). ``period``: "auto" (detect), an int, or None (no seasonality).
+    Linear model only: ``criterion`` "bic" or "mbic" (see ``linear_penalty``); ``refits``
+    re-estimates the noise (long-run sd and phi) from the residuals of the current
+    segmentation and searches again, up to that many times (0 = the first pass only).
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
@@ -293,6 +431,21 @@ def find_change_points(
         if not sigma_rows[0] > 0:
             return []
         z = z_rows[0]
-    pen = default_penalty(n, model) if penalty is None else float(penalty)
-    cps = segment(z, model=model, penalty=pen, min_size=min_size)
+    if model == "mean":
+        pen = default_penalty(n, model) if penalty is None else float(penalty)
+        cps = segment(z, model=model, penalty=pen, min_size=min_size)
+    else:
+        pen, length_weight = linear_penalty(n, criterion)
+        if penalty is not None:
+            pen = float(penalty)
+        size = max(min_size, 3)
+        cps = segment_linear(z, penalty=pen, min_size=size, length_weight=length_weight)
+        for _ in range(refits):
+            long_run, _phi = residual_noise(z, cps, max_ar=max_ar)
+            if not long_run > 0 or not math.isfinite(long_run):
+                break
+            new = segment_linear(z / long_run, penalty=pen, min_size=size, length_weight=length_weight)
+            if new == cps:
+                break
+            cps = new
     return sorted({int(valid[c]) for c in cps if 0 < c < n})

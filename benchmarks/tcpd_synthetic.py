@@ -1,0 +1,211 @@
+"""Held-out development set for ``find_change_points``: synthetic series with known change
+points plus the 5 simulated ``quality_control_*`` series of tcpd-dev.
+
+Defaults of ``find_change_points`` are studied here, *not* on the 12 real TCPD series (those
+are the test set, scored by ``benchmarks/tcpd.py``). Scoring is the TCPD one, imported from
+``benchmarks/tcpd.py`` (F1 with margin 5, cover); for a synthetic series the single
+"annotator" is the truth.
+
+The generator is meant to resemble the kinds of series in TCPD (economic, business,
+physical), not to copy any of them:
+
+- length log-uniform in 15..700;
+- 0 change points in 20 % of the series, otherwise 1..6 (fewer when the series is short),
+  at least ``max(5, n // 20)`` points apart and from the ends;
+- piecewise-linear signal: a base slope (60 % of series), and at each change a level jump
+  (50 %), a slope change that keeps the line continuous (25 %) or both (25 %); jumps are
+  2..6 marginal noise sds, slope changes move the line by 2..6 sds over the next segment;
+- AR(1) noise with phi uniform in 0..0.9, marginal sd 1;
+- seasonality (30 %, period 4, 7 or 12 when there are >= 4 cycles), amplitude 0.5..3 sds;
+- outliers (30 %): 1..3 spikes of 5..10 sds;
+- then an arbitrary offset and scale.
+
+    .venv/bin/python benchmarks/tcpd_synthetic.py [--series 300] [--seed 0]
+        [--variant "max_ar=0.8"] [--variant "refits=2,criterion='mbic'"] [--no-baseline]
+
+Each ``--variant`` is a comma-separated list of keyword arguments for find_change_points.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import math
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tcpd import DEFAULT_DATA, _ruptures_bic, clean, cover, f1, load  # noqa: E402
+
+from monitor.detect.changepoint import find_change_points  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- generator
+def _positions(rng: np.random.Generator, n: int, k: int, gap: int) -> list[int]:
+    for _ in range(200):
+        cps = np.sort(rng.integers(gap, n - gap + 1, size=k))
+        if k == 0 or np.all(np.diff(np.concatenate(([0], cps, [n]))) >= gap):
+            return [int(c) for c in cps]
+    return []
+
+
+def make_series(rng: np.random.Generator) -> tuple[np.ndarray, list[int], dict]:
+    n = int(round(math.exp(rng.uniform(math.log(15), math.log(700)))))
+    gap = max(5, n // 20)
+    max_k = min(6, n // gap - 1)
+    k = 0 if (rng.random() < 0.2 or max_k < 1) else int(rng.integers(1, max_k + 1))
+    cps = _positions(rng, n, k, gap)
+    k = len(cps)
+
+    bounds = [0, *cps, n]
+    signal = np.empty(n)
+    level = 0.0
+    slope = rng.normal(0.0, 5.0) / n if rng.random() < 0.6 else 0.0
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if i > 0:
+            kind = rng.choice(["level", "slope", "both"], p=[0.5, 0.25, 0.25])
+            if kind in ("level", "both"):
+                level += rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 6.0)
+            if kind in ("slope", "both"):
+                slope += rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 6.0) / (b - a)
+        t = np.arange(b - a)
+        signal[a:b] = level + slope * t
+        level = level + slope * (b - a)  # continuous unless the next change jumps
+
+    phi = rng.uniform(0.0, 0.9)
+    e = rng.normal(0.0, math.sqrt(1.0 - phi * phi), n)
+    noise = np.empty(n)
+    noise[0] = rng.normal()
+    for i in range(1, n):
+        noise[i] = phi * noise[i - 1] + e[i]
+    x = signal + noise
+
+    period = None
+    if rng.random() < 0.3:
+        options = [p for p in (4, 7, 12) if n >= 4 * p]
+        if options:
+            period = int(rng.choice(options))
+            shape = rng.normal(size=period)
+            shape = (shape - shape.mean()) / (shape.std() or 1.0)
+            x += rng.uniform(0.5, 3.0) * shape[np.arange(n) % period]
+    spikes = 0
+    if rng.random() < 0.3:
+        spikes = int(rng.integers(1, 4))
+        where = rng.integers(0, n, size=spikes)
+        x[where] += rng.choice([-1.0, 1.0], size=spikes) * rng.uniform(5.0, 10.0, size=spikes)
+    x = rng.uniform(-100, 100) + math.exp(rng.uniform(-3, 5)) * x
+    return x, cps, {"n": n, "k": k, "phi": phi, "period": period, "spikes": spikes}
+
+
+def make_set(n_series: int, seed: int):
+    rng = np.random.default_rng(seed)
+    return [make_series(rng) for _ in range(n_series)]
+
+
+# ----------------------------------------------------------------------------- scoring
+def parse_variant(text: str) -> dict:
+    if not text.strip():
+        return {}
+    call = ast.parse(f"f({text})", mode="eval").body
+    return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+
+
+_CASES: list = []
+
+
+def _score_one(args):
+    method, i = args
+    values, ann = _CASES[i]
+    n = len(values)
+    t0 = time.process_time()
+    if method == "pelt_l2_bic":
+        pred = _ruptures_bic("Pelt")(values)
+    else:
+        pred = find_change_points(values, **parse_variant(method))
+    sec = time.process_time() - t0
+    pred = clean(pred, n)
+    return f1(ann, pred), cover(ann, pred, n), sec
+
+
+def evaluate(methods: list[str], cases: list, processes: int = 2) -> dict[str, np.ndarray]:
+    global _CASES
+    _CASES = cases
+    jobs = [(m, i) for m in methods for i in range(len(cases))]
+    if processes > 1:
+        with mp.get_context("fork").Pool(processes) as pool:
+            out = pool.map(_score_one, jobs, chunksize=8)
+    else:
+        out = [_score_one(j) for j in jobs]
+    res = {}
+    for j, m in enumerate(methods):
+        res[m] = np.array(out[j * len(cases) : (j + 1) * len(cases)])
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--variant", action="append", default=[], help="kwargs, e.g. \"max_ar=0.8\"")
+    parser.add_argument("--no-baseline", action="store_true", help="skip ruptures Pelt(l2, BIC)")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--by", action="store_true", help="also break the synthetic scores down")
+    args = parser.parse_args(argv)
+
+    t_start = time.perf_counter()
+    synth = make_set(args.series, args.seed)
+    syn_cases = [(x, {"truth": cps}) for x, cps, _ in synth]
+    qc_cases = [(v, ann) for name, v, ann in load(args.data) if name.startswith("quality_control")]
+    methods = [""] + args.variant + ([] if args.no_baseline else ["pelt_l2_bic"])
+    syn = evaluate(methods, syn_cases, args.processes)
+    qc = evaluate(methods, qc_cases, args.processes)
+
+    label = {m: ("default" if m == "" else m) for m in methods}
+    width = max(24, *(len(v) + 2 for v in label.values()))
+    print(f"synthetic: {args.series} series, seed {args.seed}; quality_control: {len(qc_cases)} series")
+    print(
+        f"{'method':<{width}}{'syn F1':>8}{'syn cover':>10}{'(F1+cov)/2':>11}{'qc F1':>8}{'qc cover':>9}"
+        f"{'cpu s':>8}   paired vs default: dF1 (se), dcover (se)"
+    )
+    base = syn[""]
+    for m in methods:
+        s, q = syn[m], qc[m]
+        d = s[:, :2] - base[:, :2]
+        se = d.std(axis=0, ddof=1) / math.sqrt(len(d)) if len(d) > 1 else np.zeros(2)
+        paired = "" if m == "" else f"   {d[:, 0].mean():+.4f} ({se[0]:.4f}), {d[:, 1].mean():+.4f} ({se[1]:.4f})"
+        print(
+            f"{label[m]:<{width}}{s[:, 0].mean():>8.3f}{s[:, 1].mean():>10.3f}{s[:, :2].mean():>11.3f}"
+            f"{q[:, 0].mean():>8.3f}{q[:, 1].mean():>9.3f}{s[:, 2].sum() + q[:, 2].sum():>8.1f}{paired}"
+        )
+    if args.by:
+        meta = [m for _, _, m in synth]
+        groups = {
+            "k=0": [i for i, m in enumerate(meta) if m["k"] == 0],
+            "k>=1": [i for i, m in enumerate(meta) if m["k"] >= 1],
+            "n<60": [i for i, m in enumerate(meta) if m["n"] < 60],
+            "n>=200": [i for i, m in enumerate(meta) if m["n"] >= 200],
+            "phi<0.45": [i for i, m in enumerate(meta) if m["phi"] < 0.45],
+            "phi>=0.7": [i for i, m in enumerate(meta) if m["phi"] >= 0.7],
+            "seasonal": [i for i, m in enumerate(meta) if m["period"]],
+            "spikes": [i for i, m in enumerate(meta) if m["spikes"]],
+        }
+        print("\nsynthetic F1 / cover by group")
+        print(f"{'method':<{width}}" + "".join(f"{g + f' ({len(ix)})':>18}" for g, ix in groups.items()))
+        for m in methods:
+            s = syn[m]
+            print(f"{label[m]:<{width}}" + "".join(
+                f"{s[ix, 0].mean():>9.3f}{s[ix, 1].mean():>9.3f}" for ix in groups.values()))
+    print(f"wall seconds: {time.perf_counter() - t_start:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
