@@ -388,3 +388,60 @@ def test_persisting_hourly_step_is_a_level_shift_not_absorbed():
         # and once accepted the new level is the baseline
         assert abs(np.nanmean(det.expected[-48:]) / 0.045 - 1.0) < 0.25
     assert detected == 10 and accepted >= 7, accepted
+
+
+# ----------------------------------------------------------------------------- false-alarm budget per day
+def test_hourly_spike_threshold_keeps_the_daily_false_alarm_budget():
+    from monitor.detect.baseline import per_day_threshold
+
+    assert per_day_threshold(4.0, 7) == 4.0 and per_day_threshold(4.0, None) == 4.0
+    hourly = per_day_threshold(4.0, 168)
+    assert 4.6 < hourly < 4.8  # 24 tests a day, each at 1/24 of the one-sided tail of 4 sd
+    assert per_day_threshold(4.0, 24) == hourly
+    rng = np.random.default_rng(21)
+    t = np.arange(24 * 7 * 5)
+    base = 400 * (1 + 0.5 * np.sin(2 * np.pi * t / 24))
+    x = rng.poisson(base).astype(float)
+    clean = detect_series(x, period=(24, 168))
+    assert clean.params["threshold"] == pytest.approx(hourly) and not clean.anomalous.any()
+    # bucket 700 is judged against earlier buckets only, so its expected value and sd are fixed
+    sd = (clean.upper[700] - clean.expected[700]) / hourly
+    x[700] = clean.expected[700] + 4.35 * sd  # beyond 4 sd, inside the hourly threshold
+    det = detect_series(x, period=(24, 168))
+    assert det.score[700] == pytest.approx(4.35) and not det.anomalous[700]
+    x[700] = clean.expected[700] + 5.0 * sd
+    assert detect_series(x, period=(24, 168)).anomalous[700]
+
+
+def test_sparse_slice_is_not_judged_against_a_level_from_its_first_observations():
+    # Above its volume floor on 3 % of hours: its baseline never sees enough buckets, so
+    # one busy hour with 5 of 32 declined (a 15 % rate, normal 11 %) is not an alarm.
+    rng = np.random.default_rng(5)
+    n = 24 * 7 * 5
+    den = rng.poisson(14, n).astype(float)
+    busy = rng.choice(np.arange(600, n), size=int(0.03 * n), replace=False)
+    den[busy] = 32.0
+    num = rng.binomial(den.astype(np.int64), 0.11).astype(float)
+    num[busy[:3]] = 0.0  # its first observations happen to be 0 %
+    late = busy.max()
+    num[late] = 5.0
+    det = detect_series(num, denominators=den, period=(24, 168), min_volume=30)
+    assert not det.anomalous.any()
+    assert math.isnan(det.score[late])
+
+
+def test_sparse_ratio_profile_is_shrunk_flat_busy_profile_is_kept():
+    from monitor.detect.baseline import seasonal_profile
+
+    rng = np.random.default_rng(8)
+    weeks = 3
+    t = np.arange(7 * weeks)
+    true = np.array([1.3, 1.0, 1.0, 1.0, 1.0, 0.85, 0.85])[t % 7] * 0.02
+    busy_den = np.full(t.size, 50000.0)
+    sparse_den = np.full(t.size, 100.0)  # ~2 events a day: per-weekday rates are noise
+    busy = rng.binomial(50000, true) / busy_den
+    sparse = rng.binomial(100, np.full(t.size, 0.02)) / sparse_den
+    prof, mult = seasonal_profile(np.vstack([busy, sparse]), 7, weights=np.vstack([busy_den, sparse_den]))
+    assert mult.all()
+    assert prof[0, 0] == pytest.approx(1.3 / np.mean([1.3, 1, 1, 1, 1, 0.85, 0.85]), rel=0.05)
+    assert np.all(np.abs(prof[1] - 1.0) < 0.15)  # unshrunk, weekday factors of 0-3 events swing 0-2.5x

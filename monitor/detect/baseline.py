@@ -105,12 +105,29 @@ def _mad2(a: np.ndarray) -> np.ndarray:
     return (1.4826 * np.nanmedian(np.abs(a - med), axis=1)) ** 2
 
 
+def buckets_per_day(period: int | None) -> int:
+    """Hourly series are recognised by their daily (24) or weekly (168) cycle."""
+    return 24 if period and period % 24 == 0 else 1
+
+
+def per_day_threshold(threshold: float, period: int | None) -> float:
+    """The one-bucket threshold that keeps the false-spike rate *per day* of a sub-daily
+    series equal to that of a daily series at ``threshold``: an hourly series makes 24
+    tests a day, so each one gets 1/24 of the normal tail probability (4 sd -> 4.69 sd)."""
+    per_day = buckets_per_day(period)
+    if per_day == 1 or not math.isfinite(threshold):
+        return threshold
+    from scipy.stats import norm
+
+    return float(norm.isf(norm.sf(threshold) / per_day))
+
+
 def cusum_h(period: int | None, multiplier: float = 1.0, arl_years: float = 1.0) -> float:
     """Decision interval for a one-sided CUSUM (k=0.5) with an in-control average run
     length of ``arl_years`` x one year of buckets (daily for period 7/none, hourly for
     24/168), by Siegmund's approximation ARL0 = (e^{2k h'} - 2k h' - 1) / (2k^2),
     h' = h + 1.166; scaled by the sensitivity multiplier like the spike threshold."""
-    buckets = 365.0 * (24 if period and period % 24 == 0 else 1) * arl_years
+    buckets = 365.0 * buckets_per_day(period) * arl_years
     lo, hi = 0.0, 50.0
     for _ in range(60):
         mid = (lo + hi) / 2
@@ -180,8 +197,15 @@ def seasonal_profile(
     if cycles == 0:
         return _flat_profile(block, period, weights)
     with np.errstate(all="ignore"), _quiet():
-        per_cycle = np.nanmedian(rest[:, : cycles * inner].reshape(n_series, cycles, inner), axis=2)
-    outer_prof, mult_out = _flat_profile(per_cycle, period // inner, None)
+        if weights is None:
+            per_cycle = np.nanmedian(rest[:, : cycles * inner].reshape(n_series, cycles, inner), axis=2)
+            cycle_weights = None
+        else:  # pooled, as for the inner profile: the median of sparse hourly rates is 0
+            r = rest[:, : cycles * inner].reshape(n_series, cycles, inner)
+            wt = np.where(np.isfinite(r), weights[:, : cycles * inner].reshape(n_series, cycles, inner), 0.0)
+            cycle_weights = wt.sum(axis=2)
+            per_cycle = np.nansum(np.nan_to_num(r) * wt, axis=2) / cycle_weights
+    outer_prof, mult_out = _flat_profile(per_cycle, period // inner, cycle_weights)
     k = np.arange(period)
     inner_part = inner_prof[:, k % inner]
     outer_part = outer_prof[:, k // inner]
@@ -221,8 +245,10 @@ def _flat_profile(block: np.ndarray, period: int, weights: np.ndarray | None = N
         if weights is not None:
             wts = np.where(np.isfinite(full), weights[:, : cycles * period], 0.0)
             vals = np.nan_to_num(full) * wts
-            per_phase = vals.reshape(n_series, cycles, period).sum(axis=1) / wts.reshape(n_series, cycles, period).sum(axis=1)
+            den_phase = wts.reshape(n_series, cycles, period).sum(axis=1)
+            per_phase = vals.reshape(n_series, cycles, period).sum(axis=1) / den_phase
             overall = (vals.sum(axis=1) / wts.sum(axis=1))[:, None]
+            per_phase = _shrink_rates(per_phase, den_phase, overall)
         else:
             # np.median is several times faster than np.nanmedian; use it when nothing is missing
             median = np.median if not np.isnan(full).any() else np.nanmedian
@@ -232,6 +258,27 @@ def _flat_profile(block: np.ndarray, period: int, weights: np.ndarray | None = N
         factors = np.where(np.isfinite(per_phase), per_phase / np.where(overall > 0, overall, 1.0), 1.0)
         offsets = np.nan_to_num(per_phase - overall, nan=0.0)
     return np.where(mult[:, None], factors, offsets), mult
+
+
+def _shrink_rates(per_phase: np.ndarray, den_phase: np.ndarray, overall: np.ndarray) -> np.ndarray:
+    """Per-phase rates pulled towards the row's overall rate by how little they rest on
+    (empirical Bayes): a phase seen with 6 events has a factor error of +-40 %, and a
+    sparse slice's raw profile is mostly that noise (a phase at 0 % predicts 0 %, and then
+    one event looks impossible). The spread of the true factors, tau^2, is estimated per
+    row as the observed spread minus the sampling variance (method of moments), so a busy
+    series keeps its profile and a sparse one gets a flat one."""
+    R = np.where(overall > 0, overall, np.nan)
+    factor = per_phase / R
+    # sampling variance of a factor: binomial var of the rate / R^2 = (1 - R) / (R * den)
+    s2 = (1.0 - R) / (R * np.where(den_phase > 0, den_phase, np.nan))
+    ok = np.isfinite(factor) & np.isfinite(s2)
+    with np.errstate(all="ignore"), _quiet():
+        spread = np.nanmean(np.where(ok, (factor - 1.0) ** 2, np.nan), axis=1, keepdims=True)
+        noise = np.nanmean(np.where(ok, s2, np.nan), axis=1, keepdims=True)
+        tau2 = np.maximum(spread - noise, 0.0)
+        weight = np.where(ok, tau2 / (tau2 + s2), 0.0)
+    shrunk = R * (1.0 + np.nan_to_num(weight) * np.nan_to_num(factor - 1.0))
+    return np.where(np.isfinite(shrunk), shrunk, per_phase)
 
 
 def neutral_profile(n_series: int, mult: np.ndarray) -> np.ndarray:
@@ -312,6 +359,11 @@ def judge(
         expected[:, t] = pred
         sd_out[:, t], _ = _noise_sd(pred, S[:, phase[t]], mult, v, bbar, den[:, t] if ratio else None)
 
+    # a series is judged only once its baseline has learnt from half a warm-up of observed
+    # buckets: a sparse slice (above its volume floor a few hours a month) would otherwise
+    # be judged against a level set by its first one or two observations
+    learnt = np.sum(usable[:, :W], axis=1)
+    min_learnt = max(W // 2, 1)
     run_len = np.zeros(n_series, dtype=int)
     run_dir = np.zeros(n_series, dtype=int)
     run_start = np.zeros(n_series, dtype=int)
@@ -349,12 +401,15 @@ def judge(
             sd, b = _noise_sd(pred, season, mult, v, bbar, den[:, t] if ratio else None)
             x = obs[:, t]
             r = x - pred
-            judged = finite[:, t] & np.isfinite(pred)
+            seen = finite[:, t] & np.isfinite(pred)
+            judged = seen & (learnt >= min_learnt)
             z = np.where(judged, r / sd, np.nan)
             expected[:, t], sd_out[:, t], score[:, t] = pred, sd, z
 
             # ---- change-point regimes starting here, judged as a whole against the frozen state
             for row, end in starts.get(t, ()):
+                if learnt[row] < min_learnt:
+                    continue
                 # Only the regime's first accept_after buckets are compared: a level shift is
                 # abrupt, so it shows at once; a regime that only drifts away from an
                 # extrapolated baseline later (a staircase cut into a trend) is not one.
@@ -485,10 +540,11 @@ def judge(
                     Ls[row], Ts[row] = L[row], 0.0
                     c_up[row] = c_dn[row] = 0.0
                     c_alarm[row] = 0
-                upd = judged & ~anom & ~excl[:, t]
+                upd = seen & ~anom & ~excl[:, t]
             else:
                 run_len[judged] = 0
-                upd = judged & ~excl[:, t]
+                upd = seen & ~excl[:, t]
+            learnt += upd
 
             # ---- state update from normal buckets only
             if upd.any():
@@ -515,6 +571,7 @@ def judge(
             fresh = ~np.isfinite(L) & finite[:, t] & ~excl[:, t]
             if fresh.any():
                 L = np.where(fresh, decompose(x, season, mult), L)
+                learnt += fresh
                 Ls = np.where(fresh, L, Ls)
                 if use_cusum:
                     Ts = np.where(fresh, 0.0, Ts)

@@ -60,6 +60,7 @@ def _run(values, den, options: DetectOptions, *, name: str, spikes: bool, shifts
         cps = find_batch(deseasonalise(obs, options.period, den, options.inner_period), min_size=MIN_SIZE)
         plan = _plan(cps, n)
     threshold = options.threshold
+    spike_threshold = options.spike_threshold
     # ratio metrics: one false CUSUM signal per series-year in control, split over the two sides
     cusum = (
         cusum_h(options.period, options.multiplier, arl_years=2.0 if options.direction == "both" else 1.0)
@@ -71,7 +72,7 @@ def _run(values, den, options: DetectOptions, *, name: str, spikes: bool, shifts
         exclude=options.exclude,
         period=options.period,
         inner_period=options.inner_period,
-        threshold=threshold if spikes else math.inf,
+        threshold=spike_threshold if spikes else math.inf,
         direction=options.direction,
         accept_after=options.accept_after,
         plan=plan,
@@ -79,7 +80,7 @@ def _run(values, den, options: DetectOptions, *, name: str, spikes: bool, shifts
         shift_min_effect=SHIFT_MIN_EFFECT * options.multiplier,
         cusum_threshold=cusum,
     )
-    base_params = _params(name, options, threshold, spikes, shifts, judged.warmup, cusum)
+    base_params = _params(name, options, spike_threshold, spikes, shifts, judged.warmup, cusum)
     out = []
     accepted_by_row: dict[int, list[tuple[int, int]]] = {}
     for row, start, at in judged.accepted:
@@ -99,7 +100,9 @@ def _run(values, den, options: DetectOptions, *, name: str, spikes: bool, shifts
                 "reported": "candidates that start a significant departure from the baseline or end one",
             }
         change_points = sorted(confirmed_by_row.get(row, ()))
-        out.append(_series_result(row, obs, den, judged, change_points, accepted_by_row.get(row, []), threshold, params))
+        # the band is where one bucket becomes a spike
+        out.append(_series_result(row, obs, den, judged, change_points, accepted_by_row.get(row, []),
+                                  spike_threshold, params))
     return out
 
 
@@ -191,15 +194,15 @@ def _json_float(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _params(name, options: DetectOptions, threshold, spikes, shifts, warmup, cusum=None) -> dict:
+def _params(name, options: DetectOptions, spike_threshold, spikes, shifts, warmup, cusum=None) -> dict:
     return {
         "detector": name,
         "direction": options.direction,
         "sensitivity": options.sensitivity if isinstance(options.sensitivity, str) else float(options.sensitivity),
-        "threshold": float(threshold),
+        "threshold": float(spike_threshold),
         "spikes": spikes,
         "level_shifts": shifts,
-        "shift_threshold": threshold if shifts else None,
+        "shift_threshold": options.threshold if shifts else None,
         "shift_min_effect_sd": SHIFT_MIN_EFFECT * options.multiplier if shifts else None,
         "period": options.period,
         "inner_period": options.inner_period,

@@ -28,7 +28,15 @@ class DetectOptions:
 
     @property
     def threshold(self) -> float:
+        """Threshold for regime statistics (level shifts), and for spikes on daily series."""
         return BASE_THRESHOLD * self.multiplier
+
+    @property
+    def spike_threshold(self) -> float:
+        """One-bucket threshold: higher for hourly series, which test 24 buckets a day."""
+        from monitor.detect.baseline import per_day_threshold
+
+        return per_day_threshold(self.threshold, self.period)
 
 
 def effective_period(period, n: int) -> int | None:
