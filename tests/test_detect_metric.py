@@ -157,3 +157,42 @@ def test_a_pair_slice_identical_to_its_parent_is_not_judged_twice(tmp_path):
     assert "method=paypal" in labels and "bin=none" in labels
     assert "bin=none&method=paypal" not in labels and "bin=4147&method=card" not in labels
     assert "bin=none&method=bank" not in labels  # bank is always bin=none too
+
+
+def test_pair_slice_incidents_sit_under_their_single_slice_incident_when_no_total_fires():
+    from monitor.detect.run_detection import _link_parents
+
+    day = dt.datetime(2026, 7, 27)
+
+    def row(slice_: str, start: dt.datetime, direction: str = "up") -> dict:
+        segment = dict(p.split("=") for p in slice_.split("&")) if slice_ else {}
+        return {"incident_id": slice_ or "total", "slice": slice_, "slice_json": json.dumps(segment),
+                "start_ts": start, "end_ts": day + dt.timedelta(days=5), "direction": direction, "parent_id": None}
+
+    rows = [row("merchant_category=gift_cards", day),
+            row("country=US&merchant_category=gift_cards", day - dt.timedelta(days=2)),
+            row("channel=web&merchant_category=gift_cards", day, direction="down"),
+            row("channel=web&country=US", day)]
+    _link_parents(rows, dt.timedelta(days=1))
+    parents = {r["slice"]: r["parent_id"] for r in rows}
+    assert parents == {"merchant_category=gift_cards": None,
+                       "country=US&merchant_category=gift_cards": "merchant_category=gift_cards",
+                       "channel=web&merchant_category=gift_cards": None,  # the other direction
+                       "channel=web&country=US": None}  # lies in no flagged single slice
+    rows.append(row("", day))
+    _link_parents(rows, dt.timedelta(days=1))
+    assert {r["parent_id"] for r in rows if r["slice"] and r["direction"] == "up"} == {"total"}
+
+
+def test_inside_a_slice_a_ratio_cause_must_explain_more_than_its_traffic_share():
+    """Every channel of gift_cards moved alike: web (46 % of the traffic, 49 % of the change)
+    only restates 'gift_cards'; a segment with 5 % of the traffic and 60 % of the change is a cause."""
+    from monitor.attribute.explain import RootCause
+    from monitor.attribute.incident_attribution import _specific
+
+    def cause(share: float, size: float) -> RootCause:
+        return RootCause(segment={"channel": "web"}, explained_share=share, size=size, before=0.015, after=0.05)
+
+    assert not _specific(cause(0.49, 0.46))
+    assert _specific(cause(0.60, 0.05)) and _specific(cause(1.0, 0.6))
+    assert _specific(cause(None, 0.5))

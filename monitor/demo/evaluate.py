@@ -127,8 +127,12 @@ def _score_event(event: dict, metric: Metric, incidents: pd.DataFrame) -> TruthO
     relevant = near[(near["slice"] == "") | near["segment"].map(lambda s: _consistent(s, expected))]
     if relevant.empty:
         return TruthOutcome(event["id"], metric.name, False, None, None, None, expected, None)
-    # Detection: the earliest relevant incident, preferring the total (what pages).
+    # Detection: the earliest relevant incident, preferring the total, then any other
+    # incident that pages (a slice not nested under another incident).
     chosen = relevant.sort_values(["start_ts", "slice"]).iloc[0]
+    paging = relevant[relevant["parent_id"].isna()].sort_values(["start_ts", "slice"])
+    if not paging.empty:
+        chosen = paging.iloc[0]
     totals = relevant[relevant["slice"] == ""]
     if not totals.empty:
         chosen = totals.iloc[0]

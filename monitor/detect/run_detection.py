@@ -235,17 +235,27 @@ def _incident_rows(metric: Metric, axis, series, detections, now) -> list[dict]:
 
 def _link_parents(rows: list[dict], step: dt.timedelta) -> None:
     """A slice incident that overlaps a total incident in the same direction sits under it
-    (the earliest such total), so it is reported inside the total's message."""
-    totals = sorted((r for r in rows if r["slice"] == ""), key=lambda r: r["start_ts"])
+    (the earliest such total), so it is reported inside the total's message. Without one, a
+    two-dimension slice incident sits under an overlapping incident of a one-dimension
+    slice it lies in (gift_cards & web under gift_cards): one page per segment that moved."""
+
+    def overlaps(a: dict, b: dict) -> bool:
+        return (a["start_ts"] < (b["end_ts"] or dt.datetime.max) and b["start_ts"] < (a["end_ts"] or dt.datetime.max)
+                and a["direction"] == b["direction"])
+
+    by_start = sorted(rows, key=lambda r: r["start_ts"])
+    totals = [r for r in by_start if r["slice"] == ""]
+    singles = [r for r in by_start if r["slice"] and "&" not in r["slice"]]
     for row in rows:
         if row["slice"] == "":
             continue
-        row_end = row["end_ts"] or dt.datetime.max
-        for total in totals:
-            total_end = total["end_ts"] or dt.datetime.max
-            if row["start_ts"] < total_end and total["start_ts"] < row_end and row["direction"] == total["direction"]:
-                row["parent_id"] = total["incident_id"]
-                break
+        parent = next((t for t in totals if overlaps(row, t)), None)
+        if parent is None and "&" in row["slice"]:
+            segment = json.loads(row["slice_json"])
+            parent = next((s for s in singles if overlaps(row, s)
+                           and all(segment.get(k) == v for k, v in json.loads(s["slice_json"]).items())), None)
+        if parent is not None:
+            row["parent_id"] = parent["incident_id"]
 
 
 def _write(store: Store, metric: Metric, axis, series, detections, rows, now) -> None:
