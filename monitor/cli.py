@@ -74,7 +74,7 @@ def check(ctx: Context, no_dry_run: bool) -> None:
 @click.option("--start", required=True, help="First day (or hour) to compute, e.g. 2026-06-01.")
 @click.option("--end", required=True, help="Exclusive end, e.g. 2026-07-01.")
 @click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
-@click.option("--chunk", type=int, default=None, help="Buckets per query (default 31 days / 168 hours).")
+@click.option("--chunk", type=int, default=None, help="Buckets per query (default 366 days / 2208 hours).")
 @click.option("--no-detect", is_flag=True, help="Only compute; skip detection afterwards.")
 @pass_ctx
 @handle_errors

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -21,6 +23,10 @@ log = logging.getLogger(__name__)
 # One query per chunk: far fewer scans of the source than one per bucket, small enough to
 # keep a failed chunk cheap to redo. Each chunk is replaced atomically in the store.
 DEFAULT_CHUNK = {"day": 31, "hour": 24 * 7}
+# A backfill covers long ranges at once, so it uses larger chunks: each query and each
+# commit has a fixed cost, and a year of daily leaves (or a quarter of hourly ones) is
+# still a modest Arrow table. `monitor backfill --chunk N` overrides it.
+BACKFILL_CHUNK = {"day": 366, "hour": 24 * 92}
 # Without stored history, `run` computes this many buckets so detection has a baseline.
 INITIAL_HISTORY = {"day": 56, "hour": 24 * 14}
 
@@ -39,38 +45,121 @@ def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger
 
     After the first failure of a metric its remaining windows are skipped (they
     would fail the same way) and recorded as failures too.
+
+    The source queries run here while a second thread writes the previous window's
+    rows into the store, so reading the source and writing the store overlap (each
+    waits on disk and on single-threaded steps at different times). The writer is
+    the only user of the store connection and writes in plan order, each window in
+    its own transaction, exactly as a sequential loop would.
     """
     store = store or Store(config.store_path)
-    result = ComputeResult()
-    broken: dict[str, str] = {}
-    with make_engine(config.source) as engine, store.writer() as session:
-        for metric, window in plan:
-            started = clock()
-            if metric.name in broken:
-                result.failures.append((metric.name, window, f"skipped after earlier failure: {broken[metric.name]}"))
-            else:
+    with make_engine(config.source) as engine:
+        writer = _WindowWriter(store, trigger, clock, on_window, open_now=bool(plan))
+        try:
+            for metric, window in plan:
+                writer.raise_error()
+                started = clock()
+                if metric.name in writer.broken:  # a hint only: the writer decides, in order
+                    writer.put(metric, window, started, None, None)
+                    continue
                 try:
-                    rows = engine.run(metric, window)
-                    result.rows += store.write_window(metric, window, rows, trigger=trigger, started_at=started,
-                                                      now=clock(), session=session)
-                    result.windows_ok += 1
+                    rows, error = engine.run(metric, window), None
                 except Exception as exc:  # noqa: BLE001 - one metric's failure must not stop the others
-                    message = str(exc) if isinstance(exc, MonitorError) else f"{type(exc).__name__}: {exc}"
-                    log.warning("%s", message)
-                    broken[metric.name] = message
-                    result.failures.append((metric.name, window, message))
-                    store.record_failure(metric, window, message, trigger=trigger, started_at=started, now=clock(),
-                                         session=session)
-            if on_window:
-                on_window(metric, window)
-    return result
+                    rows, error = None, exc
+                writer.put(metric, window, started, rows, error)
+        except BaseException:
+            writer.finish(drop_waiting=True)  # Ctrl-C, SIGTERM: finish the window being written, no more
+            raise
+        writer.finish()
+    writer.raise_error()
+    return writer.result
+
+
+class _WindowWriter:
+    """The store side of `compute`: a thread writing checked windows in order."""
+
+    def __init__(self, store: Store, trigger: str, clock: Callable[[], dt.datetime],
+                 on_window: Callable[[Metric, Window], None] | None, *, open_now: bool = True):
+        self.store, self.trigger, self.clock, self.on_window = store, trigger, clock, on_window
+        self._open_now = open_now
+        self.result = ComputeResult()
+        self.broken: dict[str, str] = {}
+        self._queue: queue.Queue = queue.Queue(maxsize=1)  # one window waiting, one being written
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="monitor-store-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, metric: Metric, window: Window, started: dt.datetime, rows, error: Exception | None) -> None:
+        while self._thread.is_alive():
+            try:
+                self._queue.put((metric, window, started, rows, error), timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self, *, drop_waiting: bool = False) -> None:
+        if drop_waiting:
+            self._drain()
+        self.put(None, None, None, None, None)  # type: ignore[arg-type]
+        self._thread.join()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _run(self) -> None:
+        try:
+            with self.store.writer() as session:
+                if self._open_now:
+                    session.connection()  # open the file while the first query runs
+                while True:
+                    try:
+                        item = self._queue.get(timeout=session.max_hold / 2)
+                    except queue.Empty:
+                        session.release()  # the next query is slow: readers can have the file meanwhile
+                        item = self._queue.get()
+                    if item[0] is None:
+                        return
+                    self._write(session, *item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            self._error = exc
+            self._drain()
+
+    def _write(self, session, metric: Metric, window: Window, started: dt.datetime, rows, error) -> None:
+        result, store = self.result, self.store
+        if metric.name in self.broken:
+            result.failures.append((metric.name, window, f"skipped after earlier failure: {self.broken[metric.name]}"))
+        else:
+            try:
+                if error is not None:
+                    raise error
+                result.rows += store.write_window(metric, window, rows, trigger=self.trigger, started_at=started,
+                                                  now=self.clock(), session=session)
+                result.windows_ok += 1
+            except Exception as exc:  # noqa: BLE001 - one metric's failure must not stop the others
+                message = str(exc) if isinstance(exc, MonitorError) else f"{type(exc).__name__}: {exc}"
+                log.warning("%s", message)
+                self.broken[metric.name] = message
+                result.failures.append((metric.name, window, message))
+                store.record_failure(metric, window, message, trigger=self.trigger, started_at=started,
+                                     now=self.clock(), session=session)
+        if self.on_window:
+            self.on_window(metric, window)
 
 
 def backfill_plan(metrics: Iterable[Metric], start: dt.datetime, end: dt.datetime,
                   chunk: int | None = None) -> list[tuple[Metric, Window]]:
     plan = []
     for metric in metrics:
-        for window in split_windows(start, end, metric.grain, chunk or DEFAULT_CHUNK[metric.grain]):
+        for window in split_windows(start, end, metric.grain, chunk or BACKFILL_CHUNK[metric.grain]):
             plan.append((metric, window))
     return plan
 

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Iterator
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from monitor.catalog import Metric
 from monitor.engine.windows import Window
@@ -26,6 +28,9 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 # schema.sql first, then each later step's own DDL file (alerts.sql, ...), all idempotent.
 SCHEMA_FILES = ("schema.sql",)
 LOCK_WAIT_SECONDS = 30.0
+# A writer hands the file back at least this often, so readers in other processes get a turn.
+MAX_HOLD_SECONDS = 2.0
+WRITER_THREADS = 1
 
 
 def leaves_table(metric_name: str) -> str:
@@ -42,9 +47,10 @@ def utcnow() -> dt.datetime:
 
 
 class Store:
-    def __init__(self, path: Path | str, *, lock_wait: float = LOCK_WAIT_SECONDS):
+    def __init__(self, path: Path | str, *, lock_wait: float = LOCK_WAIT_SECONDS, max_hold: float = MAX_HOLD_SECONDS):
         self.path = Path(path)
         self.lock_wait = lock_wait
+        self.max_hold = max_hold
         self._schema_ready = False
 
     # -- connections -------------------------------------------------------------------------
@@ -86,14 +92,14 @@ class Store:
             pass
 
     @contextmanager
-    def writer(self, *, max_hold: float = 2.0) -> Iterator["WriterSession"]:
+    def writer(self, *, max_hold: float | None = None) -> Iterator["WriterSession"]:
         """A write connection reused across many small writes (a backfill's windows).
 
         Opening and closing the file costs more than writing a window, so it is kept
         open, but handed back every `max_hold` seconds so that readers in other
         processes (the dashboard) are never blocked for long.
         """
-        session = WriterSession(self, max_hold)
+        session = WriterSession(self, self.max_hold if max_hold is None else max_hold)
         try:
             yield session
         finally:
@@ -137,10 +143,17 @@ class Store:
             con.execute(f'DELETE FROM "{table}" WHERE ts >= ? AND ts < ?', [window.start, window.end])
             if rows.num_rows:
                 con.register("incoming_rows", rows)
-                keys = ", ".join(f'"{c}"' for c in ["ts", *metric.dimensions])
-                sums = ", ".join(f'sum("{m}")' for m in metric.measures)
                 cols = ", ".join(f'"{c}"' for c in ["ts", *metric.dimensions, *metric.measures])
-                con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {keys}, {sums} FROM incoming_rows GROUP BY ALL')
+                if keys_are_unique(rows, ["ts", *metric.dimensions]):
+                    # The usual case (the query ends in GROUP BY): copy the rows as they are.
+                    # Re-grouping would cost more than the check and scatter the rows, which
+                    # also makes the commit's compression slower.
+                    con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM incoming_rows')
+                else:
+                    # Keys cast to the stored types first, so values that become equal are summed too.
+                    keys = ", ".join(['ts::TIMESTAMP', *(f'"{d}"::VARCHAR' for d in metric.dimensions)])
+                    sums = ", ".join(f'sum("{m}")' for m in metric.measures)
+                    con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {keys}, {sums} FROM incoming_rows GROUP BY ALL')
                 con.unregister("incoming_rows")
             con.execute(
                 "INSERT INTO runs (metric, window_start, window_end, started_at, finished_at, rows, status,"
@@ -262,6 +275,9 @@ class WriterSession:
     def connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = self.store._open(read_only=False)
+            # Appending one window's Arrow rows and committing them runs on one thread anyway;
+            # more threads would only compete with the source query running meanwhile (compute).
+            self._con.execute(f"SET threads = {WRITER_THREADS}")
             if not self.store._schema_ready:
                 self.store._apply_schema(self._con)
             self._opened_at = time.monotonic()
@@ -288,6 +304,37 @@ class WriterSession:
             # Another process may change the file while it is closed: check again next time.
             self._tables_ok.clear()
             self._definitions.clear()
+
+
+def keys_are_unique(rows: pa.Table, keys: list[str]) -> bool:
+    """True only if no two rows share the same key columns (as they will be stored).
+
+    Each key column is dictionary-encoded and the codes are packed into one integer
+    per row; sorting those finds duplicates at a fraction of the cost of a GROUP BY.
+    Answers False (so the caller sums duplicates) whenever it cannot be sure: key
+    columns not already in their stored type (a cast could merge values) or too many
+    distinct combinations to pack into 63 bits.
+    """
+    if rows.num_rows < 2:
+        return True
+    packed = np.zeros(rows.num_rows, dtype=np.int64)
+    radix = 1
+    for name in keys:
+        column = rows.column(name)
+        if name == "ts":
+            stored_as = pa.types.is_timestamp(column.type) and column.type.unit == "us" and column.type.tz is None
+        else:
+            stored_as = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        if not stored_as:
+            return False
+        encoded = pc.dictionary_encode(column.combine_chunks(), null_encoding="encode")
+        size = len(encoded.dictionary)
+        radix *= size  # Python int: checked before the int64 arithmetic could overflow
+        if radix >= 2 ** 63:
+            return False
+        packed = packed * size + encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    packed.sort()
+    return not bool((packed[1:] == packed[:-1]).any())
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
