@@ -8,7 +8,8 @@ different noise), backfills, detects and explains, and scores with the demo's ow
 rules (monitor/demo/evaluate.py):
 - per injected (incident, metric): how many seeds detect it within one bucket of its
   start, and how many have the right top segment (or the mix verdict);
-- false paging incidents per metric, pooled over seeds, per 90 clean days.
+- false paging incidents per metric, pooled over seeds, per 90 clean days;
+- how visible each injected event is on its first day (a z-score before any detector).
 ``--reuse`` keeps each seed's backfilled store and only re-runs detection (for
 iterating on the detector).
 """
@@ -59,8 +60,45 @@ def run_seed(folder: Path, seed: int, reuse: bool):
 
     now = end if isinstance(end, dt.datetime) else dt.datetime.fromisoformat(end)
     detect_and_attribute(config, catalog.select(None), now=now)
-    scored = evaluate(Store(config.store_path), catalog.metrics, truth)
-    return scored, time.perf_counter() - t0
+    store = Store(config.store_path)
+    scored = evaluate(store, catalog.metrics, truth)
+    events = {e["id"]: e for e in truth["incidents"]}
+    signal = {}
+    for o in scored.outcomes:
+        event, metric = events[o.truth_id], catalog.metrics[o.metric]
+        segment = {} if event["type"] == "mix" else o.expected_cause
+        signal[(o.truth_id, o.metric)] = first_day_signal(store, metric, event, segment)
+    return scored, signal, time.perf_counter() - t0
+
+
+def first_day_signal(store: Store, metric, event: dict, segment: dict) -> float | None:
+    """z of the injected event's first day in ``segment`` (the total when empty) against the
+    same day of the 4 weeks before: how visible the event is before any detector looks.
+    Ratio: binomial z of the day's count at the baseline rate; sum: Poisson z."""
+    import datetime as dt
+
+    from monitor.store.store import leaves_table
+
+    start = dt.datetime.fromisoformat(event["start"])
+    where = "".join(f' AND "{k}" = ?' for k in segment)
+    sums = ", ".join(f'sum("{m}")' for m in metric.measures)
+
+    def totals(day: dt.datetime):
+        with store.connect(read_only=True) as con:
+            return con.execute(f'SELECT {sums} FROM "{leaves_table(metric.name)}" WHERE ts >= ? AND ts < ?{where}',
+                               [day, day + dt.timedelta(days=1), *segment.values()]).fetchone()
+
+    now = totals(start)
+    before = [totals(start - dt.timedelta(days=7 * k)) for k in range(1, 5)]
+    if any(v is None for row in [now, *before] for v in row):
+        return None
+    if metric.kind == "ratio":
+        num0, den0 = sum(b[0] for b in before), sum(b[1] for b in before)
+        rate = num0 / den0 if den0 else 0.0
+        var = now[1] * rate * (1 - rate)
+        return (now[0] - now[1] * rate) / var ** 0.5 if var > 0 else None
+    base = sum(b[0] for b in before) / 4
+    return (now[0] - base) / base ** 0.5 if base > 0 else None
 
 
 def main() -> None:
@@ -71,11 +109,14 @@ def main() -> None:
     args = parser.parse_args()
 
     detected = defaultdict(list)  # (event, metric) -> [delay or None per seed]
+    signals = defaultdict(list)  # (event, metric) -> [first-day z per seed]
     attributed = defaultdict(int)
     false_total = defaultdict(int)
     clean_total = defaultdict(float)
     for seed in args.seeds:
-        scored, seconds = run_seed(args.workdir / f"seed{seed}", seed, args.reuse)
+        scored, signal, seconds = run_seed(args.workdir / f"seed{seed}", seed, args.reuse)
+        for key, z in signal.items():
+            signals[key].append(z)
         line = []
         for o in scored.outcomes:
             detected[(o.truth_id, o.metric)].append(o.delay_buckets if o.detected else None)
@@ -89,11 +130,16 @@ def main() -> None:
               f"attributed {scored.attributed}, false {false or 'none'} ({seconds:.0f}s)", flush=True)
 
     n = len(args.seeds)
-    print(f"\n{'incident':<22} {'metric':<28} {'detected':>9} {'delays (buckets)':<24} {'attributed':>10}")
+    print(f"\n{'incident':<22} {'metric':<28} {'detected':>9} {'delays (buckets)':<24} {'attributed':>10}"
+          f" {'day-1 z':>8}")
     for (event, metric), delays in detected.items():
         found = [d for d in delays if d is not None]
         shown = ",".join("-" if d is None else f"{d:+.0f}" for d in delays)
-        print(f"{event:<22} {metric:<28} {len(found):>4}/{n:<4} {shown:<24} {attributed[(event, metric)]:>6}/{n}")
+        zs = [z for z in signals[(event, metric)] if z is not None]
+        z = f"{sum(zs) / len(zs):8.1f}" if zs else "       -"
+        print(f"{event:<22} {metric:<28} {len(found):>4}/{n:<4} {shown:<24} {attributed[(event, metric)]:>6}/{n} {z}")
+    print("day-1 z: the injected segment's first day (the total's, for the mix shift) against the same\n"
+          "weekday of the 4 weeks before, mean over seeds; binomial z for ratios, Poisson z for sums.")
     pairs = sum(len([d for d in v if d is not None]) for v in detected.values())
     print(f"(incident, metric) pairs detected: {pairs}/{len(detected) * n}; "
           f"attributed: {sum(attributed.values())}/{len(detected) * n}")
