@@ -445,3 +445,21 @@ def test_sparse_ratio_profile_is_shrunk_flat_busy_profile_is_kept():
     assert mult.all()
     assert prof[0, 0] == pytest.approx(1.3 / np.mean([1.3, 1, 1, 1, 1, 0.85, 0.85]), rel=0.05)
     assert np.all(np.abs(prof[1] - 1.0) < 0.15)  # unshrunk, weekday factors of 0-3 events swing 0-2.5x
+
+
+def test_strong_short_shift_in_a_slice_signals_as_fast_as_in_the_total():
+    """Four days at ~4 sd in a slice (judged at ~1.85x stricter thresholds, as among a few
+    hundred slices): no single day is a spike there, but the CUSUM must signal within the
+    run, as it would for the total at 1x. Its winsorising clip scales with h; a fixed clip of
+    2 sd would need 5+ buckets at any strength."""
+    rng = np.random.default_rng(31)
+    n, start = 100, 80
+    den = rng.poisson(20000 * WEEK[np.arange(n) % 7]).astype(float)
+    p = np.full(n, 0.02)
+    sd = np.sqrt(0.02 * 0.98 / den)
+    p[start:start + 4] += 4.2 * sd[start:start + 4]
+    num = rng.binomial(den.astype(np.int64), p).astype(float)
+    det = detect_series(num, denominators=den, direction="up", sensitivity=1.85)
+    assert not any(s.kind == "spike" for s in det.segments)
+    assert det.anomalous[start:start + 4].any()
+    assert [s.start for s in det.segments] == [start]

@@ -19,7 +19,7 @@ Why this shape:
   of the residual variance binomial noise does not explain), so 2 of 10 is noise while
   2,000 of 10,000 is not.
 - *Sustained moderate shifts* (ratio metrics): a two-sided CUSUM (Page; k = 0.5 sd) of
-  residuals winsorised at HUBER sd, measured against a slow reference level (4x slower
+  residuals winsorised at HUBER sd (both it and h x the sensitivity multiplier), measured against a slow reference level (4x slower
   than the level, with the same memory in *time* for hourly data, ~4 weeks) that only
   learns from normal buckets. It catches shifts of 1-2 sd per bucket that no single
   bucket reveals and that the level would otherwise absorb. The decision interval h gives
@@ -324,6 +324,7 @@ def judge(
     shift_threshold: float | None = None,
     shift_min_effect: float = 1.0,
     cusum_threshold: float | None = None,
+    cusum_clip: float = HUBER,
 ) -> Judgement:
     """Judge every bucket of every series (rows of ``obs``; NaN = not judged)."""
     n_series, n = obs.shape
@@ -449,7 +450,7 @@ def judge(
                 # once it has tracked that row for another warm-up length of observed
                 # buckets (sparse series, judged only now and then, never get there)
                 live_t = n_upd >= W
-                zs_raw = np.where(judged & ~excl[:, t] & live_t, np.clip((x - pred_s) / sd, -HUBER, HUBER), 0.0)
+                zs_raw = np.where(judged & ~excl[:, t] & live_t, np.clip((x - pred_s) / sd, -cusum_clip, cusum_clip), 0.0)
                 zs = zs_raw * vr_scale
                 c_up_from = np.where(c_up <= 0, t, c_up_from)
                 c_dn_from = np.where(c_dn <= 0, t, c_dn_from)

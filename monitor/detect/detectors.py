@@ -79,6 +79,9 @@ def _run(values, den, options: DetectOptions, *, name: str, spikes: bool, shifts
         shift_threshold=threshold,
         shift_min_effect=SHIFT_MIN_EFFECT * options.multiplier,
         cusum_threshold=cusum,
+        # the clip scales with h (both x sensitivity): a sustained shift needs the same number
+        # of buckets to signal in a slice, judged at a stricter h, as in the total
+        cusum_clip=HUBER * options.multiplier,
     )
     base_params = _params(name, options, spike_threshold, spikes, shifts, judged.warmup, cusum)
     out = []
@@ -221,8 +224,10 @@ def _params(name, options: DetectOptions, spike_threshold, spikes, shifts, warmu
         "cusum": None if cusum is None else {
             "k_sd": CUSUM_K,
             "h": float(cusum),
-            "rule": "sustained shifts: CUSUM of residuals (winsorised at 2 sd) against a slow reference level; "
-                    "h gives an in-control run length of one series-year (per side when both), x sensitivity",
+            "clip_sd": HUBER * options.multiplier,
+            "rule": "sustained shifts: CUSUM of residuals (winsorised at clip_sd) against a slow reference level; "
+                    "h gives an in-control run length of one series-year (per side when both); h and the clip "
+                    "x sensitivity",
         },
         "noise": "ratio: binomial p(1-p)/den + over-dispersion tau^2 from history; sum: robust residual variance",
         "score": "signed (observed - expected) / sd",
