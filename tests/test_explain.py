@@ -108,3 +108,25 @@ def test_json_round_trip_is_exact() -> None:
     assert back == e
     assert back.to_dict() == e.to_dict()
     assert back.summary() == e.summary()
+
+
+def _two_countries(scale: int, other_after_num: int) -> pd.DataFrame:
+    """NG (2 % fraud) doubles its share of orders; the other countries' rate is 0.5 % before."""
+    return pd.DataFrame({
+        "country": ["NG", "other"],
+        "expected_num": [20 * scale, 135 * scale], "expected_den": [1000 * scale, 27000 * scale],
+        "actual_num": [41 * scale, other_after_num * scale], "actual_den": [2000 * scale, 26000 * scale],
+    })
+
+
+def test_a_rate_part_within_sampling_noise_does_not_make_a_mix_shift_mixed() -> None:
+    # Other countries 118/26,000 after (0.45 %) against 0.50 %: the rate part is 40 % of the
+    # split's magnitude, but well inside the binomial noise of a few hundred events.
+    e = explain(_two_countries(1, 118), ["country"], "ratio", baseline_label="last week")
+    magnitude = abs(e.split.mix) + abs(e.split.rate) + abs(e.split.interaction)
+    assert abs(e.split.mix) < 0.75 * magnitude  # the share rule alone would say "mixed"
+    assert abs(e.split.rate + e.split.interaction) < 2 * e.split.rate_se
+    assert e.verdict == "mix"
+    assert Explanation.from_dict(json.loads(json.dumps(e.to_dict()))) == e
+    # The same shares and rates from 10x the volume: the rate drop is real, both moved.
+    assert explain(_two_countries(10, 104), ["country"], "ratio", baseline_label="last week").verdict == "mixed"

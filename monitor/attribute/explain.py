@@ -31,6 +31,7 @@ from monitor.attribute.leaves import LeafTable, normalise_leaves
 from monitor.attribute.localize import localize_table
 
 VERDICT_SHARE = 0.75  # share of the split's magnitude needed for a clear "mix" / "rate" verdict
+RATE_NOISE_Z = 2.0  # a rate part within this many standard errors of 0 is sampling noise
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class DimensionBreakdown:
     mix: float | None = None  # ratio: sums over the values
     rate: float | None = None
     interaction: float | None = None
+    rate_se: float | None = None  # ratio: binomial standard error of rate + interaction
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class MixRateSplit:
     mix: float
     rate: float
     interaction: float
+    rate_se: float | None = None  # binomial standard error of rate + interaction
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class Explanation:
                 mix=d.get("mix"),
                 rate=d.get("rate"),
                 interaction=d.get("interaction"),
+                rate_se=d.get("rate_se"),
             )
             for d in data["dimensions"]
         )
@@ -175,13 +179,27 @@ def _breakdown(table: LeafTable, dimension: str) -> DimensionBreakdown:
     values = tuple(decompose_dimension(table=table, dimension=dimension))
     if table.kind != "ratio":
         return DimensionBreakdown(dimension=dimension, values=values)
+    _, den0, _, den1 = table.before_after()
     return DimensionBreakdown(
         dimension=dimension,
         values=values,
         mix=math.fsum(v.mix or 0.0 for v in values),
         rate=math.fsum(v.rate or 0.0 for v in values),
         interaction=math.fsum(v.interaction or 0.0 for v in values),
+        rate_se=_rate_se(values, float(den0.sum()), float(den1.sum())),
     )
+
+
+def _rate_se(values: tuple[Contribution, ...], total0: float, total1: float) -> float | None:
+    """Standard error of rate + interaction = sum of s1 (r1 - r0) over the values, from the
+    binomial noise of each value's rates: how large a "rate change" pure sampling makes."""
+    var = 0.0
+    for v in values:
+        if v.before is None or v.after is None or not v.share_before or not v.share_after:
+            continue
+        n0, n1 = v.share_before * total0, v.share_after * total1
+        var += v.share_after ** 2 * (v.after * (1 - v.after) / n1 + v.before * (1 - v.before) / n0)
+    return math.sqrt(var) if total0 > 0 and total1 > 0 else None
 
 
 def _best_split(breakdowns: tuple[DimensionBreakdown, ...]) -> MixRateSplit | None:
@@ -194,6 +212,7 @@ def _best_split(breakdowns: tuple[DimensionBreakdown, ...]) -> MixRateSplit | No
         mix=best.mix or 0.0,
         rate=best.rate or 0.0,
         interaction=best.interaction or 0.0,
+        rate_se=best.rate_se,
     )
 
 
@@ -207,6 +226,9 @@ def _verdict(split: MixRateSplit | None, change: float | None) -> str | None:
         return "mix"
     if abs(split.rate) + abs(split.interaction) >= VERDICT_SHARE * magnitude:
         return "rate"
+    if split.rate_se is not None and abs(split.rate + split.interaction) < RATE_NOISE_Z * split.rate_se:
+        # the segments' rates moved no more than sampling noise moves them: the shares did it
+        return "mix"
     return "mixed"
 
 
