@@ -184,15 +184,20 @@ def test_pair_slice_incidents_sit_under_their_single_slice_incident_when_no_tota
     assert {r["parent_id"] for r in rows if r["slice"] and r["direction"] == "up"} == {"total"}
 
 
-def test_inside_a_slice_a_ratio_cause_must_explain_more_than_its_traffic_share():
-    """Every channel of gift_cards moved alike: web (46 % of the traffic, 49 % of the change)
-    only restates 'gift_cards'; a segment with 5 % of the traffic and 60 % of the change is a cause."""
+def test_inside_a_slice_a_ratio_cause_must_move_more_than_the_rest_of_the_slice():
+    """Every channel of gift_cards moved alike: web only restates 'gift_cards'. When only web
+    moved, web is the cause, even though it is most of the slice's traffic."""
     from monitor.attribute.explain import RootCause
     from monitor.attribute.incident_attribution import _specific
 
-    def cause(share: float, size: float) -> RootCause:
-        return RootCause(segment={"channel": "web"}, explained_share=share, size=size, before=0.015, after=0.05)
+    web = RootCause(segment={"channel": "web"}, explained_share=0.5, size=0.46, before=0.015, after=0.05)
 
-    assert not _specific(cause(0.49, 0.46))
-    assert _specific(cause(0.60, 0.05)) and _specific(cause(1.0, 0.6))
-    assert _specific(cause(None, 0.5))
+    def leaves(web_after: int, rest_after: int) -> pd.DataFrame:
+        return pd.DataFrame({"channel": ["web", "app", "marketplace"],
+                             "actual_num": [web_after, rest_after, rest_after // 3],
+                             "actual_den": [4600.0, 4000.0, 1400.0],
+                             "expected_num": [69.0, 60.0, 21.0], "expected_den": [4600.0, 4000.0, 1400.0]})
+
+    assert not _specific(web, leaves(230, 200), change=0.035)  # 1.5 % -> 5 % everywhere
+    assert _specific(web, leaves(230, 60), change=0.02)  # only web moved
+    assert _specific(web, leaves(230, 66), change=0.02)  # the rest: a few events up, within noise

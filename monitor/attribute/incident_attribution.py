@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 
+import numpy as np
 import pandas as pd
 
 from monitor.catalog import Metric
@@ -21,7 +23,7 @@ BASELINE_LABEL = "same weekday{hour}, mean of the {weeks} weeks before"
 # The first buckets of an incident say what changed; later ones add cost, not insight.
 MAX_WINDOW_BUCKETS = {"day": 7, "hour": 24}
 WHOLE_SLICE = 0.999  # share of a slice's volume above which a cause is the slice itself
-SPECIFIC_RATIO = 1.5  # inside a slice, a ratio cause must explain 1.5x its traffic share
+SPECIFIC_Z = 2.0  # inside a slice, a ratio cause's rate must move this many sd more than the rest's
 
 
 def incident_leaves(store: Store, metric: Metric, *, start: dt.datetime, end: dt.datetime,
@@ -99,19 +101,38 @@ def explain_incident(store: Store, metric: Metric, incident: dict, *, con=None):
         if metric.kind == "ratio":
             # a part of the slice whose rate moved no more than the rest of the slice (web
             # inside gift_cards when every channel moved alike) does not localise anything
-            kept = tuple(c for c in kept if _specific(c))
+            kept = tuple(c for c in kept if _specific(c, leaves, explanation.change or 0.0))
         explanation = dataclasses.replace(explanation, causes=kept)
     return explanation
 
 
-def _specific(cause) -> bool:
-    """A ratio cause explains more of the change than its share of the traffic: its rate
-    moved more than the rest's. When the change is spread evenly, each part explains about
-    its own traffic share (ratio ~1); a localised cause explains far more (2 % of traffic,
-    80 % of the change)."""
-    if cause.explained_share is None or not cause.size:
-        return True
-    return cause.explained_share >= SPECIFIC_RATIO * cause.size
+def _specific(cause, leaves: pd.DataFrame, change: float) -> bool:
+    """Inside a ratio slice: False when the rest of the slice clearly moved too (in the
+    direction of the change) and the cause's rate did not move significantly more. When the
+    whole slice moved alike (every channel of gift_cards), any part of it "explains" its
+    share of the change without localising anything; with few events the test keeps what
+    localisation found. Binomial noise on both sides of both differences; the baseline
+    counts are per-week means, which makes it conservative."""
+    member = np.ones(len(leaves), dtype=bool)
+    for dim, value in cause.segment.items():
+        member &= (leaves[dim] == value).to_numpy()
+    cols = ["actual_num", "actual_den", "expected_num", "expected_den"]
+    inside = leaves.loc[member, cols].sum()
+    rest = leaves.loc[~member, cols].sum()
+    if min(inside["actual_den"], inside["expected_den"], rest["actual_den"], rest["expected_den"]) <= 0:
+        return True  # nothing to compare against: keep what localisation found
+
+    def moved(part) -> tuple[float, float]:
+        r1, r0 = part["actual_num"] / part["actual_den"], part["expected_num"] / part["expected_den"]
+        return r1 - r0, r1 * (1 - r1) / part["actual_den"] + r0 * (1 - r0) / part["expected_den"]
+
+    d_in, v_in = moved(inside)
+    d_rest, v_rest = moved(rest)
+    sign = 1.0 if change >= 0 else -1.0
+    if v_rest == 0 or sign * d_rest < SPECIFIC_Z * math.sqrt(v_rest):
+        return True  # the rest did not clearly move: nothing says the slice moved as a whole
+    sd = math.sqrt(v_in + v_rest)
+    return sign * (d_in - d_rest) >= SPECIFIC_Z * sd
 
 
 def attribute_incidents(store: Store, metric: Metric, *, only_missing: bool = True) -> int:
