@@ -119,7 +119,7 @@ def main() -> None:
             signals[key].append(z)
         line = []
         for o in scored.outcomes:
-            detected[(o.truth_id, o.metric)].append(o.delay_buckets if o.detected else None)
+            detected[(o.truth_id, o.metric)].append((o.detected, o.delay_buckets))
             attributed[(o.truth_id, o.metric)] += bool(o.attribution_ok)
             line.append("." if o.detected else "x")
         for metric, n in scored.false_incidents.items():
@@ -132,15 +132,16 @@ def main() -> None:
     n = len(args.seeds)
     print(f"\n{'incident':<22} {'metric':<28} {'detected':>9} {'delays (buckets)':<24} {'attributed':>10}"
           f" {'day-1 z':>8}")
-    for (event, metric), delays in detected.items():
-        found = [d for d in delays if d is not None]
-        shown = ",".join("-" if d is None else f"{d:+.0f}" for d in delays)
+    for (event, metric), outcomes in detected.items():
+        found = [d for ok, d in outcomes if ok]
+        shown = ",".join("-" if d is None else f"{d:+.0f}" + ("" if ok else "*") for ok, d in outcomes)
         zs = [z for z in signals[(event, metric)] if z is not None]
         z = f"{sum(zs) / len(zs):8.1f}" if zs else "       -"
         print(f"{event:<22} {metric:<28} {len(found):>4}/{n:<4} {shown:<24} {attributed[(event, metric)]:>6}/{n} {z}")
+    print("delays: start of the first incident on the event, in buckets; * = found, but later than one bucket.")
     print("day-1 z: the injected segment's first day (the total's, for the mix shift) against the same\n"
           "weekday of the 4 weeks before, mean over seeds; binomial z for ratios, Poisson z for sums.")
-    pairs = sum(len([d for d in v if d is not None]) for v in detected.values())
+    pairs = sum(ok for v in detected.values() for ok, _ in v)
     print(f"(incident, metric) pairs detected: {pairs}/{len(detected) * n}; "
           f"attributed: {sum(attributed.values())}/{len(detected) * n}")
     print(f"\n{'metric':<28} {'false':>5} {'clean days':>10} {'per 90 clean days':>18}")

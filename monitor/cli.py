@@ -172,7 +172,7 @@ def demo(ctx: Context, folder: str, seed: int, days: int, scale: float) -> None:
     click.echo(f"injected incidents detected: {scored.detected}/{len(scored.outcomes)}, "
                f"top segment right: {scored.attributed}/{len(scored.outcomes)}")
     for o in scored.outcomes:
-        mark = "ok " if o.detected and o.attribution_ok else ("det" if o.detected else "MISS")
+        mark = ("ok " if o.attribution_ok else "det") if o.detected else ("late" if o.delay_buckets is not None else "MISS")
         cause = "&".join(f"{k}={v}" for k, v in (o.top_cause or {}).items()) or "-"
         delay = f"{o.delay_buckets:+.0f}" if o.delay_buckets is not None else "  "
         click.echo(f"  [{mark:4}] {o.truth_id:<22} {o.metric:<28} delay {delay:>3}  top: {cause}"

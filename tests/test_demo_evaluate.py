@@ -64,3 +64,18 @@ def test_an_incident_that_ends_before_the_injected_event_is_false(tmp_path):
     scored = evaluate(store, _metric(tmp_path), TRUTH)
     assert scored.false_incidents["decline_rate"] == 2
     assert not scored.outcomes[0].detected
+
+
+def test_the_first_incident_on_the_event_counts_and_a_late_one_is_not_a_detection(tmp_path):
+    # The paypal slice fires on the day; the total joins a day later and takes it in.
+    store = _store_with(tmp_path, [("payment_method=paypal", "down", dt.datetime(2026, 8, 26), None),
+                                   ("", "down", dt.datetime(2026, 8, 27), None)])
+    with store.connect() as con:
+        con.execute("UPDATE incidents SET parent_id = 'i1' WHERE incident_id = 'i0'")
+    outcome = evaluate(store, _metric(tmp_path), TRUTH).outcomes[0]
+    assert outcome.detected and outcome.delay_buckets == 0 and outcome.incident_id == "i0"
+    late = tmp_path / "late"
+    late.mkdir()
+    store = _store_with(late, [("", "down", dt.datetime(2026, 8, 28), None)])
+    outcome = evaluate(store, _metric(tmp_path), TRUTH).outcomes[0]
+    assert not outcome.detected and outcome.delay_buckets == 2

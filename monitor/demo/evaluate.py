@@ -4,7 +4,8 @@ Used by `monitor demo` (the summary), by the tests and by the benchmarks, so
 the figures in notes come from one definition:
 - an injected rate/mix incident is *detected* when an incident on one of its
   metrics (the total, or a slice consistent with the injected segment) starts
-  within one bucket of the injected start, in the injected direction;
+  within one bucket of the injected start, in the injected direction (one found
+  later on the same day is reported with its delay, as not detected);
 - its *attribution* is right when the top root cause of the earliest such
   incident is exactly the injected segment (restricted to the metric's
   dimensions), and a mix incident is explained as mix;
@@ -127,15 +128,15 @@ def _score_event(event: dict, metric: Metric, incidents: pd.DataFrame) -> TruthO
     relevant = near[(near["slice"] == "") | near["segment"].map(lambda s: _consistent(s, expected))]
     if relevant.empty:
         return TruthOutcome(event["id"], metric.name, False, None, None, None, expected, None)
-    # Detection: the earliest relevant incident, preferring the total, then any other
-    # incident that pages (a slice not nested under another incident).
-    chosen = relevant.sort_values(["start_ts", "slice"]).iloc[0]
-    paging = relevant[relevant["parent_id"].isna()].sort_values(["start_ts", "slice"])
-    if not paging.empty:
-        chosen = paging.iloc[0]
-    totals = relevant[relevant["slice"] == ""]
-    if not totals.empty:
-        chosen = totals.iloc[0]
+    # Detection: the earliest relevant incident (the total or a consistent slice): a slice
+    # incident alerts on its own until a total incident starts and takes it in.
+    ordered = relevant.sort_values(["start_ts", "slice"])
+    chosen = ordered.iloc[0]
+    first = ordered[ordered["start_ts"] == chosen["start_ts"]]
+    for preferred in (first[first["slice"] == ""], first[first["parent_id"].isna()]):
+        if not preferred.empty:
+            chosen = preferred.iloc[0]
+            break
     delay = (pd.Timestamp(chosen["start_ts"]).to_pydatetime() - start) / step
     # Attribution: what the on-call reads, i.e. the total incident running at the injected
     # start (it may have begun a little earlier), else the incident chosen above.
@@ -147,7 +148,10 @@ def _score_event(event: dict, metric: Metric, incidents: pd.DataFrame) -> TruthO
         ok = verdict == "mix"
     else:
         ok = top == expected
-    return TruthOutcome(event["id"], metric.name, True, float(delay), chosen["incident_id"], top, expected, ok, verdict)
+    # Found later than one bucket (within the day searched): reported with its delay, not detected.
+    detected = abs(delay) <= 1
+    return TruthOutcome(event["id"], metric.name, detected, float(delay), chosen["incident_id"], top, expected,
+                        ok if detected else None, verdict)
 
 
 def _top_cause(incident) -> tuple[dict | None, str | None]:
