@@ -9,7 +9,9 @@ cut: with no cut everything is "rate"; a cut along the dimension whose traffic s
 moved reveals the mix. We therefore report the split of the dimension with the largest absolute
 mix effect (named in ``split.dimension``); over its values mix + rate + interaction equals the
 total change exactly. Verdict, with M = |mix| + |rate| + |interaction| of that split:
-``"mix"`` if |mix| >= 3/4 M, ``"rate"`` if |rate| + |interaction| >= 3/4 M, else ``"mixed"``.
+``"mix"`` if |mix| >= 3/4 M, ``"rate"`` if |rate| + |interaction| >= 3/4 M, else ``"mix"`` when
+rate + interaction is within 2 binomial standard errors of 0 (``split.rate_se``: the segments'
+rates moved no more than sampling noise moves them), else ``"mixed"``.
 """
 from __future__ import annotations
 
