@@ -186,17 +186,49 @@ def test_benchmark_scoring_matches_the_readme_checks():
 
 
 # ----------------------------------------------------------------------------- linear search and noise re-estimation
+def _line_cost():
+    """ruptures cost for the same piecewise-linear model, so Pelt can serve as the reference search."""
+    from ruptures.base import BaseCost
+
+    from monitor.detect.changepoint import _cumulative_sums, _linear_sse
+
+    class LineCost(BaseCost):
+        model = "piecewise_linear"
+        min_size = 3
+
+        def fit(self, signal):
+            self.signal = np.asarray(signal, dtype=float).reshape(-1, 1)  # ruptures reads the length here
+            self._sums = _cumulative_sums(self.signal[:, 0])
+            return self
+
+        def error(self, start, end):
+            return float(_linear_sse(self._sums, np.array([start]), end)[0])
+
+    return LineCost()
+
+
+def test_linear_segment_cost_is_the_least_squares_line_residual():
+    from monitor.detect.changepoint import _cumulative_sums, _linear_sse
+
+    y = np.random.default_rng(3).normal(size=60) + 0.1 * np.arange(60)
+    sums = _cumulative_sums(y)
+    for start, end in [(0, 60), (5, 9), (20, 45)]:
+        t = np.arange(end - start)
+        fit = np.polyval(np.polyfit(t, y[start:end], 1), t)
+        assert _linear_sse(sums, np.array([start]), end)[0] == pytest.approx(np.sum((y[start:end] - fit) ** 2))
+
+
 def test_vectorised_linear_search_matches_ruptures_pelt():
     import ruptures as rpt
 
-    from monitor.detect.changepoint import CostPiecewiseLinear, segment_linear
+    from monitor.detect.changepoint import segment_linear
 
     rng = np.random.default_rng(11)
     for _ in range(40):
         n = int(rng.integers(10, 250))
         z = rng.normal(size=n) + np.repeat(rng.normal(0, 3, 5), n // 5 + 1)[:n] + 0.02 * np.arange(n) * rng.normal()
         pen, ms = 3 * math.log(n), int(rng.integers(3, 6))
-        ref = rpt.Pelt(custom_cost=CostPiecewiseLinear(), min_size=ms, jump=1).fit(z).predict(pen=pen)
+        ref = rpt.Pelt(custom_cost=_line_cost(), min_size=ms, jump=1).fit(z).predict(pen=pen)
         assert segment_linear(z, penalty=pen, min_size=ms) == [b for b in ref if b < n]
 
 
