@@ -16,6 +16,7 @@ iterating on the detector).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 import time
@@ -56,8 +57,6 @@ def run_seed(folder: Path, seed: int, reuse: bool):
         assert not result.failures, result.failures
         end = project.end
     catalog = load_project_catalog(config)
-    import datetime as dt
-
     now = end if isinstance(end, dt.datetime) else dt.datetime.fromisoformat(end)
     detect_and_attribute(config, catalog.select(None), now=now)
     store = Store(config.store_path)
@@ -75,21 +74,15 @@ def first_day_signal(store: Store, metric, event: dict, segment: dict) -> float 
     """z of the injected event's first day in ``segment`` (the total when empty) against the
     same day of the 4 weeks before: how visible the event is before any detector looks.
     Ratio: binomial z of the day's count at the baseline rate; sum: Poisson z."""
-    import datetime as dt
-
     from monitor.store.store import leaves_table
 
     start = dt.datetime.fromisoformat(event["start"])
     where = "".join(f' AND "{k}" = ?' for k in segment)
     sums = ", ".join(f'sum("{m}")' for m in metric.measures)
-
-    def totals(day: dt.datetime):
-        with store.connect(read_only=True) as con:
-            return con.execute(f'SELECT {sums} FROM "{leaves_table(metric.name)}" WHERE ts >= ? AND ts < ?{where}',
-                               [day, day + dt.timedelta(days=1), *segment.values()]).fetchone()
-
-    now = totals(start)
-    before = [totals(start - dt.timedelta(days=7 * k)) for k in range(1, 5)]
+    sql = f'SELECT {sums} FROM "{leaves_table(metric.name)}" WHERE ts >= ? AND ts < ?{where}'
+    days = [start - dt.timedelta(days=7 * k) for k in range(5)]  # the day, then 1-4 weeks before
+    with store.connect(read_only=True) as con:
+        now, *before = [con.execute(sql, [d, d + dt.timedelta(days=1), *segment.values()]).fetchone() for d in days]
     if any(v is None for row in [now, *before] for v in row):
         return None
     if metric.kind == "ratio":

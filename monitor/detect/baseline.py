@@ -65,12 +65,16 @@ END_FACTOR = 0.5  # a signalled shift ends faster than it starts: a late end cos
 SLOW_FACTOR = 0.25  # the CUSUM's reference level moves 4x slower than the level
 
 
+def buckets_per_day(period: int | None) -> int:
+    """Hourly series are recognised by their daily (24) or weekly (168) cycle."""
+    return 24 if period and period % 24 == 0 else 1
+
+
 def level_alpha(period: int | None) -> float:
     """ALPHA per bucket for daily data (period 7, or none), scaled so that the memory is the
     same span of *time* for hourly buckets (period 24/168). Used for the CUSUM's reference
     level: it must not adapt in hours to a step that daily data would take weeks to absorb."""
-    buckets_per_day = 24 if period and period % 24 == 0 else 1
-    return 1.0 - (1.0 - ALPHA) ** (1.0 / buckets_per_day)
+    return 1.0 - (1.0 - ALPHA) ** (1.0 / buckets_per_day(period))
 
 
 def day_variance_ratio(block: np.ndarray, den: np.ndarray | None, st: "_State", P: int) -> np.ndarray:
@@ -103,11 +107,6 @@ def day_variance_ratio(block: np.ndarray, den: np.ndarray | None, st: "_State", 
 def _mad2(a: np.ndarray) -> np.ndarray:
     med = np.nanmedian(a, axis=1, keepdims=True)
     return (1.4826 * np.nanmedian(np.abs(a - med), axis=1)) ** 2
-
-
-def buckets_per_day(period: int | None) -> int:
-    """Hourly series are recognised by their daily (24) or weekly (168) cycle."""
-    return 24 if period and period % 24 == 0 else 1
 
 
 def per_day_threshold(threshold: float, period: int | None) -> float:
