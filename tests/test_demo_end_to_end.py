@@ -43,9 +43,11 @@ def test_demo_finds_and_explains_the_injected_incidents(demo):
     # 21:00 the evening before (night hours are thin), more than one bucket early
     starts = _paging_starts(folder, "payment_decline_rate_hourly", "payment_method=paypal")
     assert any(abs(s - dt.datetime(2026, 8, 26)) <= dt.timedelta(hours=6) for s in starts), starts
-    # The pure traffic-mix shift is explained as mix, not as any segment's rate change.
-    mix = outcomes[("traffic_mix_shift", "fraud_rate")]
-    assert mix["detected"] and mix["verdict"] == "mix", mix
+    # The pure traffic-mix shift is found on its first day from the shares (the totals move
+    # only 1.2-1.6 sd) and explained as mix, not as any segment's rate change.
+    for metric in ("fraud_rate", "chargeback_rate"):
+        mix = outcomes[("traffic_mix_shift", metric)]
+        assert mix["detected"] and mix["delay_buckets"] == 0 and mix["verdict"] == "mix", mix
     assert scored["rate_incidents_on_volume_events"] == []  # the holiday spike is not a rate incident
     # Regression guards at today's level, not the goal (see the closing note for the rates).
     assert sum(scored["false_incidents"].values()) <= 2, scored["false_incidents"]

@@ -6,8 +6,9 @@ from typing import Any
 from monitor.dashboard.formatting import format_relative, format_value, is_missing, slice_text
 
 KIND_TEXT = {"level_shift": "a level shift (the series moved to a new level and stayed)",
-             "spike": "a spike (short departure from the expected band)"}
-SHOWN_ELSEWHERE = {"series", "segment_kind", "slices_tested"}
+             "spike": "a spike (short departure from the expected band)",
+             "mix_shift": "a traffic-mix shift (traffic moved towards segments with a different rate)"}
+SHOWN_ELSEWHERE = {"series", "segment_kind", "slices_tested", "mix"}
 
 
 def why_lines(why: dict[str, Any] | None, incident: dict[str, Any], header: dict[str, Any]) -> list[str]:
@@ -33,6 +34,8 @@ def why_lines(why: dict[str, Any] | None, incident: dict[str, Any], header: dict
     if not is_missing(incident.get("score")):
         lines.append(f"Score {float(incident['score']):.1f}: how many noise levels (robust standard deviations) "
                      "the observed value is from the expected one; higher is more abnormal.")
+    if why.get("mix"):
+        lines.append(mix_line(why["mix"]))
     tested = why.get("slices_tested")
     if tested:
         lines.append(f"Judged among {int(tested)} slices, with a threshold widened for that many tests so "
@@ -42,6 +45,20 @@ def why_lines(why: dict[str, Any] | None, incident: dict[str, Any], header: dict
         shown = ", ".join(f"{k.replace('_', ' ')}: `{_short(v)}`" for k, v in sorted(params.items()))
         lines.append(f"Detector settings — {shown}.")
     return lines
+
+
+def mix_line(mix: dict[str, Any]) -> str:
+    """The traffic-mix evidence: what the shares alone imply for the total rate.
+
+    >>> mix_line({"dimension": "country", "implied_relative_change": 0.18, "score": 9.1,
+    ...           "segments": [{"value": "NG", "baseline_share": 0.04, "share": 0.08}]})
+    'Traffic mix alone implies +18.0% on the expected rate (9.1 noise levels): by country, NG 4.0% → 8.0% of volume.'
+    """
+    moves = ", ".join(f"{s['value']} {s['baseline_share']:.1%} → {s['share']:.1%}" for s in mix.get("segments", []))
+    text = f"Traffic mix alone implies {format_relative(mix.get('implied_relative_change'))} on the expected rate"
+    if not is_missing(mix.get("score")):
+        text += f" ({float(mix['score']):.1f} noise levels)"
+    return text + (f": by {mix.get('dimension')}, {moves} of volume." if moves else ".")
 
 
 def _short(value: Any) -> str:

@@ -12,13 +12,14 @@ class AnomalySegment:
     start: int  # first anomalous bucket index
     end: int | None  # exclusive end; None if still anomalous at the last bucket (open)
     direction: str  # "up" | "down"
-    kind: str  # "level_shift" | "spike"
+    kind: str  # "level_shift" | "spike" | "mix_shift" (the traffic mix alone moved a ratio total)
     baseline: float  # expected value (rate for ratio metrics) over the segment
     observed: float  # observed value (rate for ratio) over the segment
     relative_change: float  # observed/baseline - 1 (inf-safe)
     score: float  # higher is more abnormal
     accepted: bool  # a persisting level shift accepted as the new normal
     accepted_at: int | None
+    why: dict | None = None  # evidence beyond the series' detector params (e.g. a traffic-mix run)
 
     def to_dict(self) -> dict:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}

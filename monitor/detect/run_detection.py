@@ -171,11 +171,43 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
         volumes = np.vstack([s.volume for s in group]) if metric.kind == "ratio" else None
         excludes = np.vstack([exclusions.get(s.label, np.zeros(len(axis), bool)) for s in group])
         detections += detect_batch(values, denominators_2d=volumes, exclude=excludes, **opts)
+    if metric.kind == "ratio":
+        detections[0] = _with_mix_runs(metric, series, detections[0], options)
     result.series_checked = len(series)
     rows = _incident_rows(metric, axis, series, detections, now)
     _write(store, metric, axis, series, detections, rows, now)
     result.incidents = rows
     return result
+
+
+def _with_mix_runs(metric: Metric, series: list[SliceSeries], total, options: dict):
+    """The total's detection with traffic-mix episodes folded in (see ``monitor.detect.mix``)."""
+    from dataclasses import replace
+
+    from monitor.detect.mix import merge_runs, mix_runs, mix_series
+    from monitor.detect.options import make_options
+
+    by_dim: dict[str, list[SliceSeries]] = {}
+    for s in series[1:]:
+        if len(s.segment) == 1:
+            by_dim.setdefault(next(iter(s.segment)), []).append(s)
+    if not by_dim:
+        return total
+    n = series[0].values.size
+    opts = make_options(n=n, n_series=1, period=options["period"], direction=options["direction"],
+                        sensitivity=options["sensitivity"], min_volume=options["min_volume"], exclude=None,
+                        accept_after=options["accept_after"], detector="default")
+    mixes = [mix_series(dim, [s.segment[dim] for s in parts], np.vstack([s.values for s in parts]),
+                        np.vstack([s.volume for s in parts]), period=opts.period, min_volume=opts.min_volume)
+             for dim, parts in by_dim.items() if len(parts) > 1]
+    # as strict as a slice test: one mix test per dimension
+    threshold = opts.spike_threshold * math.sqrt(1.0 + math.log(max(len(mixes), 1)) / 2.0)
+    runs = mix_runs(mixes, threshold=threshold, direction=opts.direction, accept_after=opts.accept_after)
+    if not runs:
+        return total
+    segments = merge_runs(total.segments, runs, observed=total.observed, expected=total.expected,
+                          volume=series[0].volume)
+    return replace(total, segments=segments)
 
 
 def _exclusion_masks(store: Store, metric: Metric, axis: pd.DatetimeIndex) -> dict[str, np.ndarray]:
@@ -218,6 +250,7 @@ def _incident_rows(metric: Metric, axis, series, detections, now) -> list[dict]:
             why = dict(det.params)
             why.update({"series": s.label or "total", "segment_kind": seg.kind,
                         "slices_tested": len(series) - 1 if s.segment else None})
+            why.update(seg.why or {})
             rows.append({
                 "incident_id": incident_id(metric.name, s.label, start),
                 "metric": metric.name, "slice": s.label, "slice_json": json.dumps(s.segment, sort_keys=True),
