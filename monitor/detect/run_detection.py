@@ -11,7 +11,7 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -157,6 +157,13 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
         return result
     options = detection_options(metric)
     exclusions = _exclusion_masks(store, metric, axis)
+    runs = _mix_runs(metric, series, options) if metric.kind == "ratio" else []
+    for run in runs:
+        if not run.accepted:
+            # hygiene: the total's baseline does not learn a traffic mix that may pass (the
+            # incident then shows the whole move); an accepted mix is the new normal
+            mask = exclusions.setdefault("", np.zeros(len(axis), bool))
+            mask[run.start:len(axis) if run.end is None else run.end] = True
     groups = [series[:1], series[1:]]
     detections = []
     for group_index, group in enumerate(groups):
@@ -171,8 +178,12 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
         volumes = np.vstack([s.volume for s in group]) if metric.kind == "ratio" else None
         excludes = np.vstack([exclusions.get(s.label, np.zeros(len(axis), bool)) for s in group])
         detections += detect_batch(values, denominators_2d=volumes, exclude=excludes, **opts)
-    if metric.kind == "ratio":
-        detections[0] = _with_mix_runs(metric, series, detections[0], options)
+    if runs:
+        from monitor.detect.mix import merge_runs
+
+        total = detections[0]
+        detections[0] = replace(total, segments=merge_runs(
+            total.segments, runs, observed=total.observed, expected=total.expected, volume=series[0].volume))
     result.series_checked = len(series)
     rows = _incident_rows(metric, axis, series, detections, now)
     _write(store, metric, axis, series, detections, rows, now)
@@ -180,34 +191,26 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
     return result
 
 
-def _with_mix_runs(metric: Metric, series: list[SliceSeries], total, options: dict):
-    """The total's detection with traffic-mix episodes folded in (see ``monitor.detect.mix``)."""
-    from dataclasses import replace
-
-    from monitor.detect.mix import merge_runs, mix_runs, mix_series
+def _mix_runs(metric: Metric, series: list[SliceSeries], options: dict) -> list:
+    """Traffic-mix episodes of a ratio total, from its one-dimension slices (see
+    ``monitor.detect.mix``)."""
+    from monitor.detect.mix import mix_runs, mix_series
     from monitor.detect.options import make_options
 
     by_dim: dict[str, list[SliceSeries]] = {}
     for s in series[1:]:
         if len(s.segment) == 1:
             by_dim.setdefault(next(iter(s.segment)), []).append(s)
-    if not by_dim:
-        return total
-    n = series[0].values.size
-    opts = make_options(n=n, n_series=1, period=options["period"], direction=options["direction"],
-                        sensitivity=options["sensitivity"], min_volume=options["min_volume"], exclude=None,
-                        accept_after=options["accept_after"], detector="default")
+    opts = make_options(n=series[0].values.size, n_series=1, period=options["period"],
+                        direction=options["direction"], sensitivity=options["sensitivity"],
+                        min_volume=options["min_volume"], exclude=None, accept_after=options["accept_after"],
+                        detector="default")
     mixes = [mix_series(dim, [s.segment[dim] for s in parts], np.vstack([s.values for s in parts]),
                         np.vstack([s.volume for s in parts]), period=opts.period, min_volume=opts.min_volume)
              for dim, parts in by_dim.items() if len(parts) > 1]
     # as strict as a slice test: one mix test per dimension
     threshold = opts.spike_threshold * math.sqrt(1.0 + math.log(max(len(mixes), 1)) / 2.0)
-    runs = mix_runs(mixes, threshold=threshold, direction=opts.direction, accept_after=opts.accept_after)
-    if not runs:
-        return total
-    segments = merge_runs(total.segments, runs, observed=total.observed, expected=total.expected,
-                          volume=series[0].volume)
-    return replace(total, segments=segments)
+    return mix_runs(mixes, threshold=threshold, direction=opts.direction, accept_after=opts.accept_after)
 
 
 def _exclusion_masks(store: Store, metric: Metric, axis: pd.DatetimeIndex) -> dict[str, np.ndarray]:
