@@ -51,6 +51,8 @@ def test_pure_mix_shift_is_a_mix_verdict_without_rate_causes() -> None:
     assert e.split is not None and e.split.dimension == "country"
     assert e.split.rate == pytest.approx(0.0, abs=1e-15)
     assert all(cause.change_type != "rate" for cause in e.causes)
+    # the cause is the country whose share moved, even though no rate moved anywhere
+    assert e.causes[0].segment == {"country": "BR"} and e.causes[0].change_type == "mix"
     assert "traffic mix did" in e.summary() and "country=BR" in e.summary()
 
 
@@ -130,3 +132,20 @@ def test_a_rate_part_within_sampling_noise_does_not_make_a_mix_shift_mixed() -> 
     assert Explanation.from_dict(json.loads(json.dumps(e.to_dict()))) == e
     # The same shares and rates from 10x the volume: the rate drop is real, both moved.
     assert explain(_two_countries(10, 104), ["country"], "ratio", baseline_label="last week").verdict == "mixed"
+
+
+def test_under_a_mix_verdict_the_country_whose_share_moved_leads_a_small_rate_cause() -> None:
+    # BR (5 %) doubles its traffic; one small segment's rate also triples (200 orders, 6 -> 18
+    # frauds): the total's move is still mix, so the mix driver is named first
+    rows = []
+    for country, channel, os_ in itertools.product(["BR", "US", "DE", "NG"], ["web", "app"], ["ios", "android"]):
+        rate = {"BR": 0.05, "US": 0.01, "DE": 0.01, "NG": 0.03}[country]
+        den0 = {"BR": 1000, "US": 5000, "DE": 4000, "NG": 200}[country]
+        den1 = den0 * (2 if country == "BR" else 1)
+        bump = 3.0 if (country, channel, os_) == ("NG", "app", "ios") else 1.0
+        rows.append({"country": country, "channel": channel, "os": os_, "expected_den": den0,
+                     "expected_num": den0 * rate, "actual_den": den1, "actual_num": den1 * rate * bump})
+    e = explain(pd.DataFrame(rows), ["country", "channel", "os"], "ratio", baseline_label="last week")
+    assert e.verdict == "mix"
+    assert [(c.segment, c.change_type) for c in e.causes] == [
+        ({"country": "BR"}, "mix"), ({"country": "NG", "channel": "app", "os": "ios"}, "rate")]

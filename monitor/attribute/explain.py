@@ -11,7 +11,8 @@ mix effect (named in ``split.dimension``); over its values mix + rate + interact
 total change exactly. Verdict, with M = |mix| + |rate| + |interaction| of that split:
 ``"mix"`` if |mix| >= 3/4 M, ``"rate"`` if |rate| + |interaction| >= 3/4 M, else ``"mix"`` when
 rate + interaction is within 2 binomial standard errors of 0 (``split.rate_se``: the segments'
-rates moved no more than sampling noise moves them), else ``"mixed"``.
+rates moved no more than sampling noise moves them), else ``"mixed"``. Under a "mix" verdict the
+first cause is the split dimension's value whose share moved the total most.
 """
 from __future__ import annotations
 
@@ -160,6 +161,9 @@ def explain(
         for segment in localize_table(table=table, max_causes=max_causes)
     )
     change = total.change
+    verdict = _verdict(split=split, change=change) if kind == "ratio" else None
+    if verdict == "mix":
+        causes = _mix_driver_first(table, breakdowns, split, total, causes)[:max_causes]
     return Explanation(
         kind=kind,
         baseline_label=baseline_label,
@@ -172,9 +176,24 @@ def explain(
         ),
         dimensions=breakdowns,
         split=split,
-        verdict=_verdict(split=split, change=change) if kind == "ratio" else None,
+        verdict=verdict,
         causes=causes,
     )
+
+
+def _mix_driver_first(table: LeafTable, breakdowns: tuple[DimensionBreakdown, ...], split: MixRateSplit | None,
+                      total: Totals, causes: tuple[RootCause, ...]) -> tuple[RootCause, ...]:
+    """Under a "mix" verdict the root cause is the value whose traffic share moved the total
+    most (country=NG doubling its share), not a small segment the localiser found on rates:
+    it leads, and the localiser's causes follow."""
+    dim = next((b for b in breakdowns if split is not None and b.dimension == split.dimension), None)
+    if dim is None or not dim.values:
+        return causes
+    top = max(dim.values, key=lambda v: abs(v.mix or 0.0))
+    if not top.mix:
+        return causes
+    driver = _root_cause(table=table, segment={dim.dimension: top.value}, total=total)
+    return (driver, *(c for c in causes if c.segment != driver.segment))
 
 
 def _breakdown(table: LeafTable, dimension: str) -> DimensionBreakdown:
