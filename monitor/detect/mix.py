@@ -74,7 +74,7 @@ def mix_series(dimension: str, values: list[str], numerators: np.ndarray, denomi
     num = np.nan_to_num(np.asarray(numerators, dtype=float))
     den = np.nan_to_num(np.asarray(denominators, dtype=float))
     k, n = den.shape
-    cycle = int(period) if period else 7
+    cycle = int(period) if period else 7  # no seasonality: lags of 7 buckets (a week of days)
     total = den.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(total > 0, den / np.where(total > 0, total, 1.0), np.nan)
@@ -198,7 +198,7 @@ def merge_runs(segments: list, runs: list[MixRun], *, observed: np.ndarray, expe
     out = list(segments)
     for run in runs:
         run_end = math.inf if run.end is None else run.end
-        why = {"mix": {**run.evidence, "score": run.score, "start_index": run.start}}
+        why = {"mix": {**run.evidence, "score": run.score}}
         hit = next((i for i, seg in enumerate(out) if seg.direction == run.direction and run.start <= seg.start + 1
                     and seg.start <= run_end), None)
         if hit is not None:
