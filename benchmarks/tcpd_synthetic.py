@@ -20,10 +20,31 @@ physical), not to copy any of them:
 - outliers (30 %): 1..3 spikes of 5..10 sds;
 - then an arbitrary offset and scale.
 
-    .venv/bin/python benchmarks/tcpd_synthetic.py [--series 300] [--seed 0]
-        [--variant "max_ar=0.8"] [--variant "refits=2,criterion='mbic'"] [--no-baseline]
+Null set (false alarms): ``--null`` series (default 300) from the same generator with the
+number of change points forced to 0 (``make_series(rng, changes=False)``; everything else,
+slope, phi, seasonality, spikes, offset and scale, drawn as above), from a random stream of
+their own (``null_rng(seed)``, a child of the seed, so the change-point set is unaffected).
+Each is scored by whether *any* change is detected (after ``clean``).
 
-Each ``--variant`` is a comma-separated list of keyword arguments for find_change_points.
+    .venv/bin/python benchmarks/tcpd_synthetic.py [--series 300] [--null 300] [--seed 0]
+        [--variant "max_ar=0.8"] [--variant "refits=2,criterion='mbic'"] [--no-baseline]
+        [--by] [--processes 2]
+
+Each ``--variant`` is a comma-separated list of keyword arguments for find_change_points
+(``--variant "select=None"`` is the choice before the AR(1) selection). ``--null 0`` skips
+the null set.
+
+Reported, per method (the default configuration, each variant, ruptures Pelt(l2, BIC)):
+
+- ``syn F1`` / ``syn cover``: mean TCPD F1 and cover on the ``--series`` synthetic series,
+  and their paired differences from the default (with standard errors);
+- ``qc F1`` / ``qc cover``: the same on the 5 simulated quality_control series;
+- ``null FA``: share of the no-change series with any detected change; a second table
+  splits it by phi < 0.5 / >= 0.5 and length < 60 / >= 60 (count and share per group),
+  gives the mean number of detected changes per no-change series and, for the other
+  methods, how many no-change series only they (+) or only the default (-) flag;
+- ``cpu s``: process CPU seconds spent in the method over all of these series;
+- with ``--by``: synthetic F1 / cover by group (k=0, length, phi, seasonal, spikes).
 """
 from __future__ import annotations
 
@@ -56,11 +77,14 @@ def _positions(rng: np.random.Generator, n: int, k: int, gap: int) -> list[int]:
     return []
 
 
-def make_series(rng: np.random.Generator) -> tuple[np.ndarray, list[int], dict]:
+def make_series(rng: np.random.Generator, changes: bool = True) -> tuple[np.ndarray, list[int], dict]:
+    """One series, its true change points and its parameters. ``changes=False`` forces 0
+    change points (the null set); the 20 % draw is made either way."""
     n = int(round(math.exp(rng.uniform(math.log(15), math.log(700)))))
     gap = max(5, n // 20)
     max_k = min(6, n // gap - 1)
-    k = 0 if (rng.random() < 0.2 or max_k < 1) else int(rng.integers(1, max_k + 1))
+    no_change = rng.random() < 0.2 or not changes
+    k = 0 if (no_change or max_k < 1) else int(rng.integers(1, max_k + 1))
     cps = _positions(rng, n, k, gap)
     k = len(cps)
 
@@ -109,6 +133,16 @@ def make_set(n_series: int, seed: int):
     return [make_series(rng) for _ in range(n_series)]
 
 
+def null_rng(seed: int) -> np.random.Generator:
+    """The null set's stream: a child of ``seed``, independent of ``make_set``'s."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+
+
+def make_null_set(n_series: int, seed: int):
+    rng = null_rng(seed)
+    return [make_series(rng, changes=False) for _ in range(n_series)]
+
+
 # ----------------------------------------------------------------------------- scoring
 def parse_variant(text: str) -> dict:
     if not text.strip():
@@ -131,7 +165,7 @@ def _score_one(args):
         pred = find_change_points(values, **parse_variant(method))
     sec = time.process_time() - t0
     pred = clean(pred, n)
-    return f1(ann, pred), cover(ann, pred, n), sec
+    return f1(ann, pred), cover(ann, pred, n), sec, len(pred)
 
 
 def evaluate(methods: list[str], cases: list, processes: int = 2) -> dict[str, np.ndarray]:
@@ -152,6 +186,7 @@ def evaluate(methods: list[str], cases: list, processes: int = 2) -> dict[str, n
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=300)
+    parser.add_argument("--null", type=int, default=300, help="no-change series (0 = none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--variant", action="append", default=[], help="kwargs, e.g. \"max_ar=0.8\"")
@@ -164,27 +199,59 @@ def main(argv: list[str] | None = None) -> int:
     synth = make_set(args.series, args.seed)
     syn_cases = [(x, {"truth": cps}) for x, cps, _ in synth]
     qc_cases = [(v, ann) for name, v, ann in load(args.data) if name.startswith("quality_control")]
+    null = make_null_set(args.null, args.seed)
+    null_cases = [(x, {"truth": []}) for x, _, _ in null]
     methods = [""] + args.variant + ([] if args.no_baseline else ["pelt_l2_bic"])
     syn = evaluate(methods, syn_cases, args.processes)
     qc = evaluate(methods, qc_cases, args.processes)
+    nul = (evaluate(methods, null_cases, args.processes) if null_cases
+           else {m: np.zeros((0, 4)) for m in methods})
 
     label = {m: ("default" if m == "" else m) for m in methods}
     width = max(24, *(len(v) + 2 for v in label.values()))
-    print(f"synthetic: {args.series} series, seed {args.seed}; quality_control: {len(qc_cases)} series")
+    print(
+        f"synthetic: {args.series} series, seed {args.seed}; quality_control: {len(qc_cases)} series; "
+        f"null (no change): {args.null} series"
+    )
     print(
         f"{'method':<{width}}{'syn F1':>8}{'syn cover':>10}{'(F1+cov)/2':>11}{'qc F1':>8}{'qc cover':>9}"
-        f"{'cpu s':>8}   paired vs default: dF1 (se), dcover (se)"
+        f"{'null FA':>9}{'cpu s':>8}   paired vs default: dF1 (se), dcover (se)"
     )
     base = syn[""]
     for m in methods:
-        s, q = syn[m], qc[m]
+        s, q, z = syn[m], qc[m], nul[m]
         d = s[:, :2] - base[:, :2]
         se = d.std(axis=0, ddof=1) / math.sqrt(len(d)) if len(d) > 1 else np.zeros(2)
         paired = "" if m == "" else f"   {d[:, 0].mean():+.4f} ({se[0]:.4f}), {d[:, 1].mean():+.4f} ({se[1]:.4f})"
+        fa = f"{(z[:, 3] > 0).mean():>9.3f}" if len(z) else f"{'-':>9}"
         print(
             f"{label[m]:<{width}}{s[:, 0].mean():>8.3f}{s[:, 1].mean():>10.3f}{s[:, :2].mean():>11.3f}"
-            f"{q[:, 0].mean():>8.3f}{q[:, 1].mean():>9.3f}{s[:, 2].sum() + q[:, 2].sum():>8.1f}{paired}"
+            f"{q[:, 0].mean():>8.3f}{q[:, 1].mean():>9.3f}{fa}"
+            f"{s[:, 2].sum() + q[:, 2].sum() + z[:, 2].sum():>8.1f}{paired}"
         )
+    if null:
+        meta = [m for _, _, m in null]
+        groups = {
+            "all": list(range(len(meta))),
+            "phi<0.5": [i for i, m in enumerate(meta) if m["phi"] < 0.5],
+            "phi>=0.5": [i for i, m in enumerate(meta) if m["phi"] >= 0.5],
+            "n<60": [i for i, m in enumerate(meta) if m["n"] < 60],
+            "n>=60": [i for i, m in enumerate(meta) if m["n"] >= 60],
+        }
+        print("\nno-change series: share with any detected change (series with a change / series)")
+        print(
+            f"{'method':<{width}}" + "".join(f"{g:>18}" for g in groups)
+            + f"{'changes/series':>16}   vs default: +only here, -only default"
+        )
+        base_hit = nul[""][:, 3] > 0
+        for m in methods:
+            hit = nul[m][:, 3] > 0
+            cells = "".join(
+                f"{(f'{hit[ix].mean():.3f} ({int(hit[ix].sum())}/{len(ix)})' if ix else '-'):>18}"
+                for ix in groups.values()
+            )
+            paired = "" if m == "" else f"   +{int((hit & ~base_hit).sum())} -{int((base_hit & ~hit).sum())}"
+            print(f"{label[m]:<{width}}{cells}{nul[m][:, 3].mean():>16.3f}{paired}")
     if args.by:
         meta = [m for _, _, m in synth]
         groups = {
