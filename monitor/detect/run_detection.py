@@ -201,16 +201,19 @@ def _mix_runs(metric: Metric, series: list[SliceSeries], options: dict) -> list:
     for s in series[1:]:
         if len(s.segment) == 1:
             by_dim.setdefault(next(iter(s.segment)), []).append(s)
+    by_dim = {dim: parts for dim, parts in by_dim.items() if len(parts) > 1}
+    if not by_dim:
+        return []
+    # as strict as a slice test, with one mix test per dimension
     opts = make_options(n=series[0].values.size, n_series=1, period=options["period"],
-                        direction=options["direction"], sensitivity=options["sensitivity"],
+                        direction=options["direction"],
+                        sensitivity=slice_sensitivity(options["sensitivity"], len(by_dim)),
                         min_volume=options["min_volume"], exclude=None, accept_after=options["accept_after"],
                         detector="default")
     mixes = [mix_series(dim, [s.segment[dim] for s in parts], np.vstack([s.values for s in parts]),
                         np.vstack([s.volume for s in parts]), period=opts.period, min_volume=opts.min_volume)
-             for dim, parts in by_dim.items() if len(parts) > 1]
-    # as strict as a slice test: one mix test per dimension
-    threshold = opts.spike_threshold * math.sqrt(1.0 + math.log(max(len(mixes), 1)) / 2.0)
-    return mix_runs(mixes, threshold=threshold, direction=opts.direction, accept_after=opts.accept_after)
+             for dim, parts in by_dim.items()]
+    return mix_runs(mixes, threshold=opts.spike_threshold, direction=opts.direction, accept_after=opts.accept_after)
 
 
 def _exclusion_masks(store: Store, metric: Metric, axis: pd.DatetimeIndex) -> dict[str, np.ndarray]:
