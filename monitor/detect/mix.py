@@ -29,6 +29,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from monitor.detect.results import AnomalySegment, relative_change
+
 BASELINE_CYCLES = 4  # baseline share: median of the same phase over this many cycles
 MIN_BASELINE_CYCLES = 2
 REFERENCE_CYCLES = 4  # segment rates pooled over this many cycles before the bucket
@@ -95,10 +97,10 @@ def mix_series(dimension: str, values: list[str], numerators: np.ndarray, denomi
 
     # reference rates: pooled over the window before the bucket, shrunk towards the total
     window = REFERENCE_CYCLES * cycle
-    rate = _trailing_rate(num, den, window)
-    total_rate = _trailing_rate(num.sum(axis=0, keepdims=True), total[None, :], window)[0]
-    ref_den = _trailing_sum(den, window)
-    rate = (np.nan_to_num(rate) * ref_den + PRIOR_EVENTS * total_rate) / (ref_den + PRIOR_EVENTS)
+    ref_num, ref_den = _trailing_sum(num, window), _trailing_sum(den, window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total_rate = ref_num.sum(axis=0) / ref_den.sum(axis=0)
+    rate = (ref_num + PRIOR_EVENTS * total_rate) / (ref_den + PRIOR_EVENTS)
 
     expected_total = np.nansum(base * rate, axis=0)
     gap = rate - expected_total
@@ -193,8 +195,6 @@ def merge_runs(segments: list, runs: list[MixRun], *, observed: np.ndarray, expe
     is the same episode: the segment starts at the earlier of the two and carries the mix
     evidence (one page). Any other run is a segment of kind ``mix_shift``: a mix move that
     begins while the total has been off for a while is news to whoever handles that incident."""
-    from monitor.detect.results import AnomalySegment, relative_change
-
     out = list(segments)
     for run in runs:
         run_end = math.inf if run.end is None else run.end
@@ -224,9 +224,3 @@ def _trailing_sum(x: np.ndarray, window: int) -> np.ndarray:
     c = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1)], axis=1)
     idx = np.arange(x.shape[1])
     return c[:, idx] - c[:, np.maximum(idx - window, 0)]
-
-
-def _trailing_rate(num: np.ndarray, den: np.ndarray, window: int) -> np.ndarray:
-    d = _trailing_sum(den, window)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(d > 0, _trailing_sum(num, window) / np.where(d > 0, d, 1.0), np.nan)

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from monitor.catalog import Metric
+from monitor.detect.mix import merge_runs, mix_runs, mix_series
+from monitor.detect.options import SENSITIVITY, make_options
 from monitor.engine import GRAIN_STEP
 from monitor.store import Store, slice_label
 
@@ -133,8 +135,6 @@ def slice_sensitivity(base, n_slices: int):
     """Stricter thresholds when many slices are tested at once, so the slices of one
     metric together raise about as many false alarms as its total (a Bonferroni-like
     widening that grows slowly with the number of slices)."""
-    from monitor.detect.options import SENSITIVITY
-
     multiplier = SENSITIVITY[base] if isinstance(base, str) else float(base)
     widen = math.sqrt(1.0 + math.log(max(n_slices, 1)) / 2.0)
     return multiplier * widen
@@ -179,8 +179,6 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
         excludes = np.vstack([exclusions.get(s.label, np.zeros(len(axis), bool)) for s in group])
         detections += detect_batch(values, denominators_2d=volumes, exclude=excludes, **opts)
     if runs:
-        from monitor.detect.mix import merge_runs
-
         total = detections[0]
         detections[0] = replace(total, segments=merge_runs(
             total.segments, runs, observed=total.observed, expected=total.expected, volume=series[0].volume))
@@ -194,9 +192,6 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
 def _mix_runs(metric: Metric, series: list[SliceSeries], options: dict) -> list:
     """Traffic-mix episodes of a ratio total, from its one-dimension slices (see
     ``monitor.detect.mix``)."""
-    from monitor.detect.mix import mix_runs, mix_series
-    from monitor.detect.options import make_options
-
     by_dim: dict[str, list[SliceSeries]] = {}
     for s in series[1:]:
         if len(s.segment) == 1:
