@@ -242,16 +242,21 @@ def test_length_term_makes_the_search_more_conservative():
     assert len(strict) <= len(loose)
 
 
-def test_residual_noise_recovers_ar_coefficient_and_long_run_sd():
-    from monitor.detect.changepoint import residual_noise
-
-    rng = np.random.default_rng(13)
-    phi, n = 0.6, 4000
+def _ar1(seed: int, n: int, phi: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
     e = rng.normal(0, math.sqrt(1 - phi * phi), n)
     x = np.empty(n)
     x[0] = rng.normal()
     for i in range(1, n):
         x[i] = phi * x[i - 1] + e[i]
+    return x
+
+
+def test_residual_noise_recovers_ar_coefficient_and_long_run_sd():
+    from monitor.detect.changepoint import residual_noise
+
+    phi = 0.6
+    x = _ar1(13, 4000, phi)
     x[2000:] += 10.0 + 0.01 * np.arange(2000)  # a known break: pairs across it are skipped
     long_run, est = residual_noise(x, [2000], max_ar=0.9)
     assert abs(est - phi) < 0.05
@@ -261,13 +266,7 @@ def test_residual_noise_recovers_ar_coefficient_and_long_run_sd():
 
 
 def test_refit_keeps_a_known_break_and_does_not_add_noise_breaks():
-    rng = np.random.default_rng(14)
-    n, phi = 300, 0.8
-    e = rng.normal(0, math.sqrt(1 - phi * phi), n)
-    x = np.empty(n)
-    x[0] = rng.normal()
-    for i in range(1, n):
-        x[i] = phi * x[i - 1] + e[i]
+    x = _ar1(14, 300, 0.8)
     assert find_change_points(x) == []  # strongly correlated noise alone: no change
     x[180:] += 6.0
     found = find_change_points(x)
@@ -282,16 +281,6 @@ def test_mean_model_is_not_affected_by_the_linear_options():
     base = find_change_points(x, model="mean")
     assert find_change_points(x, model="mean", refits=0) == base
     assert find_change_points(x, model="mean", criterion="mbic") == base
-
-
-def _ar1(seed: int, n: int, phi: float) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    e = rng.normal(0, math.sqrt(1 - phi * phi), n)
-    x = np.empty(n)
-    x[0] = rng.normal()
-    for i in range(1, n):
-        x[i] = phi * x[i - 1] + e[i]
-    return x
 
 
 def test_ar1_deviance_profiles_the_ar_coefficient_and_prefers_the_true_breaks():
