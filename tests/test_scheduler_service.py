@@ -351,3 +351,19 @@ def test_the_daily_report_job_builds_the_last_complete_day(project):
     assert sorted(p.name for p in (project.root / "out").iterdir()) == ["report-2026-03-09.html",
                                                                         "report-2026-03-09.md"]
     assert meta(project) == {}
+
+
+def test_a_failing_side_job_raises_a_meta_alert_and_its_next_success_resolves_it(project):
+    clock = Clock(T0)
+    service, _ = make(project, clock)
+
+    def broken(store, config, *, now):
+        raise RuntimeError("outbox table locked")
+
+    service._alert_tick(broken)
+    [alert] = meta(project, "job_failing").values()
+    assert alert["subject"] == "alerts"
+    assert alert["message"] == "The alert cycle failed: RuntimeError: outbox table locked"
+    clock.advance(minutes=1)
+    service._alert_tick(lambda store, config, *, now: None)
+    assert meta(project, "job_failing") == {}

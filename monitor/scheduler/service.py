@@ -407,15 +407,8 @@ class SchedulerService:
                 self._alert_tick(run_alert_cycle)
 
     def _alert_tick(self, run_alert_cycle) -> None:
-        now = self.clock()
-        try:
-            run_alert_cycle(self.store, self.config, now=now)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("alert cycle failed: %s", exc)
-            self._safe(self.meta.raise_, meta_alert("job_failing", "alerts",
-                                                    f"The alert cycle failed: {type(exc).__name__}: {exc}"), now)
-        else:
-            self._safe(self.meta.resolve, "job_failing", "alerts", now, resolution="the alert cycle ran again")
+        self._watched("alerts", "alert cycle", "the alert cycle ran again",
+                      lambda now: run_alert_cycle(self.store, self.config, now=now))
 
     def report_job(self) -> None:
         """Build (and send) the daily report: monitor.report's daily job."""
@@ -424,19 +417,27 @@ class SchedulerService:
                 self._report_job()
 
     def _report_job(self) -> None:
-        now = self.clock()
-        try:
+        def build(now: dt.datetime) -> None:
             from monitor.report.deliver import daily_report_job
 
             report = daily_report_job(self.config, now=now)
             log.info("daily report written: %s", getattr(report, "url", report))
-        except Exception as exc:  # noqa: BLE001
-            log.warning("daily report failed: %s", exc)
-            self._safe(self.meta.raise_, meta_alert("job_failing", "daily_report",
-                                                    f"The daily report failed: {type(exc).__name__}: {exc}"), now)
-        else:
-            self._safe(self.meta.resolve, "job_failing", "daily_report", now, resolution="the report was built")
+
+        self._watched("daily_report", "daily report", "the report was built", build)
         self.meta.flush(self.clock())
+
+    def _watched(self, subject: str, what: str, resolution: str, job) -> None:
+        """Run a side job at the clock's now: a failure raises the "job_failing" meta-alert
+        for ``subject``, the next success resolves it."""
+        now = self.clock()
+        try:
+            job(now)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s failed: %s", what, exc)
+            self._safe(self.meta.raise_, meta_alert("job_failing", subject,
+                                                    f"The {what} failed: {type(exc).__name__}: {exc}"), now)
+        else:
+            self._safe(self.meta.resolve, "job_failing", subject, now, resolution=resolution)
 
     def _safe(self, fn, *args, **kwargs):
         """Meta-alert bookkeeping must never turn a handled problem into a crash."""
