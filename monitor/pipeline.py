@@ -202,6 +202,29 @@ class CycleResult:
     stale: list[str] = field(default_factory=list)  # metrics skipped: their source stopped receiving data
 
 
+def detection_order(metrics: Iterable[Metric]) -> list[Metric]:
+    """The metrics in their given order, except that a metric comes after those it follows
+    (``detect.follows``): their fresh incidents and explanations point where it looks."""
+    metrics = list(metrics)
+    by_name = {m.name: m for m in metrics}
+    ordered: list[Metric] = []
+    placed: set[str] = set()
+
+    def place(metric: Metric, visiting: frozenset[str]) -> None:
+        if metric.name in placed:
+            return
+        for name in metric.detect.follows:
+            if name in by_name and name not in visiting:  # a cycle (reported by the catalog) is cut
+                place(by_name[name], visiting | {metric.name})
+        if metric.name not in placed:
+            placed.add(metric.name)
+            ordered.append(metric)
+
+    for metric in metrics:
+        place(metric, frozenset())
+    return ordered
+
+
 def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, now: dt.datetime,
                          store: Store | None = None) -> CycleResult:
     """Detect on every metric, then explain incidents that lack an explanation.
@@ -215,7 +238,7 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
 
     store = store or Store(config.store_path)
     result = CycleResult(ComputeResult())
-    for metric in metrics:
+    for metric in detection_order(metrics):
         if store.has_leaves(metric.name) and is_stale(store, metric, now, config=config):
             # No new source rows: a stale-data problem, not a "metric dropped" incident.
             result.stale.append(metric.name)

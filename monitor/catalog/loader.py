@@ -55,7 +55,7 @@ HEADER_KEYS = {k.name: k for k in [
     HeaderKey("bounded", False, "true: check numerator <= denominator on every row"),
     HeaderKey("detect", False, "detection settings (min_volume: per-bucket floor for the total; slice_min_volume: for slices): " + ", ".join(
         ["direction", "min_volume", "sensitivity", "seasonality", "slice_min_volume",
-         "max_slice_depth", "accept_after", "enabled"])),
+         "max_slice_depth", "accept_after", "enabled", "follows"])),
 ]}
 DETECT_KEYS = set(DetectSettings.__dataclass_fields__)
 
@@ -111,7 +111,48 @@ def load_catalog(folder: Path | str) -> Catalog:
                                     f"duplicate metric name {metric.name!r}, already defined in {first}; rename one of them"))
             continue
         metrics[metric.name] = metric
+    problems += _check_follows(metrics)
     return Catalog(metrics, tuple(problems), files)
+
+
+def _check_follows(metrics: dict[str, Metric]) -> list[Problem]:
+    """``detect.follows`` names other metrics of the catalog, without cycles (a metric is
+    detected after the ones it follows)."""
+    problems = []
+    for metric in metrics.values():
+        line = _key_line(metric.path, "follows")
+        for name in metric.detect.follows:
+            if name == metric.name:
+                problems.append(Problem(metric.path, line, f"detect.follows: {name!r} is this metric itself"))
+            elif name not in metrics:
+                problems.append(Problem(metric.path, line, f"detect.follows: unknown metric {name!r}"
+                                        f"{_suggest(name, metrics)}; valid metrics: {', '.join(sorted(metrics))}"))
+    for cycle in _follow_cycles(metrics):
+        first = metrics[cycle[0]]
+        problems.append(Problem(first.path, _key_line(first.path, "follows"),
+                                f"detect.follows makes a cycle ({' -> '.join(cycle + [cycle[0]])}); "
+                                "a metric can only follow metrics detected before it"))
+    return problems
+
+
+def _follow_cycles(metrics: dict[str, Metric]) -> list[list[str]]:
+    cycles, state = [], {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for nxt in metrics[name].detect.follows:
+            if nxt not in metrics or nxt == name:
+                continue
+            if state.get(nxt) == "open":
+                cycles.append(path[path.index(nxt):] if nxt in path else [nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[name] = "done"
+
+    for name in sorted(metrics):
+        if name not in state:
+            visit(name, [name])
+    return cycles
 
 
 def load_metric_file(path: Path) -> tuple[Metric | None, list[Problem]]:
@@ -251,6 +292,10 @@ def _check_detect(detect: dict, lines: dict[str, int], default_line: int, proble
     check("accept_after", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
           "must be a whole number of buckets >= 1")
     check("enabled", lambda v: isinstance(v, bool), "must be true or false")
+    check("follows", lambda v: isinstance(v, list) and all(isinstance(n, str) and NAME_RE.match(n) for n in v),
+          "must be a list of metric names, e.g. [fraud_rate]")
+    if isinstance(detect.get("follows"), list):
+        detect["follows"] = tuple(detect["follows"])
     for key in [k for k in detect if k not in DETECT_KEYS]:
         detect.pop(key)
 

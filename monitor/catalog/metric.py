@@ -32,6 +32,8 @@ class DetectSettings:
     max_slice_depth: int = 2
     accept_after: int | None = None  # buckets until a persisting shift is the new normal
     enabled: bool = True
+    # Metrics whose incidents name segments to test here directly (chargebacks follow fraud).
+    follows: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

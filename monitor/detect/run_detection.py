@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from monitor.catalog import Metric
+from monitor.detect.follows import follow_rows
 from monitor.detect.mix import merge_runs, mix_runs, mix_series
-from monitor.detect.options import SENSITIVITY, make_options
+from monitor.detect.options import BASE_THRESHOLD, SENSITIVITY, make_options
 from monitor.engine import GRAIN_STEP
 from monitor.store import Store, slice_label
 
@@ -184,6 +185,10 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
             total.segments, runs, observed=total.observed, expected=total.expected, volume=series[0].volume))
     result.series_checked = len(series)
     rows = _incident_rows(metric, axis, series, detections, now)
+    rows += _unfound(follow_rows(store, metric, axis, (series[0].values, series[0].volume), options=options,
+                                 threshold=BASE_THRESHOLD * _multiplier(options["sensitivity"]), masks=exclusions),
+                     rows)
+    _link_parents(rows, GRAIN_STEP[metric.grain])
     _write(store, metric, axis, series, detections, rows, now)
     result.incidents = rows
     return result
@@ -263,8 +268,30 @@ def _incident_rows(metric: Metric, axis, series, detections, now) -> list[dict]:
                 "severity": metric.severity, "status": status, "resolution": resolution,
                 "why_json": json.dumps(why, default=_json_default, sort_keys=True),
             })
-    _link_parents(rows, step)
     return rows
+
+
+def _multiplier(sensitivity) -> float:
+    return SENSITIVITY[sensitivity] if isinstance(sensitivity, str) else float(sensitivity)
+
+
+def _unfound(followed: list[dict], rows: list[dict]) -> list[dict]:
+    """Lead-driven incidents the slice search has not already raised: one whose segment
+    is, or lies inside, a slice incident of the same direction that overlaps it in time is
+    that incident seen again. (Under an overlapping total incident it stays, linked as a
+    child: it names the segment more precisely than the total does.)"""
+    def covered(row: dict) -> bool:
+        segment = json.loads(row["slice_json"])
+        for own in rows:
+            if not own["slice"] or own["direction"] != row["direction"]:
+                continue
+            if not (own["start_ts"] < (row["end_ts"] or dt.datetime.max) and row["start_ts"] < (own["end_ts"] or dt.datetime.max)):
+                continue
+            if all(segment.get(k) == v for k, v in json.loads(own["slice_json"]).items()):
+                return True
+        return False
+
+    return [row for row in followed if not covered(row)]
 
 
 def _link_parents(rows: list[dict], step: dt.timedelta) -> None:

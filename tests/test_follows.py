@@ -1,0 +1,234 @@
+"""A trailing metric tested on the segment a leading metric's incident names (detect.follows)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from monitor.attribute.incident_attribution import attribute_incidents
+from monitor.catalog import load_catalog, parse_metric
+from monitor.detect.follows import Lead, conditional_z, follow_lead, leads_for
+from monitor.detect.run_detection import detect_metric
+from monitor.engine import Window
+from monitor.pipeline import detection_order
+from monitor.store import Store
+
+START = dt.datetime(2026, 1, 5)
+DAYS, ATTACK_DAY, ATTACK_DAYS = 120, 100, 4
+COUNTRIES = {"US": 0.5, "DE": 0.2, "GB": 0.2, "FR": 0.1}
+DEVICES = {"android": 0.3, "ios": 0.7}
+METHODS = {"card": 0.2, "paypal": 0.8}
+ATTACKED = {"country": "GB", "device_os": "android", "payment_method": "card"}
+FRAUD, CHARGEBACK_OF_FRAUD, FRIENDLY = 0.004, 0.5, 0.002
+ORDERS_PER_DAY = 20000
+
+HEADER = """/* ---
+name: {name}
+kind: ratio
+grain: day
+dimensions: [country, device_os, payment_method]
+schedule: "0 6 * * *"
+detect:
+  direction: up
+  min_volume: 500
+  slice_min_volume: 200
+{extra}--- */
+SELECT ts, country, device_os, payment_method, numerator, denominator FROM t
+WHERE ts >= $start AND ts < $end
+"""
+
+
+def world(seed: int, *, attack_factor: float = 10.0, chargeback_of_attack: float = 0.4):
+    """Leaves of (fraud_rate, chargeback_rate): per day and segment, orders, frauds and
+    chargebacks. For ATTACK_DAYS from ATTACK_DAY the attacked segment's fraud probability
+    is multiplied by ``attack_factor``; the extra frauds charge back with probability
+    ``chargeback_of_attack`` (0: a fraud wave that never reaches chargebacks)."""
+    rng = np.random.default_rng(seed)
+    fraud_rows, cb_rows = [], []
+    segments = [(c, d, m, wc * wd * wm) for c, wc in COUNTRIES.items() for d, wd in DEVICES.items()
+                for m, wm in METHODS.items()]
+    for day in range(DAYS):
+        ts = START + dt.timedelta(days=day)
+        for c, d, m, share in segments:
+            orders = rng.poisson(ORDERS_PER_DAY * share)
+            attacked = (ATTACK_DAY <= day < ATTACK_DAY + ATTACK_DAYS
+                        and (c, d, m) == tuple(ATTACKED.values()))
+            frauds = rng.binomial(orders, FRAUD)
+            extra = rng.binomial(orders, FRAUD * (attack_factor - 1)) if attacked else 0
+            chargebacks = (rng.binomial(frauds, CHARGEBACK_OF_FRAUD) + rng.binomial(extra, chargeback_of_attack)
+                           + rng.binomial(orders - frauds - extra, FRIENDLY))
+            fraud_rows.append((ts, c, d, m, float(frauds + extra), float(orders)))
+            cb_rows.append((ts, c, d, m, float(chargebacks), float(orders)))
+    columns = ["ts", "country", "device_os", "payment_method", "numerator", "denominator"]
+    return (pa.Table.from_pandas(pd.DataFrame(rows, columns=columns), preserve_index=False)
+            for rows in (fraud_rows, cb_rows))
+
+
+def build(tmp_path, seed: int, *, follows: bool = True, **kw):
+    fraud_table, cb_table = world(seed, **kw)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    fraud, problems = parse_metric(HEADER.format(name="fraud_rate", extra=""), tmp_path / "fraud_rate.sql")
+    assert not problems
+    extra = "  follows: [fraud_rate]\n" if follows else ""
+    chargeback, problems = parse_metric(HEADER.format(name="chargeback_rate", extra=extra),
+                                        tmp_path / "chargeback_rate.sql")
+    assert not problems
+    store = Store(tmp_path / "store.duckdb")
+    window = Window(START, START + dt.timedelta(days=DAYS))
+    store.write_window(fraud, window, fraud_table, trigger="backfill", started_at=START)
+    store.write_window(chargeback, window, cb_table, trigger="backfill", started_at=START)
+    now = START + dt.timedelta(days=DAYS)
+    detect_metric(store, fraud, now=now)
+    attribute_incidents(store, fraud)
+    detect_metric(store, chargeback, now=now)
+    return store
+
+
+def incidents(store, metric):
+    with store.connect(read_only=True) as con:
+        return con.execute("SELECT * FROM incidents WHERE metric = ? ORDER BY start_ts", [metric]).df()
+
+
+def near_attack(frame):
+    lo = START + dt.timedelta(days=ATTACK_DAY - 3)
+    hi = START + dt.timedelta(days=ATTACK_DAY + ATTACK_DAYS + 3)
+    return frame[(frame["start_ts"] >= lo) & (frame["start_ts"] < hi)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [2, 6])
+def test_a_fraud_wave_points_chargebacks_at_the_segment_the_slice_search_misses(tmp_path, seed):
+    # seed 2: the fraud incident is on the total and its explanation names the segment;
+    # seed 6: it is on a two-dimension slice, whose explanation adds the third dimension
+    store = build(tmp_path / "with", seed)
+    found = near_attack(incidents(store, "chargeback_rate"))
+    assert len(found) == 1, found[["slice", "start_ts"]]
+    incident = found.iloc[0]
+    assert json.loads(incident["slice_json"]) == ATTACKED
+    assert abs((incident["start_ts"] - START).days - ATTACK_DAY) <= 1
+    assert pd.isna(incident["parent_id"]), "nothing on chargeback_rate covers it: it pages on its own"
+    assert incident["direction"] == "up" and incident["observed"] > 1.5 * incident["baseline"]
+    why = json.loads(incident["why_json"])
+    assert why["detector"] == "follows" and why["follows"]["metric"] == "fraud_rate"
+    assert why["follows"]["incident_id"] in set(incidents(store, "fraud_rate")["incident_id"])
+    assert incident["score"] >= why["threshold"] == 4.0
+    # the control: the same data without `follows` raises nothing near the attack
+    assert near_attack(incidents(build(tmp_path / "without", seed, follows=False), "chargeback_rate")).empty
+
+
+@pytest.mark.slow
+def test_a_fraud_wave_that_never_reaches_chargebacks_raises_nothing_there(tmp_path):
+    store = build(tmp_path, 2, chargeback_of_attack=0.0)
+    assert not near_attack(incidents(store, "fraud_rate")).empty, "the lead is there"
+    assert incidents(store, "chargeback_rate").empty
+
+
+@pytest.mark.slow
+def test_a_rerun_keeps_one_incident_and_a_false_alarm_lead_withdraws_it(tmp_path):
+    from monitor.dashboard.actions import set_label
+
+    store = build(tmp_path, 2)
+    chargeback, _ = parse_metric(HEADER.format(name="chargeback_rate", extra="  follows: [fraud_rate]\n"),
+                                 tmp_path / "chargeback_rate.sql")
+    now = START + dt.timedelta(days=DAYS)
+    first = incidents(store, "chargeback_rate")
+    detect_metric(store, chargeback, now=now)
+    again = incidents(store, "chargeback_rate")
+    assert list(again["incident_id"]) == list(first["incident_id"]) and len(again) == 1
+    # the on-call says the fraud incidents were false alarms: nothing points here any more
+    for incident_id in incidents(store, "fraud_rate")["incident_id"]:
+        set_label(store, incident_id, "false_alarm", by="test", now=now)
+    assert leads_for(store, chargeback, since=START) == []
+    detect_metric(store, chargeback, now=now)
+    after = incidents(store, "chargeback_rate").iloc[0]
+    if first.iloc[0]["status"] == "open":
+        assert after["status"] == "resolved" and after["resolution"] == "withdrawn"
+    else:  # a closed incident is history: kept as it was
+        assert after["end_ts"] == first.iloc[0]["end_ts"]
+
+
+def test_doctests():
+    import doctest
+
+    from monitor.detect import follows
+
+    assert doctest.testmod(follows).failed == 0
+
+
+def test_conditional_z_is_zero_at_the_baseline_rate_and_knows_a_small_baseline_is_uncertain():
+    assert conditional_z(4, 28, 4.0, 28.0, 1.0) == 0.0
+    assert conditional_z(12, 28, 4.0, 28.0, 1.0) > conditional_z(8, 28, 4.0, 28.0, 1.0) > 0
+    assert conditional_z(0, 28, 4.0, 28.0, 1.0) < 0
+    # the same rates from a baseline ten times smaller: less sure of the normal, lower score
+    assert conditional_z(12, 2.8, 4.0, 2.8, 1.0) < conditional_z(12, 28, 4.0, 28.0, 1.0)
+    # over-dispersion divides the evidence
+    assert conditional_z(12, 28, 4.0, 28.0, 2.0) == pytest.approx(conditional_z(12, 28, 4.0, 28.0, 1.0) / 2 ** 0.5)
+
+
+def _lead(day: int, direction: str = "up") -> Lead:
+    return Lead("fraud_rate", "x", {"country": "GB"}, (START + dt.timedelta(days=day)), None, direction)
+
+
+def test_a_sparse_segment_without_a_change_rarely_confirms_a_lead():
+    """Under no change, scanning 3 starts x 14 lengths at threshold 4 must stay rare even
+    for a segment with about one event a day (where a normal approximation would not)."""
+    axis = pd.date_range(START, periods=100, freq="D")
+    rng = np.random.default_rng(0)
+    volume = np.full(100, 300.0)
+    shape = np.ones(100)
+    fired = sum(
+        follow_lead(_lead(80), rng.poisson(1.0, 100).astype(float), volume, shape, axis, grain="day",
+                    threshold=4.0, allowed="up", max_length=14) is not None
+        for _ in range(400))
+    assert fired <= 4, fired  # 1 %; about 0.1 % is expected
+
+
+def test_the_window_starts_within_a_bucket_of_the_lead_and_direction_is_honoured():
+    axis = pd.date_range(START, periods=100, freq="D")
+    rng = np.random.default_rng(1)
+    count = rng.poisson(2.0, 100).astype(float)
+    count[81:85] += 8  # the rise starts a day after the lead says
+    volume, shape = np.full(100, 500.0), np.ones(100)
+    found = follow_lead(_lead(80), count, volume, shape, axis, grain="day", threshold=4.0, allowed="up", max_length=14)
+    assert found is not None and found.start == 81 and found.end == 85
+    assert follow_lead(_lead(80), count, volume, shape, axis, grain="day", threshold=4.0, allowed="down",
+                       max_length=14) is None
+    assert follow_lead(_lead(80, "down"), count, volume, shape, axis, grain="day", threshold=4.0, allowed="both",
+                       max_length=14) is None
+    # a rise that starts a week after the lead is not what the lead points at
+    late = rng.poisson(2.0, 100).astype(float)
+    late[88:92] += 8
+    assert follow_lead(_lead(80), late, volume, shape, axis, grain="day", threshold=4.0, allowed="up",
+                       max_length=6) is None
+
+
+def _catalog(tmp_path, files: dict[str, str]):
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    for name, extra in files.items():
+        (folder / f"{name}.sql").write_text(HEADER.format(name=name, extra=extra))
+    return load_catalog(folder)
+
+
+def test_follows_must_name_other_metrics_of_the_catalog_without_cycles(tmp_path):
+    catalog = _catalog(tmp_path, {"a": "  follows: [b]\n", "b": "  follows: [a]\n", "c": "  follows: [fraud_rte]\n",
+                                  "d": "  follows: [d]\n", "e": "  follows: fraud_rate\n"})
+    text = "\n".join(map(str, catalog.problems))
+    assert "c.sql:11: detect.follows: unknown metric 'fraud_rte'" in text
+    assert "d.sql:11: detect.follows: 'd' is this metric itself" in text
+    assert "cycle (a -> b -> a)" in text
+    assert "e.sql:11: detect.follows: must be a list of metric names" in text
+    # the files themselves are valid: every metric still runs
+    assert set(catalog.metrics) == {"a", "b", "c", "d"}
+
+
+def test_a_metric_is_detected_after_the_metrics_it_follows(tmp_path):
+    catalog = _catalog(tmp_path, {"chargeback_rate": "  follows: [fraud_rate]\n", "fraud_rate": "",
+                                  "a": "  follows: [b]\n", "b": "  follows: [a]\n"})
+    order = [m.name for m in detection_order(catalog.select(None))]
+    assert order.index("fraud_rate") < order.index("chargeback_rate")
+    assert sorted(order) == ["a", "b", "chargeback_rate", "fraud_rate"]  # a cycle is cut, nothing lost
