@@ -8,7 +8,8 @@ from monitor.dashboard.formatting import format_relative, format_value, is_missi
 KIND_TEXT = {"level_shift": "a level shift (the series moved to a new level and stayed)",
              "spike": "a spike (short departure from the expected band)",
              "mix_shift": "a traffic-mix shift (traffic moved towards segments with a different rate)"}
-SHOWN_ELSEWHERE = {"series", "segment_kind", "slices_tested", "mix"}
+SHOWN_ELSEWHERE = {"series", "segment_kind", "slices_tested", "mix", "follows", "observed_count", "expected_count",
+                   "window_buckets"}
 
 
 def why_lines(why: dict[str, Any] | None, incident: dict[str, Any], header: dict[str, Any]) -> list[str]:
@@ -36,6 +37,8 @@ def why_lines(why: dict[str, Any] | None, incident: dict[str, Any], header: dict
                      "the observed value is from the expected one; higher is more abnormal.")
     if why.get("mix"):
         lines.append(mix_line(why["mix"]))
+    if why.get("follows"):
+        lines.append(follows_line(why))
     tested = why.get("slices_tested")
     if tested:
         lines.append(f"Judged among {int(tested)} slices, with a threshold widened for that many tests so "
@@ -59,6 +62,21 @@ def mix_line(mix: dict[str, Any]) -> str:
     if not is_missing(mix.get("score")):
         text += f" ({float(mix['score']):.1f} noise levels)"
     return text + (f": by {mix.get('dimension')}, {moves} of volume." if moves else ".")
+
+
+def follows_line(why: dict[str, Any]) -> str:
+    """Which incident of a leading metric pointed at this segment, and the counts that confirmed it.
+
+    >>> follows_line({"follows": {"metric": "fraud_rate", "incident_id": "3f2a9c", "start": "2026-09-05T00:00:00"},
+    ...               "observed_count": 19.0, "expected_count": 4.66, "window_buckets": 4})
+    "Pointed at by fraud_rate incident 3f2a9c (from 2026-09-05): 19 events in 4 buckets; the segment's own history expects 4.7."
+    """
+    lead = why["follows"]
+    text = f"Pointed at by {lead.get('metric')} incident {lead.get('incident_id')} (from {str(lead.get('start', ''))[:10]})"
+    if not is_missing(why.get("observed_count")) and not is_missing(why.get("expected_count")):
+        text += (f": {float(why['observed_count']):.0f} events in {why.get('window_buckets')} buckets; the "
+                 f"segment's own history expects {float(why['expected_count']):.1f}")
+    return text + "."
 
 
 def _short(value: Any) -> str:
