@@ -22,6 +22,8 @@ detect:
   sensitivity: medium
   seasonality: weekly
   slice_min_volume: 200
+  # chargebacks come from fraud: a fraud_rate incident's segment is tested here directly
+  follows: [fraud_rate]
 --- */
 SELECT date_trunc('day', created_at) AS ts,
        country, device_os, payment_method, merchant_category,
