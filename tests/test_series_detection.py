@@ -195,6 +195,36 @@ def test_persistent_shift_is_accepted_as_the_new_normal():
     assert [(s.start, s.end, s.accepted) for s in short.segments] == [(60, 66, False)]
 
 
+def test_the_new_normal_is_where_a_shift_settled_not_its_peak():
+    # a jump that overshoots for a week and settles lower (an attack's burst, then what
+    # mitigation leaves): the level accepted is the run's second half, so the settled level
+    # is not then reported as a drop
+    x = weekly_counts(9)
+    x[60:68] *= 2.0
+    x[68:] *= 1.4
+    det = detect_series(x, accept_after=14)
+    assert [(s.start, s.accepted) for s in det.segments] == [(60, True)]
+    t = np.arange(80, 120)
+    assert np.allclose(det.expected[t], 1400 * WEEK[t % 7], rtol=0.05)
+
+
+def test_a_sparse_hourly_series_gets_its_cusum_at_the_same_age_as_a_full_one():
+    """Night hours under the volume floor are not judged; they still count as time the slow
+    reference has tracked the series, so its CUSUM starts 2 warm-ups (6 weeks) in, like a
+    series seen every hour, and catches a moderate sustained rise at day 44."""
+    rng = np.random.default_rng(3)
+    hours = 24 * 52
+    t = np.arange(hours)
+    den = rng.poisson(np.where(t % 24 < 8, 20, 45)).astype(float)  # nights under the floor of 30
+    rate = np.where((t >= 24 * 44) & (t < 24 * 49), 0.14, 0.09)
+    num = rng.binomial(den.astype(np.int64), rate).astype(float)
+    det = detect_series(num, denominators=den, period=(24, 168), min_volume=30, accept_after=168)
+    shifted = [s for s in det.segments if s.direction == "up"]
+    assert shifted and all(s.kind == "level_shift" for s in shifted)
+    assert 24 * 44 - 12 <= shifted[0].start <= 24 * 45, shifted[0].start
+    assert not det.anomalous[: 24 * 43].any()
+
+
 def test_open_segment_at_the_end():
     x = weekly_counts(10)
     x[115:] *= 2

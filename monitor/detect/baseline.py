@@ -379,6 +379,7 @@ def judge(
     Ls = L.copy()
     Ts = np.zeros(n_series)
     n_upd = np.zeros(n_series, dtype=int)  # buckets the reference has learnt from
+    n_track = np.zeros(n_series, dtype=int)  # ... plus buckets with no observation (gaps)
     c_up = np.zeros(n_series)
     c_dn = np.zeros(n_series)
     c_up_from = np.zeros(n_series, dtype=int)
@@ -402,6 +403,12 @@ def judge(
             x = obs[:, t]
             r = x - pred
             seen = finite[:, t] & np.isfinite(pred)
+            if use_cusum:
+                # the reference level starts from the warm-up medians; a row's sums start once
+                # it has tracked that row for another warm-up length of normal buckets. Gaps
+                # count too if at least half of them were observed: a slice under its volume
+                # floor at night gets there, one judged only now and then does not
+                tracked = (n_track >= W) & (n_upd >= W // 2)
             judged = seen & (learnt >= min_learnt)
             z = np.where(judged, r / sd, np.nan)
             expected[:, t], sd_out[:, t], score[:, t] = pred, sd, z
@@ -420,7 +427,7 @@ def judge(
                 )
                 sign = 1 if stat > 0 else -1
                 ok = (up_ok and sign > 0) or (down_ok and sign < 0)
-                if ok and use_cusum and n_upd[row] >= W:
+                if ok and use_cusum and tracked[row]:
                     # the level has a memory of hours for hourly data and may have chased the
                     # last few noisy buckets (or an unflagged excursion the regime now ends):
                     # a shift must also depart significantly, the same way, from the slow
@@ -445,10 +452,7 @@ def judge(
                 if ratio:
                     pred_s = np.minimum(np.maximum(pred_s, 0.0), 1.0)
                 # residuals winsorised at HUBER sd: one spike cannot make a sustained shift
-                # the reference level starts from the warm-up medians; a row's sums start
-                # once it has tracked that row for another warm-up length of observed
-                # buckets (sparse series, judged only now and then, never get there)
-                live_t = n_upd >= W
+                live_t = tracked
                 zs_raw = np.where(judged & ~excl[:, t] & live_t, np.clip((x - pred_s) / sd, -cusum_clip, cusum_clip), 0.0)
                 zs = zs_raw * vr_scale
                 c_up_from = np.where(c_up <= 0, t, c_up_from)
@@ -531,7 +535,9 @@ def judge(
                 run_len = np.where(continues, run_len + counted, np.where(new_run, counted, run_len))
                 run_len[judged & ~anom] = 0  # unjudged buckets bridge a run
                 for row in np.flatnonzero(anom & (run_len >= accept_after)):
-                    span = slice(run_start[row], t + 1)
+                    # the new normal is where the series is now: the run's second half (an
+                    # attack's peak at the start of a run must not set the level it returns from)
+                    span = slice(t + 1 - max((t + 1 - run_start[row]) // 2, 1), t + 1)
                     L[row] = _run_level(obs[row, span], S[row], mult[row], phase[span], L[row])
                     T[row] = 0.0  # a new regime starts without a trend
                     accepted.append((int(row), int(run_start[row]), t + 1))
@@ -545,6 +551,8 @@ def judge(
                 run_len[judged] = 0
                 upd = seen & ~excl[:, t]
             learnt += upd
+            if use_cusum:
+                n_track += upd | ~seen
 
             # ---- state update from normal buckets only
             if upd.any():
