@@ -66,6 +66,23 @@ def test_slack_message_has_what_the_on_call_needs():
     assert blocks[0]["type"] == "header" and text.startswith("[FIRING] Confirmed fraud rate of orders up +41.7%")
 
 
+def test_an_incident_a_leading_metric_pointed_at_says_which_one():
+    why = {"detector": "follows", "follows": {"metric": "fraud_rate", "incident_id": "b77edd667bb0",
+                                              "start": "2026-03-02T00:00:00", "segment": {"country": "GB"}}}
+    row = incident({"country": "GB", "device_os": "android", "payment_method": "card"}, metric="chargeback_rate",
+                   why_json=json.dumps(why))
+    alert = entry(row)
+    assert alert["follows"] == {"metric": "fraud_rate", "incident_id": "b77edd667bb0", "start_ts": "2026-03-02T00:00:00",
+                                "link": f"{DASH}/?page=incident&id=b77edd667bb0"}
+    _, blocks = render_blocks(message([alert]))
+    assert validate_blocks(blocks) == []
+    assert f"*Pointed at by* *fraud_rate* <{DASH}/?page=incident&id=b77edd667bb0|incident b77edd667bb0>" in all_text(blocks)
+    assert "follows   fraud_rate incident b77edd667bb0 named this segment" in render_text(message([alert]))
+    # an incident of the slice search has none
+    plain = entry(incident(why_json=json.dumps({"detector": "default"})))
+    assert plain["follows"] is None and "Pointed at by" not in all_text(render_blocks(message([plain]))[1])
+
+
 def test_slice_labels_are_escaped_for_mrkdwn_and_urls():
     row = incident({"country": "BR", "device_os": "android"})
     _, blocks = render_blocks(message([entry(row)]))

@@ -114,6 +114,8 @@ def _alert_blocks(alert: dict[str, Any], *, created_at: str | None) -> list[dict
     explanation = _explanation_text(alert)
     if explanation and alert["status"] == "firing":
         blocks.append(_section(explanation))
+    if alert.get("follows"):
+        blocks.append(_context([_follows_text(alert["follows"])]))
     children = alert.get("children") or []
     if children:
         blocks.append(_context([_children_text(children)]))
@@ -157,6 +159,11 @@ def _explanation_text(alert: dict[str, Any]) -> str | None:
     if verdict and kind == "ratio":
         lines.append(f"*Mix vs rate:* {esc(describe_verdict(verdict))}")
     return "\n".join(lines) if len(lines) > 1 else None
+
+
+def _follows_text(lead: dict[str, Any]) -> str:
+    incident = link(lead.get("link"), f"incident {lead['incident_id']}") or f"incident {esc(lead['incident_id'])}"
+    return f"*Pointed at by* *{esc(lead.get('metric'))}* {incident}: its segment was tested here on its own"
 
 
 def _children_text(children: list[dict[str, Any]]) -> str:

@@ -98,6 +98,9 @@ def _alert_lines(alert: dict[str, Any], *, created_at: str | None) -> list[str]:
     verdict = explanation.get("verdict")
     if verdict and kind == "ratio":
         row("mix/rate", describe_verdict(verdict))
+    if alert.get("follows"):
+        lead = alert["follows"]
+        row("follows", f"{lead.get('metric')} incident {lead['incident_id']} named this segment")
     children = alert.get("children") or []
     if children:
         shown = "; ".join(f"{c['slice']} {format_change(c).split(',')[0]}" for c in children[:MAX_CHILDREN])

@@ -257,10 +257,25 @@ def alert_entry(incident: dict[str, Any], header: dict[str, Any], *, fingerprint
         "explanation": summarize_explanation(incident.get("explanation_json"), top=top_segments,
                                              title=header.get("title") or incident["metric"]),
         "quiet": quiet,
+        "follows": followed_incident(incident.get("why_json"), dashboard_url=dashboard_url),
     }
     if children is not None:
         entry["children"] = children
     return entry
+
+
+def followed_incident(why_json: Any, *, dashboard_url: str | None) -> dict[str, Any] | None:
+    """For an incident raised because another metric's incident named its segment
+    (``detect.follows``): that incident, so the on-call sees the two as one story."""
+    try:
+        why = json.loads(why_json) if isinstance(why_json, str) else (why_json or {})
+    except ValueError:
+        return None
+    lead = why.get("follows") if isinstance(why, dict) else None
+    if not isinstance(lead, dict) or not lead.get("incident_id"):
+        return None
+    return {"metric": lead.get("metric"), "incident_id": lead["incident_id"], "start_ts": lead.get("start"),
+            "link": incident_url(dashboard_url, lead["incident_id"]) if dashboard_url else None}
 
 
 def _num(value: Any) -> float | None:
