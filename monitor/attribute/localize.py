@@ -308,14 +308,30 @@ def _sum_variance(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
     floor = 1e-9 * max(float(np.max(mean, initial=0.0)), 1e-12) ** 2
     if ok.sum() < 16:
         scale = float(np.median(residual[ok] ** 2)) / 0.455 if ok.any() else 1.0
+        if _is_count_data(observed):
+            return np.maximum(np.full_like(mean, max(scale, floor, 1e-12)), np.maximum(mean, 1.0))
         return np.full_like(mean, max(scale, floor, 1e-12))
     m_ok, r2_ok = mean[ok], residual[ok] ** 2
     order = np.argsort(m_ok, kind="stable")
     bins = np.array_split(order, min(12, len(order) // 8))
     xs = np.asarray([np.median(m_ok[b]) for b in bins])
     vs = np.asarray([np.quantile(r2_ok[b], 0.25) / _CHI2_Q25 for b in bins])
+    if _is_count_data(observed):
+        # small counts tie: with ~1 event a leaf, a third of the leaves match their expected
+        # value exactly and the lower quartile of r^2 is 0, which would make every leaf
+        # "infinitely" anomalous. Counts are never less noisy than Poisson.
+        vs = np.maximum(vs, xs)
     a, b = _fit_poisson_multiplicative(x=xs, v=vs)
+    if _is_count_data(observed):
+        # ... and a leaf expected to see nothing (none in the baseline weeks) is still an
+        # estimate: one event of noise, as for ratio leaves
+        return np.maximum(a * mean + b * mean**2, np.maximum(mean, 1.0))
     return a * mean + b * mean**2 + floor
+
+
+def _is_count_data(observed: np.ndarray) -> bool:
+    """Whole, non-negative numbers only (events, signups), not amounts."""
+    return bool(len(observed)) and bool(np.all(observed >= 0)) and bool(np.all(observed == np.round(observed)))
 
 
 def _fit_poisson_multiplicative(x: np.ndarray, v: np.ndarray) -> tuple[float, float]:
