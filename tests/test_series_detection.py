@@ -225,6 +225,22 @@ def test_a_sparse_hourly_series_gets_its_cusum_at_the_same_age_as_a_full_one():
     assert not det.anomalous[: 24 * 43].any()
 
 
+def test_a_slice_that_appears_late_is_not_tracked_before_it_existed():
+    """Months without traffic before a slice launches are not time its CUSUM reference has
+    tracked it: its sums start a warm-up after launch, like any new series (counting them gave
+    false level shifts in about half of these runs)."""
+    hours, launch = 24 * 60, 24 * 35
+    flagged_runs = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        t = np.arange(hours)
+        den = np.where(t < launch, 0.0, rng.poisson(np.where(t % 24 < 8, 60, 120))).astype(float)
+        num = rng.binomial(den.astype(np.int64), 0.05).astype(float)
+        det = detect_series(num, denominators=den, period=(24, 168), min_volume=30, accept_after=168)
+        flagged_runs += bool(det.segments)
+    assert flagged_runs <= 2, flagged_runs
+
+
 def test_open_segment_at_the_end():
     x = weekly_counts(10)
     x[115:] *= 2

@@ -379,7 +379,7 @@ def judge(
     Ls = L.copy()
     Ts = np.zeros(n_series)
     n_upd = np.zeros(n_series, dtype=int)  # buckets the reference has learnt from
-    n_track = np.zeros(n_series, dtype=int)  # ... plus buckets with no observation (gaps)
+    n_track = np.zeros(n_series, dtype=int)  # ... plus gaps (no observation) once the row has a level
     c_up = np.zeros(n_series)
     c_dn = np.zeros(n_series)
     c_up_from = np.zeros(n_series, dtype=int)
@@ -405,9 +405,9 @@ def judge(
             seen = finite[:, t] & np.isfinite(pred)
             if use_cusum:
                 # the reference level starts from the warm-up medians; a row's sums start once
-                # it has tracked that row for another warm-up length of normal buckets. Gaps
-                # count too if at least half of them were observed: a slice under its volume
-                # floor at night gets there, one judged only now and then does not
+                # it has tracked that row for another warm-up length of buckets, gaps included
+                # (a slice under its volume floor at night), of which at least half were normal
+                # observations (a slice judged only now and then does not get there)
                 tracked = (n_track >= W) & (n_upd >= W // 2)
             judged = seen & (learnt >= min_learnt)
             z = np.where(judged, r / sd, np.nan)
@@ -552,7 +552,9 @@ def judge(
                 upd = seen & ~excl[:, t]
             learnt += upd
             if use_cusum:
-                n_track += upd | ~seen
+                # a gap counts only once the row has a level: a slice that appears late has
+                # not been tracked during the months before it existed
+                n_track += upd | (~finite[:, t] & np.isfinite(pred))
 
             # ---- state update from normal buckets only
             if upd.any():
