@@ -6,6 +6,7 @@ so that one broken file does not stop the others from running.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import zoneinfo
@@ -117,22 +118,57 @@ def load_catalog(folder: Path | str) -> Catalog:
 
 def _check_follows(metrics: dict[str, Metric]) -> list[Problem]:
     """``detect.follows`` names other metrics of the catalog, without cycles (a metric is
-    detected after the ones it follows)."""
+    detected after the ones it follows), on a metric whose events can be counted. A name that
+    breaks a rule is reported and dropped: the metric still runs, without it."""
     problems = []
+    drop: dict[str, set[str]] = {}
+
+    def bad(metric: Metric, name: str, message: str) -> None:
+        problems.append(Problem(metric.path, _detect_key_line(metric.path, "follows"), f"detect.follows: {message}"))
+        drop.setdefault(metric.name, set()).add(name)
+
     for metric in metrics.values():
-        line = _key_line(metric.path, "follows")
         for name in metric.detect.follows:
             if name == metric.name:
-                problems.append(Problem(metric.path, line, f"detect.follows: {name!r} is this metric itself"))
+                bad(metric, name, f"{name!r} is this metric itself")
             elif name not in metrics:
-                problems.append(Problem(metric.path, line, f"detect.follows: unknown metric {name!r}"
-                                        f"{_suggest(name, metrics)}; valid metrics: {', '.join(sorted(metrics))}"))
+                bad(metric, name, f"unknown metric {name!r}{_suggest(name, metrics)}; "
+                                  f"valid metrics: {', '.join(sorted(metrics))}")
+            elif metric.kind == "sum" and metric.unit != "count":
+                bad(metric, name, f"needs a ratio metric or a count (unit: count), not a sum of {metric.unit}: "
+                                  "the segment test counts events")
     for cycle in _follow_cycles(metrics):
         first = metrics[cycle[0]]
-        problems.append(Problem(first.path, _key_line(first.path, "follows"),
+        problems.append(Problem(first.path, _detect_key_line(first.path, "follows"),
                                 f"detect.follows makes a cycle ({' -> '.join(cycle + [cycle[0]])}); "
                                 "a metric can only follow metrics detected before it"))
+        for a, b in zip(cycle, cycle[1:] + cycle[:1]):
+            drop.setdefault(a, set()).add(b)
+    for name, names in drop.items():
+        metric = metrics[name]
+        kept = tuple(n for n in metric.detect.follows if n not in names)
+        metrics[name] = dataclasses.replace(metric, detect=dataclasses.replace(metric.detect, follows=kept))
     return problems
+
+
+def _detect_key_line(path: Path, key: str) -> int:
+    """Line of ``detect.<key>`` in the file's header (block or flow style), else 1."""
+    try:
+        text = path.read_text()
+        opened = HEADER_OPEN.match(text)
+        closed = HEADER_CLOSE.search(text, opened.end()) if opened else None
+        if not closed:
+            return 1
+        first = text.count("\n", 0, opened.end()) + 1
+        node = yaml.compose(text[opened.end():closed.start()], Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return 1
+    for k, v in getattr(node, "value", []):
+        if getattr(k, "value", None) == "detect" and isinstance(v, yaml.MappingNode):
+            for dk, _ in v.value:
+                if getattr(dk, "value", None) == key:
+                    return first + dk.start_mark.line
+    return 1
 
 
 def _follow_cycles(metrics: dict[str, Metric]) -> list[list[str]]:

@@ -72,7 +72,8 @@ def follows_line(why: dict[str, Any]) -> str:
     "Pointed at by fraud_rate incident 3f2a9c (from 2026-09-05): 19 events in 4 buckets; the segment's own history expects 4.7."
     """
     lead = why["follows"]
-    text = f"Pointed at by {lead.get('metric')} incident {lead.get('incident_id')} (from {str(lead.get('start', ''))[:10]})"
+    start = str(lead.get("start", ""))[:16].replace("T", " ").removesuffix(" 00:00")  # a day, or an hour
+    text = f"Pointed at by {lead.get('metric')} incident {lead.get('incident_id')} (from {start})"
     if not is_missing(why.get("observed_count")) and not is_missing(why.get("expected_count")):
         text += (f": {float(why['observed_count']):.0f} events in {why.get('window_buckets')} buckets; the "
                  f"segment's own history expects {float(why['expected_count']):.1f}")

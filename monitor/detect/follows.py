@@ -38,6 +38,7 @@ from monitor.store import Store, slice_label
 
 BASELINE_DAYS = 28  # the segment's level: four weeks, every weekday four times
 DISPERSION_DAYS = 56  # its day-to-day over-dispersion needs more points than its level
+BACK_Z = 2.0  # the buckets after the best window this far below its rate: the episode is over
 
 
 @dataclass(frozen=True)
@@ -46,20 +47,32 @@ class Lead:
     incident_id: str
     segment: dict[str, str]  # restricted to the trailing metric's dimensions
     start: dt.datetime
-    end: dt.datetime | None
     direction: str
 
 
 @dataclass(frozen=True)
 class FollowFinding:
     lead: Lead
-    start: int  # window [start, end) on the axis
+    start: int  # the best window [start, end) on the axis
     end: int
     observed: float  # rate (ratio) or mean value (sum) in the window
     baseline: float  # what the baseline predicts for the same buckets
     score: float
     counts: tuple[float, float]  # window count, expected count under the baseline
     dispersion: float
+    still_elevated: bool  # the buckets after the window have not come back (or there are none)
+    max_length: int  # the longest window tried
+
+    @property
+    def status(self) -> tuple[int | None, str | None]:
+        """(end bucket or None while open, resolution): the incident stays open while the
+        segment has not come back; one that lasts the longest window is the new normal, as
+        a persisting level shift is for the slice search."""
+        if not self.still_elevated:
+            return self.end, "recovered"
+        if self.end - self.start >= self.max_length:
+            return self.end, "new_normal"
+        return None, None
 
 
 def leads_for(store: Store, metric: Metric, *, since: dt.datetime) -> list[Lead]:
@@ -70,19 +83,23 @@ def leads_for(store: Store, metric: Metric, *, since: dt.datetime) -> list[Lead]
         return []
     with store.connect(read_only=True) as con:
         rows = con.execute(
-            "SELECT i.metric, i.incident_id, i.slice_json, i.start_ts, i.end_ts, i.direction,"
+            "SELECT i.metric, i.incident_id, i.slice_json, i.start_ts, i.direction,"
             " coalesce(i.explanation_json, p.explanation_json) FROM incidents i"
             " LEFT JOIN incidents p ON p.incident_id = i.parent_id"
-            " WHERE i.metric IN (SELECT unnest(?)) AND coalesce(i.label, '') <> 'false_alarm'"
+            " WHERE i.metric IN (SELECT unnest(?)) AND i.metric <> ? AND coalesce(i.label, '') <> 'false_alarm'"
+            # withdrawn: re-detection no longer finds it (its start moved: the new one leads)
+            " AND coalesce(i.resolution, '') <> 'withdrawn'"
             " AND (i.end_ts IS NULL OR i.end_ts > ?) ORDER BY i.start_ts, i.incident_id",
-            [list(metric.detect.follows), since]).fetchall()
+            [list(metric.detect.follows), metric.name, since]).fetchall()
     leads, seen = [], set()
-    for name, incident, slice_json, start, end, direction, explanation in rows:
+    for name, incident, slice_json, start, direction, explanation in rows:
         segment = dict(json.loads(slice_json))
         explained = json.loads(explanation) if explanation else {}
         causes = explained.get("causes") or []
-        if causes and explained.get("verdict") != "mix":
-            segment.update(causes[0].get("segment") or {})
+        cause = (causes[0].get("segment") or {}) if causes and explained.get("verdict") != "mix" else {}
+        # a parent's cause (the total's country=US) must not overwrite the slice's own value
+        if all(segment.get(k, v) == v for k, v in cause.items()):
+            segment.update(cause)
         segment = {k: str(v) for k, v in sorted(segment.items()) if k in metric.dimensions}
         if not segment:
             continue  # nothing narrower than the total, which is judged anyway
@@ -90,7 +107,7 @@ def leads_for(store: Store, metric: Metric, *, since: dt.datetime) -> list[Lead]
         if key in seen:
             continue  # a total and its slices often name the same segment
         seen.add(key)
-        leads.append(Lead(name, incident, segment, start, end, direction))
+        leads.append(Lead(name, incident, segment, start, direction))
     return leads
 
 
@@ -200,8 +217,16 @@ def follow_lead(lead: Lead, count: np.ndarray, volume: np.ndarray, shape: np.nda
     expected = rate * float(mass[window].sum()) / den
     if abs(relative_change(observed, expected) or 0.0) < MIN_EFFECT:
         return None
+    # over only once the buckets after the window are clearly back below the window's rate:
+    # a best window may end early on one noisy low bucket while the attack goes on (the
+    # incident would flip to resolved and open again, and page twice)
+    after = slice(e, n)
+    still = e >= n or sign * conditional_z(float(count[after].sum()), float(count[window].sum()),
+                                           float(mass[after].sum()), float(mass[window].sum()),
+                                           dispersion) > -BACK_Z
     return FollowFinding(lead, s, e, observed, expected, float(z),
-                         (float(count[window].sum()), rate * float(mass[window].sum())), dispersion)
+                         (float(count[window].sum()), rate * float(mass[window].sum())), dispersion,
+                         still_elevated=still, max_length=max_length)
 
 
 def follow_rows(store: Store, metric: Metric, axis: pd.DatetimeIndex, total: tuple[np.ndarray, np.ndarray], *,
@@ -234,7 +259,10 @@ def follow_rows(store: Store, metric: Metric, axis: pd.DatetimeIndex, total: tup
         if found is None:
             continue
         start = axis[found.start].to_pydatetime()
-        end = axis[found.end].to_pydatetime() if found.end < len(axis) else None
+        end_index, resolution = found.status
+        end = axis[end_index].to_pydatetime() if end_index is not None and end_index < len(axis) else None
+        if end is None:
+            resolution = None
         why = {
             "detector": "follows",
             "series": label,
@@ -256,12 +284,12 @@ def follow_rows(store: Store, metric: Metric, axis: pd.DatetimeIndex, total: tup
             "incident_id": incident_id(metric.name, label, start),
             "metric": metric.name, "slice": label, "slice_json": json.dumps(lead.segment, sort_keys=True),
             "parent_id": None, "start_ts": start, "end_ts": end,
-            "last_ts": axis[found.end - 1].to_pydatetime(),
+            "last_ts": (axis[-1] if end is None else axis[end_index - 1]).to_pydatetime(),
             "direction": lead.direction, "kind": why["segment_kind"],
             "baseline": found.baseline, "observed": found.observed,
             "relative_change": _finite(relative_change(found.observed, found.baseline)), "score": found.score,
             "severity": metric.severity, "status": "open" if end is None else "resolved",
-            "resolution": None if end is None else "recovered",
+            "resolution": resolution,
             "why_json": json.dumps(why, sort_keys=True, default=str),
         })
     return _drop_duplicates(rows)
@@ -272,11 +300,15 @@ def _finite(x: float) -> float | None:
 
 
 def _drop_duplicates(rows: list[dict]) -> list[dict]:
-    """One incident per episode of a segment: leads naming the same segment with starts a
-    bucket apart (a total and its slice) find overlapping windows; the strongest stays."""
+    """One incident per episode: leads naming the same segment with starts a bucket apart (a
+    total and its slice) find overlapping windows, and a lead with a vaguer explanation names
+    a segment around another's (android & card around GB & android & card). The most specific
+    segment stays, then the strongest."""
     kept: list[dict] = []
-    for row in sorted(rows, key=lambda r: -abs(r["score"])):
-        if not any(k["slice"] == row["slice"] and k["start_ts"] < (row["end_ts"] or dt.datetime.max)
-                   and row["start_ts"] < (k["end_ts"] or dt.datetime.max) for k in kept):
+    for row in sorted(rows, key=lambda r: (-len(json.loads(r["slice_json"])), -abs(r["score"]))):
+        segment = json.loads(row["slice_json"])
+        if not any(k["direction"] == row["direction"] and k["start_ts"] < (row["end_ts"] or dt.datetime.max)
+                   and row["start_ts"] < (k["end_ts"] or dt.datetime.max)
+                   and all(json.loads(k["slice_json"]).get(d) == v for d, v in segment.items()) for k in kept):
             kept.append(row)
     return sorted(kept, key=lambda r: r["start_ts"])

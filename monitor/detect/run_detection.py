@@ -185,7 +185,9 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
             total.segments, runs, observed=total.observed, expected=total.expected, volume=series[0].volume))
     result.series_checked = len(series)
     rows = _incident_rows(metric, axis, series, detections, now)
-    rows += _unfound(follow_rows(store, metric, axis, (series[0].values, series[0].volume), options=options,
+    # the total's seasonal shape: rate per phase (ratio), or value per phase (sum: volume 1)
+    total = (series[0].values, series[0].volume if metric.kind == "ratio" else np.ones(len(axis)))
+    rows += _unfound(follow_rows(store, metric, axis, total, options=options,
                                  threshold=BASE_THRESHOLD * _multiplier(options["sensitivity"]), masks=exclusions),
                      rows)
     _link_parents(rows, GRAIN_STEP[metric.grain])
@@ -291,7 +293,9 @@ def _unfound(followed: list[dict], rows: list[dict]) -> list[dict]:
                 return True
         return False
 
-    return [row for row in followed if not covered(row)]
+    own_ids = {row["incident_id"] for row in rows}
+    # same label and start as one of the slice search's (opposite direction): one row per id
+    return [row for row in followed if not covered(row) and row["incident_id"] not in own_ids]
 
 
 def _link_parents(rows: list[dict], step: dt.timedelta) -> None:
