@@ -214,6 +214,20 @@ def test_the_window_starts_within_a_bucket_of_the_lead_and_direction_is_honoured
                        max_length=6) is None
 
 
+def test_a_segment_that_never_had_an_event_can_still_confirm_a_lead():
+    axis = pd.date_range(START, periods=100, freq="D")
+    count = np.zeros(100)
+    count[80:82] = 4  # 8 chargebacks in 2 days where the 4 weeks before had none
+    found = follow_lead(_lead(80), count, np.full(100, 500.0), np.ones(100), axis, grain="day", threshold=4.0,
+                        allowed="up", max_length=14)
+    assert found is not None and (found.start, found.end) == (80, 82) and found.baseline == 0.0
+    # one event is not enough
+    count[81] = 0
+    count[80] = 1
+    assert follow_lead(_lead(80), count, np.full(100, 500.0), np.ones(100), axis, grain="day", threshold=4.0,
+                       allowed="up", max_length=14) is None
+
+
 def _catalog(tmp_path, files: dict[str, str]):
     folder = tmp_path / "metrics"
     folder.mkdir()

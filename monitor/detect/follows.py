@@ -187,8 +187,8 @@ def follow_lead(lead: Lead, count: np.ndarray, volume: np.ndarray, shape: np.nda
         return None  # too little history to know the segment's normal
     mass = volume * shape
     k_base, m_base = float(count[base].sum()), float(mass[base].sum())
-    if k_base <= 0 or m_base <= 0:
-        return None
+    if m_base <= 0:
+        return None  # no volume before: nothing to compare with (none *events* is a baseline)
     rate = k_base / m_base
     disp_idx = np.arange(max(first - DISPERSION_DAYS * per_day, 0), first)
     disp_idx = disp_idx[usable[disp_idx] & (mass[disp_idx] > 0)]
