@@ -181,51 +181,46 @@ def _lead(day: int, direction: str = "up") -> Lead:
     return Lead("fraud_rate", "x", {"country": "GB"}, (START + dt.timedelta(days=day)), direction)
 
 
+def _follow(count, volume, *, lead: Lead | None = None, allowed: str = "up", max_length: int = 14):
+    """follow_lead on 100 days, the lead on day 80, a total without seasonality."""
+    return follow_lead(lead or _lead(80), count, volume, pd.date_range(START, periods=100, freq="D"),
+                       total=(np.ones(100), np.ones(100)), period=None, grain="day", threshold=4.0,
+                       allowed=allowed, max_length=max_length)
+
+
 def test_a_sparse_segment_without_a_change_rarely_confirms_a_lead():
     """Under no change, scanning 3 starts x 14 lengths at threshold 4 must stay rare even
     for a segment with about one event a day (where a normal approximation would not)."""
-    axis = pd.date_range(START, periods=100, freq="D")
     rng = np.random.default_rng(0)
     volume = np.full(100, 300.0)
-    shape = np.ones(100)
-    fired = sum(
-        follow_lead(_lead(80), rng.poisson(1.0, 100).astype(float), volume, shape, axis, grain="day",
-                    threshold=4.0, allowed="up", max_length=14) is not None
-        for _ in range(400))
+    fired = sum(_follow(rng.poisson(1.0, 100).astype(float), volume) is not None for _ in range(400))
     assert fired <= 4, fired  # 1 %; about 0.1 % is expected
 
 
 def test_the_window_starts_within_a_bucket_of_the_lead_and_direction_is_honoured():
-    axis = pd.date_range(START, periods=100, freq="D")
     rng = np.random.default_rng(1)
     count = rng.poisson(2.0, 100).astype(float)
     count[81:85] += 8  # the rise starts a day after the lead says
-    volume, shape = np.full(100, 500.0), np.ones(100)
-    found = follow_lead(_lead(80), count, volume, shape, axis, grain="day", threshold=4.0, allowed="up", max_length=14)
+    volume = np.full(100, 500.0)
+    found = _follow(count, volume)
     assert found is not None and found.start == 81 and found.end == 85
-    assert follow_lead(_lead(80), count, volume, shape, axis, grain="day", threshold=4.0, allowed="down",
-                       max_length=14) is None
-    assert follow_lead(_lead(80, "down"), count, volume, shape, axis, grain="day", threshold=4.0, allowed="both",
-                       max_length=14) is None
+    assert _follow(count, volume, allowed="down") is None
+    assert _follow(count, volume, lead=_lead(80, "down"), allowed="both") is None
     # a rise that starts a week after the lead is not what the lead points at
     late = rng.poisson(2.0, 100).astype(float)
     late[88:92] += 8
-    assert follow_lead(_lead(80), late, volume, shape, axis, grain="day", threshold=4.0, allowed="up",
-                       max_length=6) is None
+    assert _follow(late, volume, max_length=6) is None
 
 
 def test_a_segment_that_never_had_an_event_can_still_confirm_a_lead():
-    axis = pd.date_range(START, periods=100, freq="D")
     count = np.zeros(100)
     count[80:82] = 4  # 8 chargebacks in 2 days where the 4 weeks before had none
-    found = follow_lead(_lead(80), count, np.full(100, 500.0), np.ones(100), axis, grain="day", threshold=4.0,
-                        allowed="up", max_length=14)
+    found = _follow(count, np.full(100, 500.0))
     assert found is not None and (found.start, found.end) == (80, 82) and found.baseline == 0.0
     # one event is not enough
     count[81] = 0
     count[80] = 1
-    assert follow_lead(_lead(80), count, np.full(100, 500.0), np.ones(100), axis, grain="day", threshold=4.0,
-                       allowed="up", max_length=14) is None
+    assert _follow(count, np.full(100, 500.0)) is None
 
 
 def _catalog(tmp_path, files: dict[str, str]):

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.catalog import Metric
+from monitor.detect.incident_rows import incident_row, lies_within, same_episode
 from monitor.detect.mix import MIN_EFFECT
 from monitor.detect.options import effective_period
 from monitor.detect.results import relative_change
@@ -166,26 +167,28 @@ def conditional_z(window_count: float, baseline_count: float, window_mass: float
     return z if window_count > expected else -z if window_count < expected else 0.0
 
 
-def follow_lead(lead: Lead, count: np.ndarray, volume: np.ndarray, shape: np.ndarray, axis: pd.DatetimeIndex, *,
-                grain: str, threshold: float, allowed: str, max_length: int,
-                excluded: np.ndarray | None = None) -> FollowFinding | None:
-    """The best window for one lead, or None when it does not reach ``threshold``."""
+def follow_lead(lead: Lead, count: np.ndarray, volume: np.ndarray, axis: pd.DatetimeIndex, *,
+                total: tuple[np.ndarray, np.ndarray], period: int | None, grain: str, threshold: float, allowed: str,
+                max_length: int, excluded: np.ndarray | None = None) -> FollowFinding | None:
+    """The best window for one lead, or None when it does not reach ``threshold``.
+    ``total``: the metric total's (count, volume), for the seasonal shape over the same
+    baseline weeks."""
     sign = 1 if lead.direction == "up" else -1
     if allowed not in ("both", lead.direction):
         return None
-    step = GRAIN_STEP[grain]
     n = len(axis)
     anchor = int(axis.searchsorted(pd.Timestamp(lead.start)))
     if anchor >= n:
         return None
-    per_day = max(int(dt.timedelta(days=1) / step), 1)
+    per_day = _buckets_per_day(grain)
     first = max(anchor - 1, 0)
     usable = np.ones(n, bool) if excluded is None else ~excluded
-    base = np.arange(max(first - BASELINE_DAYS * per_day, 0), first)
+    weeks = slice(max(first - BASELINE_DAYS * per_day, 0), first)
+    base = np.arange(weeks.start, weeks.stop)
     base = base[usable[base]]
     if base.size < BASELINE_DAYS * per_day // 2:
         return None  # too little history to know the segment's normal
-    mass = volume * shape
+    mass = volume * seasonal_shape(*total, period, weeks)
     k_base, m_base = float(count[base].sum()), float(mass[base].sum())
     if m_base <= 0:
         return None  # no volume before: nothing to compare with (none *events* is a baseline)
@@ -238,31 +241,22 @@ def follow_rows(store: Store, metric: Metric, axis: pd.DatetimeIndex, total: tup
     leads = leads_for(store, metric, since=axis[0].to_pydatetime())
     if not leads:
         return []
-    from monitor.detect.run_detection import incident_id
-
-    period = options["period"]
-    period = effective_period(period, BASELINE_DAYS * max(int(dt.timedelta(days=1) / GRAIN_STEP[metric.grain]), 1))
+    period = effective_period(options["period"], BASELINE_DAYS * _buckets_per_day(metric.grain))
     rows = []
     cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    step = GRAIN_STEP[metric.grain]
     for lead in leads:
         label = slice_label(lead.segment)
         if label not in cache:
             cache[label] = segment_series(store, metric, lead.segment, axis)
         count, volume = cache[label]
-        anchor = int(axis.searchsorted(pd.Timestamp(lead.start)))
-        lo = max(anchor - 1 - BASELINE_DAYS * max(int(dt.timedelta(days=1) / step), 1), 0)
-        shape = seasonal_shape(*total, period, slice(lo, max(anchor - 1, lo + 1)))
-        found = follow_lead(lead, count, volume, shape, axis, grain=metric.grain, threshold=threshold,
-                            allowed=metric.detect.direction, max_length=options["accept_after"],
+        found = follow_lead(lead, count, volume, axis, total=total, period=period, grain=metric.grain,
+                            threshold=threshold, allowed=metric.detect.direction, max_length=options["accept_after"],
                             excluded=masks.get(label))
         if found is None:
             continue
         start = axis[found.start].to_pydatetime()
         end_index, resolution = found.status
         end = axis[end_index].to_pydatetime() if end_index is not None and end_index < len(axis) else None
-        if end is None:
-            resolution = None
         why = {
             "detector": "follows",
             "series": label,
@@ -280,23 +274,17 @@ def follow_rows(store: Store, metric: Metric, axis: pd.DatetimeIndex, total: tup
                         f"shaped by the total's seasonal profile (period {period})",
             "min_effect": MIN_EFFECT,
         }
-        rows.append({
-            "incident_id": incident_id(metric.name, label, start),
-            "metric": metric.name, "slice": label, "slice_json": json.dumps(lead.segment, sort_keys=True),
-            "parent_id": None, "start_ts": start, "end_ts": end,
-            "last_ts": (axis[-1] if end is None else axis[end_index - 1]).to_pydatetime(),
-            "direction": lead.direction, "kind": why["segment_kind"],
-            "baseline": found.baseline, "observed": found.observed,
-            "relative_change": _finite(relative_change(found.observed, found.baseline)), "score": found.score,
-            "severity": metric.severity, "status": "open" if end is None else "resolved",
-            "resolution": resolution,
-            "why_json": json.dumps(why, sort_keys=True, default=str),
-        })
+        rows.append(incident_row(
+            metric, lead.segment, start=start, end=end,
+            last_ts=(axis[-1] if end is None else axis[end_index - 1]).to_pydatetime(),
+            direction=lead.direction, kind=why["segment_kind"], baseline=found.baseline, observed=found.observed,
+            relative_change=relative_change(found.observed, found.baseline), score=found.score,
+            resolution=resolution, why=why))
     return _drop_duplicates(rows)
 
 
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
+def _buckets_per_day(grain: str) -> int:
+    return max(int(dt.timedelta(days=1) / GRAIN_STEP[grain]), 1)
 
 
 def _drop_duplicates(rows: list[dict]) -> list[dict]:
@@ -307,8 +295,6 @@ def _drop_duplicates(rows: list[dict]) -> list[dict]:
     kept: list[dict] = []
     for row in sorted(rows, key=lambda r: (-len(json.loads(r["slice_json"])), -abs(r["score"]))):
         segment = json.loads(row["slice_json"])
-        if not any(k["direction"] == row["direction"] and k["start_ts"] < (row["end_ts"] or dt.datetime.max)
-                   and row["start_ts"] < (k["end_ts"] or dt.datetime.max)
-                   and all(json.loads(k["slice_json"]).get(d) == v for d, v in segment.items()) for k in kept):
+        if not any(same_episode(k, row) and lies_within(json.loads(k["slice_json"]), segment) for k in kept):
             kept.append(row)
     return sorted(kept, key=lambda r: r["start_ts"])

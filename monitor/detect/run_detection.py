@@ -7,7 +7,6 @@ incidents (one per episode, slices linked under the total).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import itertools
 import json
 import math
@@ -18,6 +17,7 @@ import pandas as pd
 
 from monitor.catalog import Metric
 from monitor.detect.follows import follow_rows
+from monitor.detect.incident_rows import incident_row, lies_within, same_episode
 from monitor.detect.mix import merge_runs, mix_runs, mix_series
 from monitor.detect.options import BASE_THRESHOLD, SENSITIVITY, make_options
 from monitor.engine import GRAIN_STEP
@@ -136,14 +136,8 @@ def slice_sensitivity(base, n_slices: int):
     """Stricter thresholds when many slices are tested at once, so the slices of one
     metric together raise about as many false alarms as its total (a Bonferroni-like
     widening that grows slowly with the number of slices)."""
-    multiplier = SENSITIVITY[base] if isinstance(base, str) else float(base)
     widen = math.sqrt(1.0 + math.log(max(n_slices, 1)) / 2.0)
-    return multiplier * widen
-
-
-def incident_id(metric: str, label: str, start: dt.datetime) -> str:
-    raw = f"{metric}|{label}|{start.isoformat()}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:12]
+    return _multiplier(base) * widen
 
 
 def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> DetectionResult:
@@ -253,23 +247,16 @@ def _incident_rows(metric: Metric, axis, series, detections, now) -> list[dict]:
                 end = axis[seg.end].to_pydatetime() if seg.end is not None and seg.end < len(axis) else (
                     axis[-1].to_pydatetime() + step if seg.end is not None else None)
                 last_index = (seg.end if seg.end is not None else len(axis)) - 1
-            status = "open" if end is None else "resolved"
-            resolution = None if end is None else ("new_normal" if seg.accepted else "recovered")
             why = dict(det.params)
             why.update({"series": s.label or "total", "segment_kind": seg.kind,
                         "slices_tested": len(series) - 1 if s.segment else None})
             why.update(seg.why or {})
-            rows.append({
-                "incident_id": incident_id(metric.name, s.label, start),
-                "metric": metric.name, "slice": s.label, "slice_json": json.dumps(s.segment, sort_keys=True),
-                "parent_id": None, "start_ts": start, "end_ts": end,
-                "last_ts": axis[max(seg.start, min(last_index, len(axis) - 1))].to_pydatetime(),
-                "direction": seg.direction, "kind": seg.kind,
-                "baseline": _finite(seg.baseline), "observed": _finite(seg.observed),
-                "relative_change": _finite(seg.relative_change), "score": float(seg.score),
-                "severity": metric.severity, "status": status, "resolution": resolution,
-                "why_json": json.dumps(why, default=_json_default, sort_keys=True),
-            })
+            rows.append(incident_row(
+                metric, s.segment, start=start, end=end,
+                last_ts=axis[max(seg.start, min(last_index, len(axis) - 1))].to_pydatetime(),
+                direction=seg.direction, kind=seg.kind, baseline=seg.baseline, observed=seg.observed,
+                relative_change=seg.relative_change, score=seg.score,
+                resolution="new_normal" if seg.accepted else "recovered", why=why))
     return rows
 
 
@@ -284,14 +271,8 @@ def _unfound(followed: list[dict], rows: list[dict]) -> list[dict]:
     child: it names the segment more precisely than the total does.)"""
     def covered(row: dict) -> bool:
         segment = json.loads(row["slice_json"])
-        for own in rows:
-            if not own["slice"] or own["direction"] != row["direction"]:
-                continue
-            if not (own["start_ts"] < (row["end_ts"] or dt.datetime.max) and row["start_ts"] < (own["end_ts"] or dt.datetime.max)):
-                continue
-            if all(segment.get(k) == v for k, v in json.loads(own["slice_json"]).items()):
-                return True
-        return False
+        return any(own["slice"] and same_episode(own, row) and lies_within(segment, json.loads(own["slice_json"]))
+                   for own in rows)
 
     own_ids = {row["incident_id"] for row in rows}
     # same label and start as one of the slice search's (opposite direction): one row per id
@@ -303,22 +284,17 @@ def _link_parents(rows: list[dict], step: dt.timedelta) -> None:
     (the earliest such total), so it is reported inside the total's message. Without one, a
     two-dimension slice incident sits under an overlapping incident of a one-dimension
     slice it lies in (gift_cards & web under gift_cards): one page per segment that moved."""
-
-    def overlaps(a: dict, b: dict) -> bool:
-        return (a["start_ts"] < (b["end_ts"] or dt.datetime.max) and b["start_ts"] < (a["end_ts"] or dt.datetime.max)
-                and a["direction"] == b["direction"])
-
     by_start = sorted(rows, key=lambda r: r["start_ts"])
     totals = [r for r in by_start if r["slice"] == ""]
     singles = [r for r in by_start if r["slice"] and "&" not in r["slice"]]
     for row in rows:
         if row["slice"] == "":
             continue
-        parent = next((t for t in totals if overlaps(row, t)), None)
+        parent = next((t for t in totals if same_episode(row, t)), None)
         if parent is None and "&" in row["slice"]:
             segment = json.loads(row["slice_json"])
-            parent = next((s for s in singles if overlaps(row, s)
-                           and all(segment.get(k) == v for k, v in json.loads(s["slice_json"]).items())), None)
+            parent = next((s for s in singles if same_episode(row, s)
+                           and lies_within(segment, json.loads(s["slice_json"]))), None)
         if parent is not None:
             row["parent_id"] = parent["incident_id"]
 
@@ -382,18 +358,3 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now) ->
         except BaseException:
             con.execute("ROLLBACK")
             raise
-
-
-def _finite(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
