@@ -306,26 +306,27 @@ def _sum_variance(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
     residual = observed - expected
     ok = mean > 0
     floor = 1e-9 * max(float(np.max(mean, initial=0.0)), 1e-12) ** 2
+    counts = _is_count_data(observed)
+    # a count leaf expected to see nothing (none in the baseline weeks) is still an estimate:
+    # one event of noise, as for ratio leaves
+    count_floor = np.maximum(mean, 1.0)
     if ok.sum() < 16:
         scale = float(np.median(residual[ok] ** 2)) / 0.455 if ok.any() else 1.0
-        if _is_count_data(observed):
-            return np.maximum(np.full_like(mean, max(scale, floor, 1e-12)), np.maximum(mean, 1.0))
-        return np.full_like(mean, max(scale, floor, 1e-12))
+        flat = np.full_like(mean, max(scale, floor, 1e-12))
+        return np.maximum(flat, count_floor) if counts else flat
     m_ok, r2_ok = mean[ok], residual[ok] ** 2
     order = np.argsort(m_ok, kind="stable")
     bins = np.array_split(order, min(12, len(order) // 8))
     xs = np.asarray([np.median(m_ok[b]) for b in bins])
     vs = np.asarray([np.quantile(r2_ok[b], 0.25) / _CHI2_Q25 for b in bins])
-    if _is_count_data(observed):
+    if counts:
         # small counts tie: with ~1 event a leaf, a third of the leaves match their expected
         # value exactly and the lower quartile of r^2 is 0, which would make every leaf
         # "infinitely" anomalous. Counts are never less noisy than Poisson.
         vs = np.maximum(vs, xs)
     a, b = _fit_poisson_multiplicative(x=xs, v=vs)
-    if _is_count_data(observed):
-        # ... and a leaf expected to see nothing (none in the baseline weeks) is still an
-        # estimate: one event of noise, as for ratio leaves
-        return np.maximum(a * mean + b * mean**2, np.maximum(mean, 1.0))
+    if counts:
+        return np.maximum(a * mean + b * mean**2, count_floor)
     return a * mean + b * mean**2 + floor
 
 
