@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor.detect.baseline import returned_at
 from monitor.detect.registry import DETECTORS, get_detector
 from monitor.detect.series import AnomalySegment, SeriesDetection, detect_batch, detect_series
 
@@ -391,6 +392,47 @@ def _rate_with_bump(seed: int, shift_sd: float, at: int = 70, width: int = 7, n:
     p = np.full(n, 0.006)
     p[at : at + width] += shift_sd * np.sqrt(0.006 * 0.994 / den[at : at + width])
     return rng.binomial(den.astype(np.int64), p).astype(float), den
+
+
+def test_a_short_sustained_attack_ends_where_it_ended_instead_of_becoming_the_new_normal():
+    """A 3-bucket rise of 2.5 sd that the CUSUM signals: its end test needs ~h/(2k) normal
+    buckets, more than accept_after=7 leaves, so before the forced choice at acceptance 6 of
+    these 20 runs were "accepted as the new normal" with a level the series had already left."""
+    found = accepted = 0
+    for seed in range(20):
+        num, den = _rate_with_bump(seed, 2.5, width=3)
+        det = detect_series(num, denominators=den, direction="up", accept_after=7)
+        shift = [s for s in det.segments if 68 <= s.start <= 71 and s.kind == "level_shift"]
+        if shift:
+            found += 1
+            accepted += shift[0].accepted
+            if not shift[0].accepted:
+                assert 72 <= shift[0].end <= 74, shift[0]
+    assert found >= 8, found
+    assert accepted <= 3, accepted
+    # the same rise persisting is still the new normal
+    persisting = 0
+    for seed in range(20):
+        num, den = _rate_with_bump(seed, 2.5, width=200)
+        det = detect_series(num, denominators=den, direction="up", accept_after=7)
+        persisting += any(s.accepted and 66 <= s.start <= 72 for s in det.segments)
+    assert persisting >= 18, persisting
+
+
+def test_returned_at_splits_a_signal_into_shift_and_return():
+    judged = np.ones(12, bool)
+    back = np.r_[np.zeros(2), [3.0, 2.5, 3.2], np.zeros(7)]  # shifted 2..4, back from 5
+    assert returned_at(back, judged, 2, 11, 1, accept_after=7) == 5
+    assert returned_at(-back, judged, 2, 11, -1, accept_after=7) == 5
+    still = np.r_[np.zeros(2), np.full(10, 1.2)]  # still 1.2 sd up: persists
+    assert returned_at(still, judged, 2, 11, 1, accept_after=7) is None
+    # the return must last a quarter of accept_after (here 4 judged buckets)
+    assert returned_at(back, judged, 2, 11, 1, accept_after=28) == 5
+    assert returned_at(back, judged, 2, 7, 1, accept_after=28) is None
+    # unjudged buckets are not evidence of a return
+    sparse = judged.copy()
+    sparse[5:11] = False  # one judged bucket after the rise
+    assert returned_at(back, sparse, 2, 11, 1, accept_after=7) is None
 
 
 def test_sustained_one_and_a_half_sd_shift_over_seven_buckets_is_flagged():

@@ -11,8 +11,10 @@ Why this shape:
 - *Robust*: updates use residuals clipped at 2 sd (Huber), and anomalous or excluded buckets
   do not update the state at all, so an attack cannot lift its own baseline.
 - *Acceptance*: once an anomaly has persisted ``accept_after`` buckets it is the new
-  normal: the level is reset to the median of the run and later buckets are judged
-  against it. Excluded buckets never count towards acceptance.
+  normal: the level is reset to the median of the run's second half and later buckets are
+  judged against it. Excluded buckets never count towards acceptance. A CUSUM signal
+  whose level has already gone back (a few buckets of attack, then normal buckets its end
+  test is still accumulating) ends where it went back instead (``returned_at``).
 - *Noise*: sum metrics use an exponentially weighted robust residual variance with a
   Poisson floor (var >= expected: small counts are not precise); ratio metrics add the
   binomial variance p(1-p)/den of each bucket to an over-dispersion term tau^2 (the part
@@ -535,6 +537,22 @@ def judge(
                 run_len = np.where(continues, run_len + counted, np.where(new_run, counted, run_len))
                 run_len[judged & ~anom] = 0  # unjudged buckets bridge a run
                 for row in np.flatnonzero(anom & (run_len >= accept_after)):
+                    if use_cusum and c_alarm[row] != 0 and shift_until[row] <= t:
+                        # a CUSUM signal's end test needs ~h/(2k) normal buckets, often more
+                        # than accept_after: an attack of a few buckets would be "accepted"
+                        # with the level it has already left. Decide now which it is.
+                        back = returned_at(zs_hist[row], np.isfinite(score[row]) & ~excl[row],
+                                           int(run_start[row]), t, int(c_alarm[row]), accept_after)
+                        if back is not None:
+                            anomalous[row, back:t + 1] = False
+                            dirs[row, back:t + 1] = 0
+                            shift[row, back:t + 1] = False
+                            shift_score[row, back:t + 1] = 0.0
+                            run_len[row] = 0
+                            c_up[row] = c_dn[row] = b_end[row] = 0.0
+                            c_alarm[row] = 0
+                            anom[row] = False  # bucket t is normal again: it may update the state
+                            continue
                     # the new normal is where the series is now: the run's second half (an
                     # attack's peak at the start of a run must not set the level it returns from)
                     span = slice(t + 1 - max((t + 1 - run_start[row]) // 2, 1), t + 1)
@@ -690,6 +708,33 @@ def _region_stat(x, den, st: _State, phases, ratio) -> tuple[float, float]:
     # the regime look shifted. sd of the median of m normal z's ~ 1.2533 / sqrt(m).
     typical = float(np.median(z))
     return typical * math.sqrt(z.size) / MEDIAN_SD_FACTOR, typical
+
+
+def returned_at(zs: np.ndarray, judged: np.ndarray, start: int, t: int, sign: int, accept_after: int) -> int | None:
+    """Where a CUSUM-signalled shift [start, t] went back to its reference level, or None
+    when it persists (the new normal).
+
+    A forced choice at acceptance time: the end is the maximum-likelihood split of "shifted
+    by an unknown amount, then back at the reference" (S(tau)^2 / n(tau) of the signed
+    residuals ``zs`` before tau, judged buckets only), and the level is back when the
+    buckets from that split on lie closer to the reference than to the smallest shift the
+    CUSUM is built for (2k): mean below k. The stretch must hold a quarter of
+    ``accept_after`` judged buckets (at least 2), so one quiet bucket inside an ongoing
+    attack is not taken for its end.
+    """
+    idx = np.arange(start, t + 1)
+    idx = idx[judged[idx]]
+    need = max(2, accept_after // 4)
+    if idx.size <= need:
+        return None
+    z = sign * zs[idx]
+    before = np.cumsum(z)[:-need]  # the shift part keeps >= 1 bucket, the back part >= need
+    n = np.arange(1, before.size + 1)
+    fit = np.where(before > 0, before * before / n, -1.0)
+    cut = int(np.argmax(fit)) + 1  # first index (in idx) of the back part
+    if fit[cut - 1] <= 0 or z[cut:].mean() >= CUSUM_K:
+        return None
+    return int(idx[cut])
 
 
 def _run_level(x, S, mult, phases, fallback) -> float:
