@@ -261,3 +261,92 @@ def test_a_metric_is_detected_after_the_metrics_it_follows(tmp_path):
     order = [m.name for m in detection_order(catalog.select(None))]
     assert order.index("fraud_rate") < order.index("chargeback_rate")
     assert sorted(order) == ["a", "b", "chargeback_rate", "fraud_rate"]  # a cycle is cut, nothing lost
+
+
+SUM_HEADER = """/* ---
+name: chargebacks
+kind: sum
+unit: count
+grain: day
+dimensions: [country, device_os, payment_method]
+schedule: "0 6 * * *"
+detect:
+  direction: up
+  min_volume: 20
+  slice_min_volume: 5
+{extra}--- */
+SELECT ts, country, device_os, payment_method, value FROM t
+WHERE ts >= $start AND ts < $end
+"""
+WEEKLY = (1.0, 1.0, 1.0, 1.0, 1.0, 0.3, 0.3)  # Monday..Sunday: weekends at 0.3x
+WEEKDAY_CHARGEBACKS = 40.0  # the attacked segment's mean count on a weekday
+SUM_RISE, SUM_RISE_DAYS = 0.6, 3  # +60 % on ATTACK_DAY.. (Wednesday to Friday)
+
+
+def weekly_chargebacks(seed: int) -> pa.Table:
+    """Chargeback counts (a sum metric) per day and segment, every segment with the WEEKLY
+    shape (so the total has it too), the attacked one SUM_RISE higher for SUM_RISE_DAYS."""
+    rng = np.random.default_rng(seed)
+    attacked_share = COUNTRIES["GB"] * DEVICES["android"] * METHODS["card"]
+    rows = []
+    for day in range(DAYS):
+        ts = START + dt.timedelta(days=day)
+        for c, wc in COUNTRIES.items():
+            for d, wd in DEVICES.items():
+                for m, wm in METHODS.items():
+                    mean = WEEKDAY_CHARGEBACKS * wc * wd * wm / attacked_share * WEEKLY[ts.weekday()]
+                    if (c, d, m) == tuple(ATTACKED.values()) and ATTACK_DAY <= day < ATTACK_DAY + SUM_RISE_DAYS:
+                        mean *= 1 + SUM_RISE
+                    rows.append((ts, c, d, m, float(rng.poisson(mean))))
+    frame = pd.DataFrame(rows, columns=["ts", "country", "device_os", "payment_method", "value"])
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def build_sum_follower(tmp_path, seed: int, *, follows: bool = True):
+    """fraud_rate as in ``build`` (its wave on the attacked segment leads), followed by the
+    sum metric ``chargebacks``; both detected as a cycle would. Returns the store and the
+    chargeback leaves."""
+    fraud_table, _ = world(seed)
+    chargeback_table = weekly_chargebacks(seed + 1000)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    fraud, problems = parse_metric(HEADER.format(name="fraud_rate", extra=""), tmp_path / "fraud_rate.sql")
+    assert not problems
+    extra = "  follows: [fraud_rate]\n" if follows else ""
+    chargebacks, problems = parse_metric(SUM_HEADER.format(extra=extra), tmp_path / "chargebacks.sql")
+    assert not problems and chargebacks.kind == "sum"
+    store = Store(tmp_path / "store.duckdb")
+    window = Window(START, START + dt.timedelta(days=DAYS))
+    store.write_window(fraud, window, fraud_table, trigger="backfill", started_at=START)
+    store.write_window(chargebacks, window, chargeback_table, trigger="backfill", started_at=START)
+    detect_both(store, fraud, chargebacks, now=START + dt.timedelta(days=DAYS))
+    return store, chargeback_table.to_pandas()
+
+
+def test_a_sum_follower_with_a_weekly_shape_is_judged_against_the_weekday_level(tmp_path):
+    """A sum follower's expected counts follow its total's weekday shape (the total's values
+    with volume 1). A flat shape, as an earlier bug passed for sums, expects the weekly mean
+    (0.8x a weekday) on a weekday rise and reads the weekly swing as over-dispersion (about
+    6): this rise of +60 % over Wednesday-Friday then scores below the threshold."""
+    assert (START + dt.timedelta(days=ATTACK_DAY)).weekday() == 2  # a Wednesday: high-volume days
+    store, leaves = build_sum_follower(tmp_path / "with", 2)
+    found = near_attack(incidents(store, "chargebacks"))
+    assert len(found) == 1, found[["slice", "start_ts"]]
+    incident = found.iloc[0]
+    why = json.loads(incident["why_json"])
+    assert why["detector"] == "follows" and why["follows"]["metric"] == "fraud_rate"
+    assert json.loads(incident["slice_json"]) == ATTACKED
+    assert abs((incident["start_ts"] - START).days - ATTACK_DAY) <= 1
+    assert incident["direction"] == "up" and incident["score"] >= why["threshold"]
+    # the expectation is the segment's own weekday / weekend mean over the four weeks before,
+    # day by day over the window (a flat shape gives the mean over all days: on a Wednesday
+    # to Friday window about 0.8x)
+    segment = leaves[(leaves[list(ATTACKED)] == pd.Series(ATTACKED)).all(axis=1)].set_index("ts")["value"]
+    before = segment[START + dt.timedelta(days=ATTACK_DAY - 29): START + dt.timedelta(days=ATTACK_DAY - 2)]
+    level = {weekend: before[(before.index.weekday >= 5) == weekend].mean() for weekend in (False, True)}
+    window = pd.date_range(incident["start_ts"], periods=why["window_buckets"], freq="D")
+    expected = sum(level[day.weekday() >= 5] for day in window)
+    assert why["expected_count"] == pytest.approx(expected, rel=0.05), (expected, why)
+    assert incident["baseline"] == pytest.approx(expected / len(window), rel=0.05)
+    assert why["dispersion"] < 1.5, why  # Poisson data once the weekly shape is accounted for
+    # the control: without `follows` the slice search alone finds nothing near the attack
+    assert near_attack(incidents(build_sum_follower(tmp_path / "without", 2, follows=False)[0], "chargebacks")).empty
