@@ -478,6 +478,26 @@ def test_persisting_hourly_step_is_a_level_shift_not_absorbed():
     assert detected == 10 and accepted >= 7, accepted
 
 
+def test_a_large_hourly_step_in_a_slice_signals_within_three_hours():
+    """Card testing on an hourly slice: a step of 5 sd an hour stays under a slice's spike
+    threshold (~8.5 sd) and the k = 0.5 CUSUM, winsorised at 3.6 sd, needs 4-5 hours; the
+    fast CUSUM (k = 1.5) signals in 2-3. Before it, 7 of these 20 were flagged by hour 3."""
+    at, hours = 1100, 3
+    flagged = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        t = np.arange(at + hours)
+        den = rng.poisson(400.0 * HOUR_SHAPE[t % 24] / HOUR_SHAPE.mean()).astype(float)
+        p = np.where(t >= at, 0.05 + 5.0 * np.sqrt(0.05 * 0.95 / den.clip(1)), 0.05)
+        num = rng.binomial(den.astype(np.int64), p).astype(float)
+        det = detect_series(num, denominators=den, period=(24, 168), accept_after=72, direction="up", sensitivity=1.8)
+        flagged += any(s.direction == "up" and s.start >= at - 3 for s in det.segments)
+        assert det.params["cusum"]["fast"]["k_sd"] == 1.5
+    assert flagged >= 14, flagged
+    # daily series keep the k = 0.5 CUSUM alone (the fast one added false incidents there)
+    assert detect_series(weekly_rate(1)[0], denominators=weekly_rate(1)[1]).params["cusum"]["fast"] is None
+
+
 # ----------------------------------------------------------------------------- false-alarm budget per day
 def test_hourly_spike_threshold_keeps_the_daily_false_alarm_budget():
     from monitor.detect.baseline import per_day_threshold
