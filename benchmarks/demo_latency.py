@@ -15,7 +15,8 @@ of the event's buckets that were complete at that run: 1 = paged on the first bu
 
 Caveat: the store holds every row as of the world's end, so late data (chargebacks arrive
 days after the order) is visible earlier than it would be live; chargeback_rate's figures
-are optimistic. Volume events are left out.
+are optimistic. The replay starts from a store without incidents, so earlier incident
+periods are not kept out of the baselines as they would be live. Volume events are left out.
 """
 from __future__ import annotations
 
