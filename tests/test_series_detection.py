@@ -419,6 +419,21 @@ def test_a_short_sustained_attack_ends_where_it_ended_instead_of_becoming_the_ne
     assert persisting >= 18, persisting
 
 
+def test_a_spike_after_a_short_shift_is_still_reported_when_the_shift_ends_at_acceptance():
+    # a 4-hour rise, then normal hours, then a 12 sd spike on the very bucket where the run
+    # reaches accept_after: the shift ends where it went back; the spike stays a spike
+    t = np.arange(1200)
+    rng = np.random.default_rng(0)
+    den = rng.poisson(400.0 * HOUR_SHAPE[t % 24] / HOUR_SHAPE.mean()).astype(float)
+    p = np.where((t >= 1100) & (t < 1104), 0.05 + 4.0 * np.sqrt(0.05 * 0.95 / den.clip(1)), 0.05)
+    num = rng.binomial(den.astype(np.int64), p).astype(float)
+    num[1107] += 12 * np.sqrt(0.05 * 0.95 * den[1107])
+    det = detect_series(num, denominators=den, period=(24, 168), direction="both", accept_after=8)
+    assert det.anomalous[1107] and det.score[1107] >= det.params["threshold"]
+    assert [(s.start, s.end, s.kind, s.accepted) for s in det.segments if s.end > 1090] == [
+        (1100, 1104, "level_shift", False), (1107, 1108, "spike", False)]
+
+
 def test_returned_at_splits_a_signal_into_shift_and_return():
     judged = np.ones(12, bool)
     back = np.r_[np.zeros(2), [3.0, 2.5, 3.2], np.zeros(7)]  # shifted 2..4, back from 5
@@ -426,12 +441,17 @@ def test_returned_at_splits_a_signal_into_shift_and_return():
     assert returned_at(-back, judged, 2, 11, -1, accept_after=7) == 5
     still = np.r_[np.zeros(2), np.full(10, 1.2)]  # still 1.2 sd up: persists
     assert returned_at(still, judged, 2, 11, 1, accept_after=7) is None
-    # the return must last a quarter of accept_after (here 4 judged buckets)
+    # a few quieter buckets at the end of a shift that persists at ~1 sd are not a return:
+    # below k, but not clearly below the shift before them
+    quieter = np.r_[np.zeros(2), [1.3, 0.9, 1.2, 1.0, 1.1, 0.8, 1.2, 0.9], [0.3, 0.2]]
+    assert returned_at(quieter, judged, 2, 11, 1, accept_after=7) is None
+    # the return must last a quarter of accept_after (here 7 judged buckets)
     assert returned_at(back, judged, 2, 11, 1, accept_after=28) == 5
-    assert returned_at(back, judged, 2, 7, 1, accept_after=28) is None
-    # unjudged buckets are not evidence of a return
+    assert returned_at(back, judged, 2, 9, 1, accept_after=28) is None  # 5 buckets back: too few
+    # unjudged buckets are not evidence of a return: with one judged bucket after the rise,
+    # the back part must reach into the rise and is no longer back at the reference
     sparse = judged.copy()
-    sparse[5:11] = False  # one judged bucket after the rise
+    sparse[5:11] = False
     assert returned_at(back, sparse, 2, 11, 1, accept_after=7) is None
 
 

@@ -72,6 +72,7 @@ END_FACTOR = 0.5  # a signalled shift ends faster than it starts: a late end cos
 # length, so the two together raise at most ~1.25x the false signals of the slow one alone
 # (twice gave one extra false signal in 15 late-launched null slices).
 CUSUM_K_FAST = 1.5
+RETURN_Z = 2.0  # how clearly a signalled shift must have gone back to end it at acceptance
 FAST_ARL_FACTOR = 4.0
 SLOW_FACTOR = 0.25  # the CUSUM's reference level moves 4x slower than the level
 
@@ -589,14 +590,20 @@ def judge(
                         back = returned_at(zs_hist[row], np.isfinite(score[row]) & ~excl[row],
                                            int(run_start[row]), t, int(c_alarm[row]), accept_after)
                         if back is not None:
-                            anomalous[row, back:t + 1] = False
-                            dirs[row, back:t + 1] = 0
-                            shift[row, back:t + 1] = False
-                            shift_score[row, back:t + 1] = 0.0
-                            run_len[row] = 0
+                            # the shift's flags go; a bucket that is a spike by itself stays one
+                            span = slice(back, t + 1)
+                            zb = score[row, span]
+                            spiky = np.where(up_ok & (zb >= threshold), 1, np.where(down_ok & (zb <= -threshold), -1, 0))
+                            anomalous[row, span] = spiky != 0
+                            dirs[row, span] = spiky
+                            shift[row, span] = False
+                            shift_score[row, span] = 0.0
                             c_up[row] = c_dn[row] = f_up[row] = f_dn[row] = b_end[row] = 0.0
                             c_alarm[row] = 0
-                            anom[row] = False  # bucket t is normal again: it may update the state
+                            # bucket t: normal again (it may update the state), or a spike's own run
+                            anom[row] = bool(spiky[-1])
+                            run_len[row] = int(anom[row] and not excl[row, t])
+                            run_start[row], run_dir[row] = t, spiky[-1]
                             continue
                     # the new normal is where the series is now: the run's second half (an
                     # attack's peak at the start of a run must not set the level it returns from)
@@ -761,11 +768,15 @@ def returned_at(zs: np.ndarray, judged: np.ndarray, start: int, t: int, sign: in
 
     A forced choice at acceptance time: the end is the maximum-likelihood split of "shifted
     by an unknown amount, then back at the reference" (S(tau)^2 / n(tau) of the signed
-    residuals ``zs`` before tau, judged buckets only), and the level is back when the
-    buckets from that split on lie closer to the reference than to the smallest shift the
-    CUSUM is built for (2k): mean below k. The stretch must hold a quarter of
-    ``accept_after`` judged buckets (at least 2), so one quiet bucket inside an ongoing
-    attack is not taken for its end.
+    residuals ``zs`` before tau, judged buckets only). The level is back when the buckets
+    from that split on
+    - lie closer to the reference than to the smallest shift the CUSUM is built for (2k):
+      mean below k, and
+    - lie clearly below the shift before the split (two-sample z >= ``RETURN_Z``): the
+      split is chosen to make the two parts differ, so a shift that persists at ~1 sd would
+      otherwise often end on a few quieter buckets (and then be absorbed by the baseline).
+    The stretch must hold a quarter of ``accept_after`` judged buckets (at least 2), so one
+    quiet bucket inside an ongoing attack is not taken for its end.
     """
     idx = np.arange(start, t + 1)
     idx = idx[judged[idx]]
@@ -777,7 +788,10 @@ def returned_at(zs: np.ndarray, judged: np.ndarray, start: int, t: int, sign: in
     n = np.arange(1, before.size + 1)
     fit = np.where(before > 0, before * before / n, -1.0)
     cut = int(np.argmax(fit)) + 1  # first index (in idx) of the back part
-    if fit[cut - 1] <= 0 or z[cut:].mean() >= CUSUM_K:
+    if fit[cut - 1] <= 0:
+        return None
+    shifted, after = z[:cut], z[cut:]
+    if after.mean() >= CUSUM_K or (shifted.mean() - after.mean()) / math.sqrt(1 / cut + 1 / after.size) < RETURN_Z:
         return None
     return int(idx[cut])
 
