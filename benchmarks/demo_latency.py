@@ -45,15 +45,15 @@ from monitor.store import Store  # noqa: E402
 MAX_BUCKETS = {"day": 7, "hour": 48}  # give up after this many of the event's buckets
 
 
-def covered(store: Store, metric, event: dict, segment: dict) -> bool:
-    """An incident of ``metric`` in the event's direction, on the total or a slice consistent
-    with the injected segment, that is running at or after the event's start."""
+def covering(store: Store, metric, event: dict, segment: dict) -> set[str]:
+    """Incidents of ``metric`` in the event's direction, on the total or a slice consistent
+    with the injected segment, running at or after the event's start."""
     start = dt.datetime.fromisoformat(event["start"])
     with store.connect(read_only=True) as con:
         rows = con.execute(
-            "SELECT slice_json FROM incidents WHERE metric = ? AND direction = ?"
+            "SELECT incident_id, slice_json FROM incidents WHERE metric = ? AND direction = ?"
             " AND (end_ts IS NULL OR end_ts > ?)", [metric.name, event["direction"], start]).fetchall()
-    return any(not json.loads(s) or _consistent(json.loads(s), segment) for (s,) in rows)
+    return {i for i, s in rows if not json.loads(s) or _consistent(json.loads(s), segment)}
 
 
 def buckets_to_page(store: Store, catalog, metric, event: dict) -> int | None:
@@ -61,12 +61,16 @@ def buckets_to_page(store: Store, catalog, metric, event: dict) -> int | None:
     start = dt.datetime.fromisoformat(event["start"])
     segment = {k: v for k, v in event["segment"].items() if k in metric.dimensions}
     chain = detection_order([catalog.metrics[n] for n in (*metric.detect.follows, metric.name)])
-    for seen in range(1, MAX_BUCKETS[metric.grain] + 1):
+    before = set()
+    for seen in range(0, MAX_BUCKETS[metric.grain] + 1):
         now = start + seen * step  # the run right after the event's `seen`-th bucket closed
         for m in chain:
             detect_metric(store, m, now=now)
             attribute_incidents(store, m)
-        if covered(store, metric, event, segment):
+        found = covering(store, metric, event, segment)
+        if seen == 0:
+            before = found  # open before the event began: not a page for it
+        elif found - before:
             return seen
     return None
 

@@ -88,6 +88,10 @@ def oracle(count: np.ndarray, volume: np.ndarray, total: tuple[np.ndarray, np.nd
     k = draws[:, span >= start].sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         g = 2 * (np.where(k > 0, k * np.log(k / expected0), 0.0) - (k - expected0))
+        if ratio:  # the binomial likelihood ratio (>= the Poisson one at rates like 10 %)
+            trials = n[span >= start].sum()
+            g = 2 * (np.where(k > 0, k * np.log(k / expected0), 0.0)
+                     + np.where(trials - k > 0, (trials - k) * np.log((trials - k) / (trials - expected0)), 0.0))
     z = np.sign(k - expected0) * np.sqrt(np.maximum(g, 0))
     sign = 1 if p1 >= p0 else -1
     found = sign * z >= BASE_THRESHOLD
