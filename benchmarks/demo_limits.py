@@ -72,15 +72,14 @@ def oracle(count: np.ndarray, volume: np.ndarray, total: tuple[np.ndarray, np.nd
     lam1 = np.clip(p1 * shape[span], 1e-12, 1 - 1e-9 if ratio else None)
     mean = np.where(span >= start, lam1, lam0)
     n = volume[span]
+    expected0 = (n * lam0)[span >= start].sum()
     if ratio:
         draws = rng.binomial(n.astype(np.int64), np.clip(mean, 0, 1), size=(sims, span.size)).astype(float)
         # log-likelihood ratio per bucket of "changed" vs "not yet"
         step = draws * np.log(lam1 / lam0) + (n - draws) * np.log((1 - lam1) / (1 - lam0))
-        expected0 = (n * lam0)[span >= start].sum()
     else:
         draws = rng.poisson(mean * n, size=(sims, span.size)).astype(float)
         step = draws * np.log(lam1 / lam0) - n * (lam1 - lam0)
-        expected0 = (n * lam0)[span >= start].sum()
     # MLE of the change point with both rates known: argmax over tau of the sum from tau on
     tail = np.cumsum(step[:, ::-1], axis=1)[:, ::-1]
     tau = lo + np.argmax(tail, axis=1)
@@ -101,7 +100,7 @@ def oracle(count: np.ndarray, volume: np.ndarray, total: tuple[np.ndarray, np.nd
             "shift_sd_per_bucket": float(per_bucket_sd), "rates": (float(p0), float(p1))}
 
 
-def seed_limits(folder: Path, seed: int, sims: int) -> tuple[list[dict], dict]:
+def seed_limits(folder: Path, seed: int, sims: int) -> list[dict]:
     scored, _, _ = run_seed(folder, seed, reuse=True)
     config = load_config(folder / "monitor.toml")
     catalog = load_project_catalog(config)
@@ -135,7 +134,7 @@ def seed_limits(folder: Path, seed: int, sims: int) -> tuple[list[dict], dict]:
                 continue
             rows.append({"event": event["id"], "metric": name, "seed": seed, "actual": actual.get((event["id"], name)),
                          **result})
-    return rows, actual
+    return rows
 
 
 def main() -> None:
@@ -146,7 +145,7 @@ def main() -> None:
     args = parser.parse_args()
     by_pair: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for seed in args.seeds:
-        rows, _ = seed_limits(args.workdir / f"seed{seed}", seed, args.sims)
+        rows = seed_limits(args.workdir / f"seed{seed}", seed, args.sims)
         for row in rows:
             by_pair[(row["event"], row["metric"])].append(row)
         print(f"seed {seed}: done", flush=True)
