@@ -50,13 +50,19 @@ WRITER = COMMON + textwrap.dedent("""\
         with store.connect(read_only=True) as con:
             return con.execute("SELECT count(*) FROM runs WHERE status = 'ok' AND window_start = ?",
                                [window(i).start]).fetchone()[0]
-    for _ in range(rounds):
+    for round_ in range(rounds):
         for i in range(WINDOWS):
             with writer_lock(store.path, wait=30, purpose="writer test"):
                 version = ok_runs(i) + 1  # the rows carry the count of ok runs including this one
                 store.write_window(METRIC, window(i), rows(i, version, n), trigger="serve",
                                    started_at=DAY0, now=DAY0)
         ready.touch()
+        if round_ == 0:
+            # the reader's interpreter may still be starting: wait (bounded) for its first
+            # read, so the later rounds happen while it reads, not all before it
+            deadline = time.monotonic() + 30
+            while not done.with_name("reading").exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
     done.touch()
 """)
 
@@ -77,6 +83,7 @@ READER = COMMON + textwrap.dedent("""\
                 sys.exit(3)
         reads += 1
         states.add(tuple(high for _, _, _, high in leaves))
+        done.with_name("reading").touch()
     print(reads, len(states), flush=True)
 """)
 
