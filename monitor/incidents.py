@@ -9,6 +9,7 @@ import pandas as pd
 from monitor.config import ProjectConfig
 from monitor.engine import parse_when
 from monitor.errors import MonitorError
+from monitor.slices import slice_label
 from monitor.store import Store
 
 JSON_FIELDS = ("slice_json", "why_json", "explanation_json")
@@ -71,7 +72,7 @@ def _top_cause(incident: dict) -> str:
     if not causes:
         return "-"
     c = causes[0]
-    seg = "&".join(f"{k}={v}" for k, v in c.get("segment", {}).items())
+    seg = slice_label(c.get("segment") or {})
     share = c.get("explained_share")
     return f"{seg} ({share * 100:.0f}%)" if share is not None else seg
 

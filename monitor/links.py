@@ -9,16 +9,21 @@ same page for everyone::
     'https://risk.example/dash/?page=metric&metric=fraud_rate&slice=country%3DBR%26device_os%3Dandroid'
     >>> metric_url("", "fraud_rate")
     '?page=metric&metric=fraud_rate'
+    >>> metric_url("", "m", {"merchant": "a&b=c"})
+    '?page=metric&metric=m&slice=merchant%3Da%2526b%253Dc'
     >>> parse_slice("country=BR&device_os=android")
     {'country': 'BR', 'device_os': 'android'}
+
+Slice labels (escaping included) come from ``monitor.slices``; ``parse_slice`` is re-exported here.
 """
 from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-from monitor.store import slice_label
+from monitor.slices import parse_slice, slice_label
 
 PAGES = ("overview", "metric", "incident")
+__all__ = ["PAGES", "incident_url", "metric_url", "overview_url", "parse_slice"]
 
 
 def _url(base: str, params: dict[str, str]) -> str:
@@ -42,16 +47,3 @@ def metric_url(base: str, metric: str, slice: dict[str, str] | str | None = None
 def overview_url(base: str, **filters: str) -> str:
     """Link to the overview, e.g. ``overview_url(base, team="payments")``."""
     return _url(base, {"page": "overview", **filters})
-
-
-def parse_slice(label: str | None) -> dict[str, str]:
-    """'country=BR&device_os=android' -> {'country': 'BR', 'device_os': 'android'}; '' -> {}."""
-    out: dict[str, str] = {}
-    for part in (label or "").split("&"):
-        if not part.strip():
-            continue
-        name, sep, value = part.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"slice part {part!r} is not dimension=value")
-        out[name.strip()] = value
-    return out

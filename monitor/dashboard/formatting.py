@@ -5,6 +5,8 @@ import math
 
 import pandas as pd
 
+from monitor.slices import slice_text  # noqa: F401  (re-exported for the pages; labels live in monitor.slices)
+
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
 SEVERITY_COLOR = {"critical": "red", "high": "orange", "medium": "yellow", "low": "gray"}
 # Text colours for tables (CSS), readable on white.
@@ -66,17 +68,6 @@ def relative_change(before, after) -> float | None:
     if is_missing(before) or is_missing(after) or float(before) == 0:
         return None
     return float(after) / float(before) - 1.0
-
-
-def slice_text(segment: dict[str, str] | str | None) -> str:
-    """{'country': 'BR', 'device_os': 'android'} -> 'country=BR · device_os=android'; {} -> 'total'."""
-    if isinstance(segment, str):
-        from monitor.dashboard.links import parse_slice
-
-        segment = parse_slice(segment)
-    if not segment:
-        return "total"
-    return " · ".join(f"{k}={v}" for k, v in segment.items())
 
 
 def severity_text(severity: str | None) -> str:

@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 from monitor.report.model import ExplanationView, SegmentShare
+from monitor.slices import slice_label
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def _from_explanation(raw: dict, top: int) -> ExplanationView | None:
         mix_share = e.split.mix / e.change
         rate_share = (e.split.rate + e.split.interaction) / e.change
     segments = tuple(
-        SegmentShare(_label(c.segment), c.explained_share, c.before, c.after, c.change_type)
+        SegmentShare(slice_label(c.segment), c.explained_share, c.before, c.after, c.change_type)
         for c in e.causes[:top])
     return ExplanationView(summary=summary or None, verdict=e.verdict, mix_share=mix_share, rate_share=rate_share,
                            segments=segments, baseline_label=e.baseline_label or None,
@@ -73,7 +74,7 @@ def _from_plain_dict(raw: dict, top: int) -> ExplanationView | None:
         if not isinstance(item, dict):
             continue
         segment = next((item[k] for k in ("segment", "dimensions", "where") if isinstance(item.get(k), dict)), None)
-        label = item.get("label") if isinstance(item.get("label"), str) else (_label(segment) if segment else "")
+        label = item.get("label") if isinstance(item.get("label"), str) else (slice_label(segment) if segment else "")
         if not label:
             continue
         change_type = item.get("change_type") if isinstance(item.get("change_type"), str) else None
@@ -99,11 +100,6 @@ def _verdict(raw: dict) -> tuple[str | None, float | None, float | None]:
             return (str(verdict) if verdict else None, _number(value, ("mix_share", "mix")),
                     _number(value, ("rate_share", "rate")))
     return None, None, None
-
-
-def _label(segment: dict) -> str:
-    """Segments read the way slices are stored: 'channel=web&country=BR' (sorted)."""
-    return "&".join(f"{k}={segment[k]}" for k in sorted(segment))
 
 
 def _number(raw: dict, keys: tuple[str, ...]) -> float | None:

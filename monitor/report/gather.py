@@ -25,6 +25,7 @@ from monitor.report.model import (
     MetricQuality, Mover, NoisyAlert, ReportData, StaleDefinition,
 )
 from monitor.report.settings import ReportSettings, report_settings
+from monitor.slices import parse_slice
 from monitor.store import Store, leaves_table
 
 DAY = dt.timedelta(days=1)
@@ -166,10 +167,7 @@ def _movers(con, info: MetricInfo, date: dt.date, baseline_days: int, daily: dic
         keys, is_day, a, b = row[:len(dims)], row[len(dims)], row[len(dims) + 1], row[len(dims) + 2]
         k = next(i for i, v in enumerate(keys) if v is not None)
         segments.setdefault((dims[k], str(keys[k])), {})[bool(is_day)] = (_r(a) or 0.0, _r(b))
-    covered = set()
-    for incident in incidents:
-        for pair in (incident.slice.split("&") if incident.slice else []):
-            covered.add(pair)
+    covered = {pair for incident in incidents for pair in (_segment(incident.slice) or {}).items()}
     day_a, day_b, _ = daily[date]
     base_a = sum(daily[d][0] for d in base_days)
     base_b = sum(daily[d][1] for d in base_days) if info.kind == "ratio" else None
@@ -189,7 +187,7 @@ def _movers(con, info: MetricInfo, date: dt.date, baseline_days: int, daily: dic
             contribution = rate + mix
             scale = abs(total_b) or abs(total_d) or 1.0
             out.append(Mover(info.name, dim, val, r_b, r_d, _r(w_b), _r(w_d), _r(contribution),
-                             _r(contribution / scale), _r(rate), _r(mix), in_incident=f"{dim}={val}" in covered))
+                             _r(contribution / scale), _r(rate), _r(mix), in_incident=(dim, val) in covered))
         else:
             n = len(base_days)
             before, after = a_b / n, a_d
@@ -198,7 +196,7 @@ def _movers(con, info: MetricInfo, date: dt.date, baseline_days: int, daily: dic
             scale = abs(total_b) or abs(total_d) or 1.0
             out.append(Mover(info.name, dim, val, _r(before), _r(after), _r(before / total_b) if total_b else None,
                              _r(after / total_d) if total_d else None, _r(contribution), _r(contribution / scale),
-                             in_incident=f"{dim}={val}" in covered))
+                             in_incident=(dim, val) in covered))
     out.sort(key=lambda m: (-abs(m.impact), m.dimension, m.value))
     return out
 
@@ -278,7 +276,7 @@ def _with_series(con, tables: set[str], grouped: dict[str, tuple[IncidentView, .
 
 def _incident_series(con, tables: set[str], info: MetricInfo, incident: IncidentView, day_start: dt.datetime):
     segment = _segment(incident.slice)
-    if any(d not in info.dimensions for d in segment):
+    if segment is None or any(d not in info.dimensions for d in segment):
         return (), ()
     end = day_start + DAY
     if info.grain == "day":
@@ -299,10 +297,12 @@ def _incident_series(con, tables: set[str], info: MetricInfo, incident: Incident
     return series, band
 
 
-def _segment(label: str) -> dict[str, str]:
-    if not label:
-        return {}
-    return dict(pair.split("=", 1) for pair in label.split("&"))
+def _segment(label: str) -> dict[str, str] | None:
+    """The incident's segment; None for a label stored unescaped by an older version ('a=x&y')."""
+    try:
+        return parse_slice(label)
+    except ValueError:
+        return None
 
 
 # -- data health ----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from monitor.catalog import Metric
 from monitor.engine.windows import Window
 from monitor.errors import StoreError
+from monitor.slices import slice_label  # noqa: F401  (re-exported: the label's one home is monitor.slices)
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 # schema.sql first, then each later step's own DDL file (alerts.sql, ...), all idempotent.
@@ -35,11 +36,6 @@ WRITER_THREADS = 1
 
 def leaves_table(metric_name: str) -> str:
     return f"leaves__{metric_name}"
-
-
-def slice_label(segment: dict[str, str] | None) -> str:
-    """'country=BR&device_os=android' (sorted), '' for the total."""
-    return "&".join(f"{k}={segment[k]}" for k in sorted(segment)) if segment else ""
 
 
 def utcnow() -> dt.datetime:
