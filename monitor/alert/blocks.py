@@ -6,11 +6,14 @@ broken, and that alert would be lost; so every text is clipped to its limit
 a closing "and N more" line, and ``validate_blocks`` checks the result.
 Links use mrkdwn (``<url|text>``) rather than buttons: URL buttons from an
 incoming webhook show a warning icon when the app has no interactivity URL.
+Every text, the top-level notification text included, is escaped (``mrkdwn``):
+values from the data go in code spans, other free text through ``literal``.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from monitor.alert.mrkdwn import code, esc, literal
 from monitor.alert.message import (describe_resolution, describe_segment, describe_verdict, format_change,
                                    format_since, format_value, is_alert_message)
 
@@ -57,15 +60,12 @@ def clip(text: str, limit: int) -> str:
             return cut.rstrip() + "…"
 
 
-def esc(text: Any) -> str:
-    """Escape the three characters mrkdwn treats as control characters."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def link(url: str | None, label: str) -> str | None:
     if not url or not str(url).startswith(("http://", "https://")):
         return None
-    return f"<{str(url).replace('>', '%3E').replace('|', '%7C')}|{esc(label)}>"
+    # The URL is not shown; only the characters that would end the link are encoded.
+    url = str(url).replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    return f"<{url}|{literal(label)}>"
 
 
 def render_blocks(message: dict[str, Any], *, max_alerts: int = 10) -> tuple[str, list[dict[str, Any]]]:
@@ -73,7 +73,7 @@ def render_blocks(message: dict[str, Any], *, max_alerts: int = 10) -> tuple[str
     if not is_alert_message(message):
         return render_message_blocks(message, max_lines=max_alerts)
     alerts = message.get("alerts") or []
-    header = {"type": "header", "text": {"type": "plain_text", "text": clip(_header_text(message), MAX_HEADER),
+    header = {"type": "header", "text": {"type": "plain_text", "text": clip(esc(_header_text(message)), MAX_HEADER),
                                           "emoji": True}}
     blocks: list[dict[str, Any]] = [header]
     context = _message_context(message)
@@ -89,11 +89,12 @@ def render_blocks(message: dict[str, Any], *, max_alerts: int = 10) -> tuple[str
     if shown < len(alerts):
         rest = alerts[shown:]
         lines = [f"*… and {len(rest)} more incident{'s' if len(rest) != 1 else ''}:* "
-                 + ", ".join(f"{esc(a['title'])} ({esc(a['slice'] or 'total')})" for a in rest[:20])]
+                 + ", ".join(f"{literal(a['title'])} ({code(a['slice']) if a['slice'] else 'total'})" for a in rest[:20])]
         if message.get("dashboard_url"):
             lines.append(link(message["dashboard_url"], "all incidents in the dashboard") or "")
         blocks.append(_section("\n".join(lines)))
-    return clip(message.get("summary") or _header_text(message), MAX_FALLBACK), blocks
+    # Slack shows this text in push notifications, where <!channel> would still ping everyone.
+    return clip(literal(message.get("summary") or _header_text(message)), MAX_FALLBACK), blocks
 
 
 def _header_text(message: dict[str, Any]) -> str:
@@ -126,14 +127,14 @@ def _alert_blocks(alert: dict[str, Any], *, created_at: str | None) -> list[dict
 
 
 def _headline(alert: dict[str, Any], *, created_at: str | None) -> str:
-    where = f"`{esc(alert['slice'])}`" if alert.get("slice") else "total"
-    title = f"{STATUS_EMOJI.get(alert['status'], '')} *{esc(alert['title'])}* · {where}"
+    where = code(alert["slice"]) if alert.get("slice") else "total"
+    title = f"{STATUS_EMOJI.get(alert['status'], '')} *{literal(alert['title'])}* · {where}"
     unit, kind = alert.get("unit", ""), alert.get("metric_kind", "")
     base = format_value(alert.get("baseline"), unit=unit, metric_kind=kind)
     now = format_value(alert.get("observed"), unit=unit, metric_kind=kind)
     lines = [title]
     if alert["status"] == "firing":
-        severity = f" · severity *{esc(alert['severity'])}*" if alert.get("severity") else ""
+        severity = f" · severity *{literal(alert['severity'])}*" if alert.get("severity") else ""
         lines.append(f"*{esc(format_change(alert))}*{severity}")
         lines.append(f"Since {esc(format_since(alert, now_iso=created_at))} · baseline *{base}* → now *{now}*")
     else:
@@ -142,7 +143,7 @@ def _headline(alert: dict[str, Any], *, created_at: str | None) -> str:
         lines.append(f"Was {esc(format_change(alert))} since {esc(format_since(alert, now_iso=None))}: "
                      f"baseline *{base}* vs *{now}*")
     if alert.get("quiet"):
-        lines.append(f"_{esc(alert['quiet'])}: no repeats for this incident_")
+        lines.append(f"_{literal(alert['quiet'])}: no repeats for this incident_")
     return "\n".join(lines)
 
 
@@ -151,23 +152,23 @@ def _explanation_text(alert: dict[str, Any]) -> str | None:
     if not explanation:
         return None
     unit, kind = alert.get("unit", ""), alert.get("metric_kind", "")
-    against = f" (vs {esc(explanation['baseline_label'])})" if explanation.get("baseline_label") else ""
+    against = f" (vs {literal(explanation['baseline_label'])})" if explanation.get("baseline_label") else ""
     lines = [f"*What explains it*{against}"]
     for seg in explanation.get("segments") or []:
-        lines.append(f"• `{esc(seg['label'])}`{esc(describe_segment(seg, unit=unit, metric_kind=kind))}")
+        lines.append(f"• {code(seg['label'])}{literal(describe_segment(seg, unit=unit, metric_kind=kind))}")
     verdict = explanation.get("verdict")
     if verdict and kind == "ratio":
-        lines.append(f"*Mix vs rate:* {esc(describe_verdict(verdict))}")
+        lines.append(f"*Mix vs rate:* {literal(describe_verdict(verdict))}")
     return "\n".join(lines) if len(lines) > 1 else None
 
 
 def _follows_text(lead: dict[str, Any]) -> str:
-    incident = link(lead.get("link"), f"incident {lead['incident_id']}") or f"incident {esc(lead['incident_id'])}"
-    return f"*Pointed at by* *{esc(lead.get('metric'))}* {incident}: its segment was tested here on its own"
+    incident = link(lead.get("link"), f"incident {lead['incident_id']}") or f"incident {literal(lead['incident_id'])}"
+    return f"*Pointed at by* *{literal(lead.get('metric'))}* {incident}: its segment was tested here on its own"
 
 
 def _children_text(children: list[dict[str, Any]]) -> str:
-    shown = [f"`{esc(c['slice'])}` {esc(format_change(c).split(',')[0])}" for c in children[:MAX_CHILDREN]]
+    shown = [f"{code(c['slice'])} {literal(format_change(c).split(',')[0])}" for c in children[:MAX_CHILDREN]]
     more = f" (+{len(children) - MAX_CHILDREN} more)" if len(children) > MAX_CHILDREN else ""
     return f"*Slices moving under this total ({len(children)}):* " + " · ".join(shown) + more
 
@@ -177,8 +178,8 @@ def _footer(alert: dict[str, Any]) -> list[str]:
     parts = [p for p in (link(links.get("incident"), "Open incident"), link(links.get("metric"), "Metric chart"),
                          link(links.get("runbook"), "Runbook")) if p]
     if alert.get("runbook") and not link(alert.get("runbook"), "Runbook"):
-        parts.append(f"runbook: {esc(alert['runbook'])}")
-    who = " · ".join(f"{k} *{esc(alert[k])}*" for k in ("owner", "team") if alert.get(k))
+        parts.append(f"runbook: {literal(alert['runbook'])}")
+    who = " · ".join(f"{k} *{literal(alert[k])}*" for k in ("owner", "team") if alert.get(k))
     if who:
         parts.append(who)
     return [" · ".join(parts)] if parts else []
@@ -238,12 +239,12 @@ def render_message_blocks(message: dict[str, Any], *, max_lines: int = 10) -> tu
     title, url = message_title(message), str(message.get("url") or "")
     summary = " ".join(str(message.get("summary") or "").split())
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": clip(title, MAX_HEADER), "emoji": True}}]
+        {"type": "header", "text": {"type": "plain_text", "text": clip(esc(title), MAX_HEADER), "emoji": True}}]
     facts = message_facts(message)
     if facts:
-        blocks.append(_context([esc(facts)]))
+        blocks.append(_context([literal(facts)]))
     if summary:
-        blocks.append(_section(esc(summary)))
+        blocks.append(_section(literal(summary)))
 
     lines: list[str] = []
     bullets = hidden = 0
@@ -264,7 +265,7 @@ def render_message_blocks(message: dict[str, Any], *, max_lines: int = 10) -> tu
     if target:
         tail = [_section(f"*{target}*")]
     elif url:  # a file:// link (no [report] base_url): shown, Slack cannot open it
-        tail = [_section(f"Full report: `{esc(url)}`")]
+        tail = [_section(f"Full report: {code(url)}")]
     else:
         tail = []
     chunks = _pack(lines, MAX_TEXT)
@@ -273,7 +274,7 @@ def render_message_blocks(message: dict[str, Any], *, max_lines: int = 10) -> tu
         chunks = chunks[:room - 1] + ["_… the rest does not fit in a Slack message; see the full report._"]
     blocks += [_section(chunk) for chunk in chunks] + tail
 
-    fallback = esc(f"{title}: {summary}" if summary else title) + (f"\n{url}" if url else "")
+    fallback = literal(f"{title}: {summary}" if summary else title) + (f"\n{esc(url)}" if url else "")
     return clip(fallback, MAX_FALLBACK), blocks
 
 

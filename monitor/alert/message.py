@@ -17,6 +17,7 @@ import math
 from typing import Any
 
 from monitor.links import incident_url, metric_url
+from monitor.slices import slice_label
 
 SCHEMA = "monitor.alert/v1"
 
@@ -132,7 +133,7 @@ def summarize_explanation(explanation: Any, *, top: int = 3, title: str | None =
         segment = {str(k): str(v) for k, v in raw["segment"].items()}
         segments.append({
             "segment": segment,
-            "label": " & ".join(f"{k}={v}" for k, v in segment.items()),
+            "label": slice_label(segment),  # as slices read everywhere (escaped, sorted)
             "share": _first_number(raw, _SHARE_KEYS),  # part of the total change this segment explains
             "size": _first_number(raw, ("size",)),  # its share of the volume after the change
             "before": _first_number(raw, _BEFORE_KEYS),

@@ -3,9 +3,12 @@
 The digest is what Slack shows: the headline counts, the incidents to look at,
 the biggest moves, data problems and the link to the HTML. It uses only
 ``*bold*``, bullets and bare URLs, which read the same in Slack and a terminal.
+Values from the data (slices, segments) sit in code spans and other free text
+cannot format (``monitor.alert.mrkdwn``), so a dimension value cannot restyle it.
 """
 from __future__ import annotations
 
+from monitor.alert.mrkdwn import neutral, span
 from monitor.report import format as fmt
 from monitor.report.model import CATEGORIES, IncidentView, MetricInfo, ReportData
 
@@ -82,7 +85,7 @@ def render_digest(data: ReportData, *, html_url: str | None = None) -> str:
     infos = {m.metric.name: m.metric for m in data.metrics}
     counts = data.counts()
     precision = data.quality.overall.precision
-    head = (f"*{data.title} - {data.date.isoformat()}*\n"
+    head = (f"*{neutral(data.title)} - {data.date.isoformat()}*\n"
             f"Incidents: {counts['new']} new, {counts['ongoing']} ongoing, {counts['resolved']} resolved · "
             f"data health: {data.health.issues or 'no'} issue{'s' if data.health.issues != 1 else ''}"
             + (f" · alert precision {fmt.share(precision)} ({(data.quality.end - data.quality.start).days + 1}d)"
@@ -96,16 +99,17 @@ def render_digest(data: ReportData, *, html_url: str | None = None) -> str:
         if len(shown) > DIGEST_INCIDENTS:
             lines.append(f"• and {len(shown) - DIGEST_INCIDENTS} more")
     if counts["resolved"]:
-        names = ", ".join(f"{_title(i, infos)} ({i.where})" for i in data.incidents["resolved"][:DIGEST_INCIDENTS])
+        names = ", ".join(f"{neutral(_title(i, infos))} ({_where(i)})"
+                          for i in data.incidents["resolved"][:DIGEST_INCIDENTS])
         lines.append(f"Resolved: {names}" + (" ..." if counts["resolved"] > DIGEST_INCIDENTS else ""))
     moves = sorted((m for m in data.metrics if m.baseline.relative is not None),
                    key=lambda m: (-abs(m.baseline.relative), m.metric.name))[:DIGEST_MOVES]
     if moves:
         lines.append(f"Biggest moves vs {data.baseline_days}-day baseline: " + ", ".join(
-            f"{m.metric.title} {fmt.relative(m.baseline.relative)}" for m in moves))
+            f"{neutral(m.metric.title)} {fmt.relative(m.baseline.relative)}" for m in moves))
     problems = _health_lines(data, only_problems=True)
     if problems:
-        lines.append("Data: " + "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
+        lines.append("Data: " + "; ".join(neutral(p) for p in problems[:3]) + (" ..." if len(problems) > 3 else ""))
     if html_url:
         lines.append(f"Full report: {html_url}")
     return "\n".join(lines) + "\n"
@@ -138,16 +142,20 @@ def _incident_lines(incident: IncidentView, info: MetricInfo | None, data: Repor
 def _incident_line(incident: IncidentView, info: MetricInfo | None, data: ReportData) -> str:
     unit = info.unit if info else "count"
     grain = info.grain if info else "day"
-    text = (f"[{incident.severity.upper()}] {info.title if info else incident.metric} ({incident.where}) "
+    text = (f"[{incident.severity.upper()}] {neutral(info.title if info else incident.metric)} ({_where(incident)}) "
             f"{fmt.incident_change(incident, unit)} {fmt.incident_span(incident, data.date, grain)}")
     e = incident.explanation
     if e is not None and e.segments:
-        text += f" - mostly {e.segments[0].label}"
+        text += f" - mostly {span(e.segments[0].label)}"
     if e is not None and e.verdict:
         text += f" ({fmt.verdict(e.verdict)})"
     if incident.children:
         text += f" + {len(incident.children)} slice{'s' if len(incident.children) != 1 else ''}"
     return text
+
+
+def _where(incident: IncidentView) -> str:
+    return span(incident.slice) if incident.slice else "total"
 
 
 def _title(incident: IncidentView, infos: dict[str, MetricInfo]) -> str:
