@@ -112,7 +112,10 @@ def run(ctx: Context, names: tuple[str, ...], no_alerts: bool) -> None:
             cycle = run_cycle(config, catalog, now=ctx.now, names=list(names) or None, trigger="run",
                               alert=not no_alerts, on_window=advance, plan=plan)
     _report_cycle(cycle)
-    if catalog.problems or cycle.compute.failures or cycle.detect_failures:
+    lost = getattr(cycle.alerts, "lost", None) or []  # failed for good: a cron wrapper must notice
+    for line in lost:
+        click.echo(f"alert lost: {line}", err=True)
+    if catalog.problems or cycle.compute.failures or cycle.detect_failures or lost:
         sys.exit(1)
 
 

@@ -117,6 +117,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retry_max", "1h", "duration", "Longest retry delay (Retry-After from a 429 is honoured as given)."),
     Setting("sending_timeout", "5m", "duration",
             "A message left in 'sending' longer than this belongs to a crashed process and is sent again."),
+    Setting("give_up_after", "24h", "duration",
+            "A message still not delivered this long after it was queued (every attempt failed) is given up: "
+            "marked failed, `monitor run` exits non-zero and the alert_lost meta-alert is raised."),
     Setting("max_alerts_per_message", 10, "int", "Incidents rendered in full in one message; the rest are counted."),
     Setting("top_segments", 3, "int", "Attributed segments shown per incident."),
 )
@@ -179,6 +182,7 @@ class AlertConfig:
     retry_initial: dt.timedelta = dt.timedelta(seconds=30)
     retry_max: dt.timedelta = dt.timedelta(hours=1)
     sending_timeout: dt.timedelta = dt.timedelta(minutes=5)
+    give_up_after: dt.timedelta = dt.timedelta(hours=24)
     max_alerts_per_message: int = 10
     top_segments: int = 3
     dashboard_url: str | None = None
@@ -280,7 +284,8 @@ def parse_alert_config(section: dict[str, Any], *, root: Path = Path("."), dashb
         enabled=values["enabled"] and bool(section), receivers=receivers, route=route,
         inhibit_slices=values["inhibit_slices"], timeout=values["timeout"],
         retry_initial=values["retry_initial"], retry_max=values["retry_max"],
-        sending_timeout=values["sending_timeout"], max_alerts_per_message=values["max_alerts_per_message"],
+        sending_timeout=values["sending_timeout"], give_up_after=values["give_up_after"],
+        max_alerts_per_message=values["max_alerts_per_message"],
         top_segments=values["top_segments"], dashboard_url=dashboard_url, root=root,
     )
 

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from monitor.alert.config import AlertConfig, load_alert_config
 from monitor.alert.engine import PlannedMessage, plan_notifications, prepare_alerts, state_from_row, state_to_row
+from monitor.alert.lost import describe_lost, report_lost
 from monitor.alert.notifiers import Notifier
 from monitor.alert.outbox import AfterSend, FlushResult, claim_head, deliver, enqueue, undelivered_rows
 from monitor.alert.silences import active_silences
 from monitor.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,6 +41,11 @@ class CycleResult:
     def problems(self) -> list[str]:
         return self.flush.problems
 
+    @property
+    def lost(self) -> list[str]:
+        """Messages this cycle failed for good (they will never arrive), one line each."""
+        return describe_lost(self.flush.failed)
+
     def describe(self) -> str:
         """One line for `monitor run`."""
         if not self.enabled:
@@ -45,7 +54,7 @@ class CycleResult:
         if self.flush.retrying:
             parts.append(f"{len(self.flush.retrying)} to retry")
         if self.flush.failed:
-            parts.append(f"{len(self.flush.failed)} failed")
+            parts.append(f"{len(self.flush.failed)} lost")
         if self.silenced:
             parts.append(f"{len(self.silenced)} silenced")
         return "alerts: " + ", ".join(parts) + "."
@@ -100,6 +109,10 @@ def run_alert_cycle(store: Store, config, *, now: dt.datetime,
     if due:
         result.flush = deliver(store, cfg, due, now=now, notifiers=notifiers, env=env, after_send=after_send,
                                preclaimed=preclaimed)
+        try:
+            report_lost(store, config, result.flush, now=now)
+        except Exception as exc:  # noqa: BLE001 - the loss is still in the outbox and in result.lost
+            log.warning("could not record the alert_lost meta-alert: %s", exc)
     return result
 
 

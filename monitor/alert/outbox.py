@@ -2,7 +2,9 @@
 
 Life of a message: ``pending`` -> (claimed) ``sending`` -> ``sent`` | ``pending``
 again with a later ``next_attempt_at`` (transient failure) | ``failed``
-(permanent: the receiver rejected it; kept with the reason and reported).
+(permanent: the receiver rejected it, or every attempt failed for ``give_up_after``
+since it was queued; kept with the reason, reported as lost: ``monitor run`` exits
+non-zero and the ``alert_lost`` meta-alert is raised, see ``monitor.alert.lost``).
 
 Why it cannot lose or repeat an alert:
 
@@ -17,7 +19,8 @@ Why it cannot lose or repeat an alert:
   processes flushing at once cannot both send one message.
 * Per receiver, messages go in ``seq`` order: a message waiting for a retry
   holds back every later message of that receiver, so a resolved notice never
-  overtakes the alert it resolves. Permanent failures do not hold the queue.
+  overtakes the alert it resolves. Permanent failures do not hold the queue, so a
+  receiver that never answers holds it for ``give_up_after`` at most.
 
 No connection is held while sending, so a slow receiver never blocks the store.
 """
@@ -153,8 +156,8 @@ def flush_outbox(store: Store, config, *, now: dt.datetime, notifiers: Mapping[s
 
 def undelivered_rows(con) -> list[tuple]:
     return con.execute(
-        "SELECT seq, message_id, receiver, status, attempts, next_attempt_at, last_attempt_at, payload_json"
-        " FROM alert_outbox WHERE status IN ('pending', 'sending') ORDER BY seq").fetchall()
+        "SELECT seq, message_id, receiver, status, attempts, next_attempt_at, last_attempt_at, payload_json,"
+        " created_at FROM alert_outbox WHERE status IN ('pending', 'sending') ORDER BY seq").fetchall()
 
 
 def claim_head(con, cfg: AlertConfig, rows: list[tuple], *, now: dt.datetime, receivers: set[str]) -> str | None:
@@ -260,6 +263,9 @@ def _record(con, row, delivery: Delivery, config: AlertConfig, *, now: dt.dateti
     """Commit the outcome right after the POST (this is what shrinks the duplicate window)."""
     message_id, receiver, status_before, attempts_before = row[1], row[2], row[3], row[4]
     attempt = attempts_before + 1 if attempt is None else attempt
+    if delivery.outcome == RETRY and len(row) > 8 and now >= row[8] + config.give_up_after:
+        delivery = Delivery(FAILED, status_code=delivery.status_code,
+                            error=f"given up after {attempt} attempt(s) over {_span(now - row[8])}: {delivery.error}")
     if delivery.outcome == SENT:
         status, next_at = "sent", now
     elif delivery.outcome == RETRY:
@@ -322,6 +328,15 @@ def _entries(con, tail: str, params: list) -> list[OutboxEntry]:
         values["incident_ids"] = tuple(values["incident_ids"] or ())
         out.append(OutboxEntry(**values))
     return out
+
+
+def _span(delta: dt.timedelta) -> str:
+    """'26h 5m', '5m', '40s': how long a message was tried, for people."""
+    seconds = int(delta.total_seconds())
+    hours, minutes = seconds // 3600, seconds % 3600 // 60
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    return f"{minutes}m" if minutes else f"{seconds}s"
 
 
 def _naive(ts: dt.datetime) -> dt.datetime:

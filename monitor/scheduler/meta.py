@@ -30,6 +30,7 @@ KINDS = {
     "writer_busy": ("medium", "Store writer lock busy"),
     "analysis_failing": ("high", "Detection or alerting failing"),
     "job_failing": ("medium", "Scheduled job failing"),
+    "alert_lost": ("high", "Alerts lost"),  # raised by monitor.alert.lost
 }
 
 
