@@ -6,6 +6,7 @@ Messages go through the real delivery path to the local Slack stand-in
 from __future__ import annotations
 
 import datetime as dt
+import doctest
 import json
 import re
 
@@ -16,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from slack_server import FakeEndpoint
 
+import monitor.alert.mrkdwn
 from monitor.alert import run_alert_cycle, send_message
 from monitor.alert.mrkdwn import code, literal
 from monitor.catalog import load_catalog
@@ -124,3 +126,7 @@ def test_literal_and_code_never_leave_a_live_construct(value):
     assert code(value).count("`") == 2
     outside = literal(value)
     assert not re.search(r"(?<![^\W_])[*_~]|[*_~](?![^\W_])|`", outside)
+
+
+def test_doctests():
+    assert doctest.testmod(monitor.alert.mrkdwn).failed == 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import doctest
 import hashlib
 import json
 from urllib.parse import parse_qs, urlsplit
@@ -14,6 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dashboard_fixtures import copy_project, isolated_config_env, run_app, shared_project, texts  # noqa: F401
+import monitor.links
+import monitor.slices
 from monitor.catalog import load_catalog
 from monitor.cli import Context
 from monitor.dashboard.formatting import slice_text
@@ -60,6 +63,11 @@ def test_labels_without_separators_read_as_before(segment):
     # The format stores have always held; existing rows must keep their keys and incident ids.
     old = "&".join(f"{k}={segment[k]}" for k in sorted(segment))
     assert slice_label(segment) == old and parse_slice(old) == segment
+
+
+def test_doctests():
+    for module in (monitor.slices, monitor.links):
+        assert doctest.testmod(module).failed == 0
 
 
 def test_stored_labels_with_a_literal_percent_still_read():
