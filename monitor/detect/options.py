@@ -34,7 +34,7 @@ class DetectOptions:
     @property
     def spike_threshold(self) -> float:
         """One-bucket threshold: higher for hourly series, which test 24 buckets a day."""
-        from monitor.detect.baseline import per_day_threshold
+        from monitor.detect.rules import per_day_threshold
 
         return per_day_threshold(self.threshold, self.period)
 
