@@ -16,7 +16,7 @@ import numpy as np
 from monitor.detect.cusum import CUSUM_K, CUSUM_K_FAST, FAST_ARL_FACTOR, cusum_h, fast_clip
 from monitor.detect.judge import judge
 from monitor.detect.noise import HUBER, LAMBDA
-from monitor.detect.options import DetectOptions
+from monitor.detect.options import BatchOptions
 from monitor.detect.regimes import ShiftPlan
 from monitor.detect.registry import register
 from monitor.detect.results import AnomalySegment, SeriesDetection, relative_change
@@ -58,7 +58,7 @@ def _plan(cps: ChangePoints, n: int) -> ShiftPlan:
     return plan
 
 
-def _run(values, den, options: DetectOptions, *, name: str, spikes: bool, shifts: bool) -> list[SeriesDetection]:
+def _run(values, den, options: BatchOptions, *, name: str, spikes: bool, shifts: bool) -> list[SeriesDetection]:
     n_series, n = values.shape
     obs = observed_values(values, den, options.min_volume)
     cps = None
@@ -203,7 +203,7 @@ def _json_float(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _params(name, options: DetectOptions, spike_threshold, spikes, shifts, warmup, cusum=None, fast=None) -> dict:
+def _params(name, options: BatchOptions, spike_threshold, spikes, shifts, warmup, cusum=None, fast=None) -> dict:
     return {
         "detector": name,
         "direction": options.direction,
@@ -246,15 +246,15 @@ def _params(name, options: DetectOptions, spike_threshold, spikes, shifts, warmu
 
 
 @register("default")
-def default_detector(values, *, denominators=None, options: DetectOptions) -> list[SeriesDetection]:
+def default_detector(values, *, denominators=None, options: BatchOptions) -> list[SeriesDetection]:
     return _run(values, denominators, options, name="default", spikes=True, shifts=True)
 
 
 @register("zscore")
-def zscore_detector(values, *, denominators=None, options: DetectOptions) -> list[SeriesDetection]:
+def zscore_detector(values, *, denominators=None, options: BatchOptions) -> list[SeriesDetection]:
     return _run(values, denominators, options, name="zscore", spikes=True, shifts=False)
 
 
 @register("level_shift")
-def level_shift_detector(values, *, denominators=None, options: DetectOptions) -> list[SeriesDetection]:
+def level_shift_detector(values, *, denominators=None, options: BatchOptions) -> list[SeriesDetection]:
     return _run(values, denominators, options, name="level_shift", spikes=False, shifts=True)

@@ -19,14 +19,12 @@ from monitor.catalog import Metric
 from monitor.detect.follows import follow_rows
 from monitor.detect.incident_rows import incident_row, lies_within, same_episode
 from monitor.detect.mix import merge_runs, mix_runs, mix_series
-from monitor.detect.options import BASE_THRESHOLD, SENSITIVITY, make_options
+from monitor.detect.options import DetectOptions, sensitivity_multiplier
 from monitor.engine import GRAIN_STEP
 from monitor.store import Store, slice_label
 
 # How much history one detection looks at: enough for a seasonal baseline, bounded for speed.
 HISTORY = {"day": dt.timedelta(days=400), "hour": dt.timedelta(days=150)}
-# A persisting level shift becomes the new normal after this many buckets (header overrides).
-ACCEPT_AFTER = {"day": 14, "hour": 72}
 # Two-dimension slices need this share of the metric's volume (header slice_min_volume overrides).
 PAIR_MIN_SHARE = 0.01
 MAX_PAIR_SLICES = 400
@@ -52,27 +50,6 @@ class DetectionResult:
     @property
     def open_incidents(self) -> list[dict]:
         return [i for i in self.incidents if i["status"] == "open"]
-
-
-def detection_options(metric: Metric) -> dict:
-    """detect_series keyword options from the metric header."""
-    settings = metric.detect
-    seasonality = settings.seasonality
-    if seasonality == "auto":
-        period = 7 if metric.grain == "day" else (24, 168)
-    elif seasonality == "weekly":
-        period = 7 if metric.grain == "day" else 168
-    elif seasonality == "daily":
-        period = None if metric.grain == "day" else 24
-    else:
-        period = None
-    return {
-        "period": period,
-        "direction": settings.direction,
-        "sensitivity": settings.sensitivity,
-        "min_volume": float(settings.min_volume),
-        "accept_after": settings.accept_after or ACCEPT_AFTER[metric.grain],
-    }
 
 
 def load_slices(store: Store, metric: Metric, *, end: dt.datetime) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
@@ -137,7 +114,7 @@ def slice_sensitivity(base, n_slices: int):
     metric together raise about as many false alarms as its total (a Bonferroni-like
     widening that grows slowly with the number of slices)."""
     widen = math.sqrt(1.0 + math.log(max(n_slices, 1)) / 2.0)
-    return _multiplier(base) * widen
+    return sensitivity_multiplier(base) * widen
 
 
 def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> DetectionResult:
@@ -150,7 +127,7 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
     axis, series = load_slices(store, metric, end=now)
     if not series:
         return result
-    options = detection_options(metric)
+    options = DetectOptions.from_metric(metric)
     exclusions = _exclusion_masks(store, metric, axis)
     runs = _mix_runs(metric, series, options) if metric.kind == "ratio" else []
     for run in runs:
@@ -164,15 +141,15 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
     for group_index, group in enumerate(groups):
         if not group:
             continue
-        opts = dict(options)
+        opts = options
         if group_index == 1:
-            opts["sensitivity"] = slice_sensitivity(options["sensitivity"], len(group))
-            if metric.detect.slice_min_volume is not None:
-                opts["min_volume"] = float(metric.detect.slice_min_volume)
+            floor = metric.detect.slice_min_volume
+            opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, len(group)),
+                           min_volume=options.min_volume if floor is None else float(floor))
         values = np.vstack([s.values for s in group])
         volumes = np.vstack([s.volume for s in group]) if metric.kind == "ratio" else None
         excludes = np.vstack([exclusions.get(s.label, np.zeros(len(axis), bool)) for s in group])
-        detections += detect_batch(values, denominators_2d=volumes, exclude=excludes, **opts)
+        detections += detect_batch(values, denominators_2d=volumes, exclude=excludes, options=opts)
     if runs:
         total = detections[0]
         detections[0] = replace(total, segments=merge_runs(
@@ -182,7 +159,7 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
     # the total's seasonal shape: rate per phase (ratio), or value per phase (sum: volume 1)
     total = (series[0].values, series[0].volume if metric.kind == "ratio" else np.ones(len(axis)))
     rows += _unfound(follow_rows(store, metric, axis, total, options=options,
-                                 threshold=BASE_THRESHOLD * _multiplier(options["sensitivity"]), masks=exclusions),
+                                 threshold=options.threshold, masks=exclusions),
                      rows)
     _link_parents(rows, GRAIN_STEP[metric.grain])
     _write(store, metric, axis, series, detections, rows, now)
@@ -190,7 +167,7 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
     return result
 
 
-def _mix_runs(metric: Metric, series: list[SliceSeries], options: dict) -> list:
+def _mix_runs(metric: Metric, series: list[SliceSeries], options: DetectOptions) -> list:
     """Traffic-mix episodes of a ratio total, from its one-dimension slices (see
     ``monitor.detect.mix``)."""
     by_dim: dict[str, list[SliceSeries]] = {}
@@ -201,11 +178,8 @@ def _mix_runs(metric: Metric, series: list[SliceSeries], options: dict) -> list:
     if not by_dim:
         return []
     # as strict as a slice test, with one mix test per dimension
-    opts = make_options(n=series[0].values.size, n_series=1, period=options["period"],
-                        direction=options["direction"],
-                        sensitivity=slice_sensitivity(options["sensitivity"], len(by_dim)),
-                        min_volume=options["min_volume"], exclude=None, accept_after=options["accept_after"],
-                        detector="default")
+    opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, len(by_dim)),
+                   detector="default").resolve(n=series[0].values.size, n_series=1)
     mixes = [mix_series(dim, [s.segment[dim] for s in parts], np.vstack([s.values for s in parts]),
                         np.vstack([s.volume for s in parts]), period=opts.period, min_volume=opts.min_volume)
              for dim, parts in by_dim.items()]
@@ -258,10 +232,6 @@ def _incident_rows(metric: Metric, axis, series, detections, now) -> list[dict]:
                 relative_change=seg.relative_change, score=seg.score,
                 resolution="new_normal" if seg.accepted else "recovered", why=why))
     return rows
-
-
-def _multiplier(sensitivity) -> float:
-    return SENSITIVITY[sensitivity] if isinstance(sensitivity, str) else float(sensitivity)
 
 
 def _unfound(followed: list[dict], rows: list[dict]) -> list[dict]:
