@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import time
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
@@ -24,7 +25,8 @@ from monitor.catalog import Metric
 from monitor.engine.windows import Window
 from monitor.errors import StoreError
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+# Shipped inside the package (a wheel has no checkout around it), read through importlib.resources.
+SQL_DIR = resources.files("monitor") / "sql"
 # schema.sql first, then each later step's own DDL file (alerts.sql, ...), all idempotent.
 SCHEMA_FILES = ("schema.sql",)
 LOCK_WAIT_SECONDS = 30.0
@@ -82,9 +84,9 @@ class Store:
                 delay = min(delay * 2, 0.5)
 
     def _apply_schema(self, con: duckdb.DuckDBPyConnection) -> None:
-        extra = sorted(p.name for p in SQL_DIR.glob("*.sql") if p.name not in SCHEMA_FILES)
+        extra = sorted(p.name for p in SQL_DIR.iterdir() if p.name.endswith(".sql") and p.name not in SCHEMA_FILES)
         for name in (*SCHEMA_FILES, *extra):
-            con.execute((SQL_DIR / name).read_text())
+            con.execute((SQL_DIR / name).read_text(encoding="utf-8"))
         self._schema_ready = True
 
     def init(self) -> None:
