@@ -76,9 +76,12 @@ def check(ctx: Context, no_dry_run: bool) -> None:
 @click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
 @click.option("--chunk", type=int, default=None, help="Buckets per query (default 366 days / 2208 hours).")
 @click.option("--no-detect", is_flag=True, help="Only compute; skip detection afterwards.")
+@click.option("--allow-empty", is_flag=True, help="Store empty results even over windows that hold rows "
+              "(by default refused: an emptied source must not wipe history).")
 @pass_ctx
 @handle_errors
-def backfill(ctx: Context, start: str, end: str, names: tuple[str, ...], chunk: int | None, no_detect: bool) -> None:
+def backfill(ctx: Context, start: str, end: str, names: tuple[str, ...], chunk: int | None, no_detect: bool,
+             allow_empty: bool) -> None:
     """Compute metrics for a past range (idempotent: re-running replaces the windows)."""
     from monitor.engine import parse_when
     from monitor.pipeline import backfill_plan
@@ -90,16 +93,17 @@ def backfill(ctx: Context, start: str, end: str, names: tuple[str, ...], chunk: 
     metrics = catalog.select(list(names))
     plan = backfill_plan(metrics, start_ts, end_ts, chunk)
     with _writer(config, "monitor backfill"):
-        result = _compute_with_progress(config, plan, trigger="backfill")
+        result = _compute_with_progress(config, plan, trigger="backfill", allow_empty=allow_empty)
         _finish(ctx, catalog, result, detect=not no_detect, names=[m.name for m in metrics])
 
 
 @cli.command()
 @click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
 @click.option("--no-alerts", is_flag=True, help="Detect and explain, but send nothing.")
+@click.option("--allow-empty", is_flag=True, help="Store empty results even over windows that hold rows.")
 @pass_ctx
 @handle_errors
-def run(ctx: Context, names: tuple[str, ...], no_alerts: bool) -> None:
+def run(ctx: Context, names: tuple[str, ...], no_alerts: bool, allow_empty: bool) -> None:
     """One cycle now: compute the due windows, then detect, attribute and alert."""
     from monitor.pipeline import run_cycle, run_plan
 
@@ -110,7 +114,7 @@ def run(ctx: Context, names: tuple[str, ...], no_alerts: bool) -> None:
             click.echo("Nothing due: every metric is up to date.")
         with _progress(len(plan), "run") as advance:
             cycle = run_cycle(config, catalog, now=ctx.now, names=list(names) or None, trigger="run",
-                              alert=not no_alerts, on_window=advance, plan=plan)
+                              alert=not no_alerts, on_window=advance, plan=plan, allow_empty=allow_empty)
     _report_cycle(cycle)
     if catalog.problems or cycle.compute.failures or cycle.detect_failures:
         sys.exit(1)
@@ -261,11 +265,11 @@ def _progress(total: int, label: str):
         yield lambda metric, window: bar.update(1, f"{metric.name} {window.start:%Y-%m-%d}")
 
 
-def _compute_with_progress(config: ProjectConfig, plan, *, trigger: str):
+def _compute_with_progress(config: ProjectConfig, plan, *, trigger: str, allow_empty: bool = False):
     from monitor.pipeline import compute
 
     with _progress(len(plan), trigger) as advance:
-        return compute(config, plan, trigger=trigger, on_window=advance)
+        return compute(config, plan, trigger=trigger, on_window=advance, allow_empty=allow_empty)
 
 
 def _finish(ctx: Context, catalog, result, *, detect: bool, names) -> None:

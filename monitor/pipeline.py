@@ -40,7 +40,7 @@ class ComputeResult:
 
 def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger: str,
             store: Store | None = None, on_window: Callable[[Metric, Window], None] | None = None,
-            clock: Callable[[], dt.datetime] = utcnow) -> ComputeResult:
+            clock: Callable[[], dt.datetime] = utcnow, allow_empty: bool = False) -> ComputeResult:
     """Run every (metric, window) of the plan; a failing metric does not stop the others.
 
     After the first failure of a metric its remaining windows are skipped (they
@@ -51,10 +51,13 @@ def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger
     waits on disk and on single-threaded steps at different times). The writer is
     the only user of the store connection and writes in plan order, each window in
     its own transaction, exactly as a sequential loop would.
+
+    An empty result over a window that holds stored rows fails that window unless
+    `allow_empty` (see Store.write_window).
     """
     store = store or Store(config.store_path)
     with make_engine(config.source) as engine:
-        writer = _WindowWriter(store, trigger, clock, on_window, open_now=bool(plan))
+        writer = _WindowWriter(store, trigger, clock, on_window, open_now=bool(plan), allow_empty=allow_empty)
         try:
             for metric, window in plan:
                 writer.raise_error()
@@ -79,8 +82,10 @@ class _WindowWriter:
     """The store side of `compute`: a thread writing checked windows in order."""
 
     def __init__(self, store: Store, trigger: str, clock: Callable[[], dt.datetime],
-                 on_window: Callable[[Metric, Window], None] | None, *, open_now: bool = True):
+                 on_window: Callable[[Metric, Window], None] | None, *, open_now: bool = True,
+                 allow_empty: bool = False):
         self.store, self.trigger, self.clock, self.on_window = store, trigger, clock, on_window
+        self.allow_empty = allow_empty
         self._open_now = open_now
         self.result = ComputeResult()
         self.broken: dict[str, str] = {}
@@ -142,7 +147,8 @@ class _WindowWriter:
                 if error is not None:
                     raise error
                 result.rows += store.write_window(metric, window, rows, trigger=self.trigger, started_at=started,
-                                                  now=self.clock(), session=session)
+                                                  now=self.clock(), session=session,
+                                                  allow_empty=self.allow_empty)
                 result.windows_ok += 1
             except Exception as exc:  # noqa: BLE001 - one metric's failure must not stop the others
                 message = str(exc) if isinstance(exc, MonitorError) else f"{type(exc).__name__}: {exc}"
@@ -257,13 +263,13 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
 def run_cycle(config: ProjectConfig, catalog: Catalog, *, now: dt.datetime, names: list[str] | None = None,
               trigger: str = "run", store: Store | None = None, alert: bool = True,
               on_window: Callable[[Metric, Window], None] | None = None,
-              plan: list[tuple[Metric, Window]] | None = None) -> CycleResult:
+              plan: list[tuple[Metric, Window]] | None = None, allow_empty: bool = False) -> CycleResult:
     """One cycle: compute the due windows (or the given plan), detect, attribute, alert."""
     store = store or Store(config.store_path)
     metrics = catalog.select(names)
     if plan is None:
         plan = [(m, w) for m in metrics for w in due_windows(m, store, now)]
-    computed = compute(config, plan, trigger=trigger, store=store, on_window=on_window)
+    computed = compute(config, plan, trigger=trigger, store=store, on_window=on_window, allow_empty=allow_empty)
     result = detect_and_attribute(config, metrics, now=now, store=store)
     result.compute = computed
     if alert:

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from monitor.catalog import Metric
 from monitor.engine.windows import Window
-from monitor.errors import StoreError
+from monitor.errors import EmptyResultError, StoreError
 
 # Shipped inside the package (a wheel has no checkout around it), read through importlib.resources.
 SQL_DIR = resources.files("monitor") / "sql"
@@ -125,23 +125,33 @@ class Store:
     # -- leaf rows ---------------------------------------------------------------------------
     def write_window(self, metric: Metric, window: Window, rows: pa.Table, *, trigger: str,
                      started_at: dt.datetime, now: dt.datetime | None = None,
-                     session: "WriterSession | None" = None) -> int:
+                     session: "WriterSession | None" = None, allow_empty: bool = False) -> int:
         """Replace the window's rows and log the run, in one transaction.
 
         Either the new rows and the 'ok' run are both there, or neither: a crash
         or error mid-way leaves the previous state of the window. Duplicate leaves
-        (a GROUP BY slip, NULL dimensions folded together) are summed: measures are additive.
+        (a GROUP BY slip) are summed: measures are additive.
+
+        An empty result over a window that holds rows is refused unless `allow_empty`:
+        an emptied or truncated source table must not silently wipe history.
         """
         if session is None:
             with self.writer() as own:
                 return self.write_window(metric, window, rows, trigger=trigger, started_at=started_at,
-                                         now=now, session=own)
+                                         now=now, session=own, allow_empty=allow_empty)
         table = leaves_table(metric.name)
         finished = now or utcnow()
         con = session.connection()
         con.execute("BEGIN TRANSACTION")
         try:
             session.ensure_leaves_table(metric)
+            if not rows.num_rows and not allow_empty:
+                held = con.execute(f'SELECT count(*) FROM "{table}" WHERE ts >= ? AND ts < ?',
+                                   [window.start, window.end]).fetchone()[0]
+                if held:
+                    raise EmptyResultError(
+                        f"{metric.name} returned no rows for {window}, which holds {held:,} stored leaf rows; "
+                        f"kept them (is the source empty?). Pass --allow-empty to store the empty result.")
             con.execute(f'DELETE FROM "{table}" WHERE ts >= ? AND ts < ?', [window.start, window.end])
             if rows.num_rows:
                 con.register("incoming_rows", rows)
