@@ -109,7 +109,8 @@ def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
     """Normalise and validate one window's rows; raise MetricRunError naming metric, window and SQL."""
 
     def fail(message: str) -> MetricRunError:
-        return MetricRunError(f"{metric.name} returned bad rows for {window}: {message}", evidence=metric.sql)
+        return MetricRunError(f"{metric.name} returned bad rows for {window}: {message} "
+                              f"({metric.path}:{metric.sql_line})", evidence=metric.sql)
 
     problems = schema_problems(metric, table.schema)
     if problems:
@@ -132,6 +133,10 @@ def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
         col = table.column(m).cast(pa.float64())
         if table.num_rows and pc.any(pc.is_null(col)).as_py():
             raise fail(f"measure {m} is NULL in some rows; use coalesce(..., 0)")
+        # NaN/Inf would poison every sum over the slice, so detection would go blind without a word.
+        bad = pc.sum(pc.invert(pc.is_finite(col))).as_py() if table.num_rows else 0
+        if bad:
+            raise fail(f"measure {m} is NaN or infinite in {bad:,} row(s) (a division by zero?); nothing stored")
         columns[m] = col
     if table.num_rows and metric.kind == "ratio":
         if pc.any(pc.less(columns["denominator"], 0)).as_py():
