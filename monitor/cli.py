@@ -84,14 +84,22 @@ def backfill(ctx: Context, start: str, end: str, names: tuple[str, ...], chunk: 
              allow_empty: bool) -> None:
     """Compute metrics for a past range (idempotent: re-running replaces the windows)."""
     from monitor.engine import parse_when
-    from monitor.pipeline import backfill_plan
+    from monitor.pipeline import backfill_plan, complete_until
 
     start_ts, end_ts = parse_when(start), parse_when(end)
     if end_ts <= start_ts:
         raise MonitorError(f"--end {end} must be after --start {start}.")
     config, catalog = ctx.config, _catalog(ctx)
     metrics = catalog.select(list(names))
-    plan = backfill_plan(metrics, start_ts, end_ts, chunk)
+    now = ctx.now
+    plan = backfill_plan(metrics, start_ts, end_ts, chunk, now=now)
+    cut = min((complete_until(m.grain, now) for m in metrics), default=end_ts)
+    if metrics and not plan:
+        raise MonitorError(f"--start {start} is in the future (now {now:%Y-%m-%d %H:%M} UTC): no complete bucket "
+                           "to compute; `monitor run` computes buckets once they are complete.")
+    if cut < end_ts:
+        click.echo(f"note: --end {end} is in the future; computing complete buckets only, up to {cut:%Y-%m-%d %H:%M} "
+                   "(the bucket holding now is not complete; `monitor run` computes later ones when due).", err=True)
     with _writer(config, "monitor backfill"):
         result = _compute_with_progress(config, plan, trigger="backfill", allow_empty=allow_empty)
         _finish(ctx, catalog, result, detect=not no_detect, names=[m.name for m in metrics])

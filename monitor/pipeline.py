@@ -162,12 +162,23 @@ class _WindowWriter:
 
 
 def backfill_plan(metrics: Iterable[Metric], start: dt.datetime, end: dt.datetime,
-                  chunk: int | None = None) -> list[tuple[Metric, Window]]:
+                  chunk: int | None = None, *, now: dt.datetime | None = None) -> list[tuple[Metric, Window]]:
+    """Windows covering [start, end) per metric; with `now`, only buckets complete by then.
+
+    A window recorded as computed is never run again (except for the lookback), so a
+    future or partial bucket written now would stay empty or partial for good.
+    """
     plan = []
     for metric in metrics:
-        for window in split_windows(start, end, metric.grain, chunk or BACKFILL_CHUNK[metric.grain]):
+        stop = end if now is None else min(end, complete_until(metric.grain, now))
+        for window in split_windows(start, stop, metric.grain, chunk or BACKFILL_CHUNK[metric.grain]):
             plan.append((metric, window))
     return plan
+
+
+def complete_until(grain: str, now: dt.datetime) -> dt.datetime:
+    """End of the last complete bucket at `now`: the bucket holding `now` is still filling."""
+    return floor_to_grain(now, grain)
 
 
 def due_windows(metric: Metric, store: Store, now: dt.datetime) -> list[Window]:
@@ -177,7 +188,7 @@ def due_windows(metric: Metric, store: Store, now: dt.datetime) -> list[Window]:
     missed buckets come back in order, coalesced into chunks.
     """
     step = GRAIN_STEP[metric.grain]
-    end = floor_to_grain(now, metric.grain)  # the bucket holding `now` is not complete yet
+    end = complete_until(metric.grain, now)
     done_until = store.computed_until(metric)
     if done_until is None:
         start = end - step * INITIAL_HISTORY[metric.grain]
