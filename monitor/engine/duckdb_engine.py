@@ -127,8 +127,7 @@ def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
             raise fail(f"ts is not aligned to the {metric.grain} grain; use date_trunc('{metric.grain}', ...)")
     columns = {"ts": ts}
     for d in metric.dimensions:
-        col = table.column(d).cast(pa.string())
-        columns[d] = pc.fill_null(col, "(null)")
+        columns[d] = dimension_labels(table.column(d).cast(pa.string()))
     for m in metric.measures:
         col = table.column(m).cast(pa.float64())
         if table.num_rows and pc.any(pc.is_null(col)).as_py():
@@ -146,6 +145,20 @@ def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
         if metric.bounded and pc.any(pc.greater(columns["numerator"], columns["denominator"])).as_py():
             raise fail("numerator > denominator although the header says bounded: true")
     return pa.table(columns)
+
+
+NULL_LABEL = "(null)"
+
+
+def dimension_labels(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Dimension values as stored: NULL becomes '(null)', and a real '(null)' text gains a backslash.
+
+    Stored dimensions are NOT NULL strings (every slice has a printable label), so NULL
+    needs a label no real value maps to: texts of the form '(null)', '\\(null)', ...
+    get one more leading backslash, which keeps every value distinct (issue 19).
+    """
+    escaped = pc.replace_substring_regex(column, pattern=r"^(\\*\(null\))$", replacement=r"\\\1")
+    return pc.fill_null(escaped, NULL_LABEL)
 
 
 def _first_line(exc: Exception) -> str:
