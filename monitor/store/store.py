@@ -153,6 +153,7 @@ class Store:
                         f"{metric.name} returned no rows for {window}, which holds {held:,} stored leaf rows; "
                         f"kept them (is the source empty?). Pass --allow-empty to store the empty result.")
             con.execute(f'DELETE FROM "{table}" WHERE ts >= ? AND ts < ?', [window.start, window.end])
+            stored = 0
             if rows.num_rows:
                 con.register("incoming_rows", rows)
                 cols = ", ".join(f'"{c}"' for c in ["ts", *metric.dimensions, *metric.measures])
@@ -160,17 +161,19 @@ class Store:
                     # The usual case (the query ends in GROUP BY): copy the rows as they are.
                     # Re-grouping would cost more than the check and scatter the rows, which
                     # also makes the commit's compression slower.
+                    stored = rows.num_rows
                     con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM incoming_rows')
                 else:
                     # Keys cast to the stored types first, so values that become equal are summed too.
                     keys = ", ".join(['ts::TIMESTAMP', *(f'"{d}"::VARCHAR' for d in metric.dimensions)])
                     sums = ", ".join(f'sum("{m}")' for m in metric.measures)
-                    con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {keys}, {sums} FROM incoming_rows GROUP BY ALL')
+                    stored = con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {keys}, {sums} FROM incoming_rows'
+                                         ' GROUP BY ALL').fetchone()[0]  # DuckDB answers an INSERT with its row count
                 con.unregister("incoming_rows")
             con.execute(
                 "INSERT INTO runs (metric, window_start, window_end, started_at, finished_at, rows, status,"
                 " definition_hash, trigger) VALUES (?, ?, ?, ?, ?, ?, 'ok', ?, ?)",
-                [metric.name, window.start, window.end, started_at, finished, rows.num_rows,
+                [metric.name, window.start, window.end, started_at, finished, stored,
                  metric.definition_hash, trigger],
             )
             session.upsert_definition(metric, finished)
@@ -179,7 +182,7 @@ class Store:
             con.execute("ROLLBACK")
             raise
         session.maybe_release()
-        return rows.num_rows
+        return stored
 
     def record_failure(self, metric: Metric, window: Window, error: str, *, trigger: str,
                        started_at: dt.datetime, now: dt.datetime | None = None,
