@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import glob
+import re
 from pathlib import Path
 
 import duckdb
@@ -28,6 +30,7 @@ class DuckDBEngine:
     def __init__(self, source: SourceConfig):
         self.source = source
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._views: set[str] = set()  # views created on the open connection
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
@@ -42,18 +45,38 @@ class DuckDBEngine:
         # Buckets and windows are naive UTC everywhere; without this, TIMESTAMPTZ sources
         # would be truncated in the host's zone (as the Spark engine's session is pinned too).
         con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    def views_for(self, metric: Metric) -> None:
+        """Create the file views this metric's SQL names, once per connection.
+
+        Per metric rather than all at open: a view whose file is missing or broken
+        then fails only the metrics that read it, with an error naming the view.
+        A view named but not read (say, a column of the same name) costs one
+        CREATE VIEW; its file problem would then wrongly fail this metric, which
+        a word match cannot rule out but which needs a column named like a view.
+        """
+        con = self.connection()
         for name, path in self.source.views.items():
+            if name in self._views or not re.search(rf"\b{re.escape(name)}\b", metric.sql, re.IGNORECASE):
+                continue
             reader = next((fn for ext, fn in VIEW_FORMATS.items() if str(path).endswith(ext)), None)
             if reader is None:
-                raise ConfigError(f"View {name}: {path} is not a .parquet or .csv file.")
+                raise ConfigError(f"View {name}: {path} is not a .parquet or .csv file ([source.views] in monitor.toml).")
+            if not (glob.has_magic(str(path)) or Path(path).exists()):
+                raise ConfigError(f"View {name} reads {path}, which does not exist ([source.views] in monitor.toml).")
             literal = str(path).replace("'", "''")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {reader}('{literal}')")
-        return con
+            try:
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {reader}('{literal}')")
+            except duckdb.Error as exc:
+                raise ConfigError(f"View {name} cannot read {path}: {_first_line(exc)}") from exc
+            self._views.add(name)
 
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
             self._con = None
+            self._views.clear()
 
     def __enter__(self) -> "DuckDBEngine":
         return self
@@ -63,6 +86,10 @@ class DuckDBEngine:
 
     def execute(self, metric: Metric, window: Window) -> pa.Table:
         """The raw result of the metric's SQL for the window, unchecked."""
+        try:
+            self.views_for(metric)
+        except ConfigError as exc:
+            raise MetricRunError(f"{metric.name} failed for {window}: {exc}", evidence=metric.sql) from exc
         try:
             return self.connection().execute(metric.sql, {"start": window.start, "end": window.end}).to_arrow_table()
         except duckdb.Error as exc:
