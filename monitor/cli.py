@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from monitor.cli_context import Context, handle_errors, pass_ctx
+from monitor.cli_context import Context, as_of_option, handle_errors, pass_ctx
 from monitor.config import ProjectConfig
 from monitor.errors import CatalogError, MonitorError
 
@@ -22,7 +22,7 @@ from monitor.errors import CatalogError, MonitorError
 @click.option("--config", "config_path", type=click.Path(), envvar="MONITOR_CONFIG",
               help="Path to monitor.toml (default: found in the current folder or a parent).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and the SQL behind errors.")
-@click.option("--now", hidden=True, help="Pretend the current UTC time is this (for tests and replays).")
+@click.option("--now", hidden=True, help="Pretend the current UTC time is this, for every command (tests).")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, debug: bool, now: str | None) -> None:
     """Metric monitoring and attribution for risk-control teams."""
@@ -109,6 +109,7 @@ def backfill(ctx: Context, start: str, end: str, names: tuple[str, ...], chunk: 
 @click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
 @click.option("--no-alerts", is_flag=True, help="Detect and explain, but send nothing.")
 @click.option("--allow-empty", is_flag=True, help="Store empty results even over windows that hold rows.")
+@as_of_option
 @pass_ctx
 @handle_errors
 def run(ctx: Context, names: tuple[str, ...], no_alerts: bool, allow_empty: bool) -> None:
@@ -130,6 +131,7 @@ def run(ctx: Context, names: tuple[str, ...], no_alerts: bool, allow_empty: bool
 
 @cli.command()
 @click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
+@as_of_option
 @pass_ctx
 @handle_errors
 def detect(ctx: Context, names: tuple[str, ...]) -> None:
@@ -204,13 +206,18 @@ def demo(ctx: Context, folder: str, seed: int, days: int, scale: float) -> None:
 @click.option("--status", type=click.Choice(["open", "resolved", "all"]), default="all", show_default=True)
 @click.option("--slices/--no-slices", default=True, help="Include slice incidents under a total.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@as_of_option
 @pass_ctx
 @handle_errors
 def incidents(ctx: Context, since: str | None, names: tuple[str, ...], status: str, slices: bool, fmt: str) -> None:
     """List incidents (json includes the attribution)."""
     from monitor.incidents import list_incidents, render_table
 
-    rows = list_incidents(ctx.config, since=since, metrics=list(names), status=status, slices=slices)
+    rows = list_incidents(ctx.config, since=since, metrics=list(names), status="all", slices=slices)
+    if ctx.now_given:
+        rows = [as_known_then(r, ctx.now) for r in rows if r["start_ts"] < ctx.now]
+    if status != "all":
+        rows = [r for r in rows if r["status"] == status]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=str))
     else:
@@ -220,6 +227,7 @@ def incidents(ctx: Context, since: str | None, names: tuple[str, ...], status: s
 @cli.command()
 @click.argument("incident_id")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@as_of_option
 @pass_ctx
 @handle_errors
 def explain(ctx: Context, incident_id: str, fmt: str) -> None:
@@ -227,10 +235,27 @@ def explain(ctx: Context, incident_id: str, fmt: str) -> None:
     from monitor.incidents import get_incident, render_explanation
 
     incident = get_incident(ctx.config, incident_id)
+    if ctx.now_given:
+        if incident["start_ts"] >= ctx.now:
+            raise MonitorError(f"Incident {incident['incident_id']} starts at {incident['start_ts']:%Y-%m-%d %H:%M}, "
+                               f"after --as-of {ctx.now:%Y-%m-%d %H:%M}.")
+        incident = as_known_then(incident, ctx.now)
     if fmt == "json":
         click.echo(json.dumps(incident, indent=2, default=str))
     else:
         click.echo(render_explanation(incident))
+
+
+def as_known_then(incident: dict, as_of) -> dict:
+    """The incident as a listing at `as_of` shows it: still open if it ended later.
+
+    The rows are those of the latest detection (ids and starts are stable across runs);
+    `detect --as-of` replays the detection itself.
+    """
+    end = incident.get("end_ts")
+    if end is not None and end > as_of:
+        incident = {**incident, "end_ts": None, "status": "open", "resolution": None}
+    return incident
 
 
 def _catalog(ctx: Context):
@@ -309,6 +334,8 @@ def _report_cycle(cycle, *, computed: bool = True) -> None:
         click.echo(f"detection failed: {metric}: {error}", err=True)
     for metric in cycle.stale:
         click.echo(f"warning: {metric}: no new source rows lately (stale data); detection skipped.", err=True)
+    for metric, note in cycle.outside_window:
+        click.echo(f"warning: {metric}: {note}.", err=True)
 
 
 def _attach_step_commands() -> None:

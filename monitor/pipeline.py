@@ -217,6 +217,8 @@ class CycleResult:
     alerts: object | None = None
     detect_failures: list[tuple[str, str]] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # metrics skipped: their source stopped receiving data
+    # (metric, message): stored rows exist but none inside detection's history window at `now`
+    outside_window: list[tuple[str, str]] = field(default_factory=list)
 
 
 def detection_order(metrics: Iterable[Metric]) -> list[Metric]:
@@ -261,7 +263,11 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
             result.stale.append(metric.name)
             continue
         try:
-            result.detections[metric.name] = detect_metric(store, metric, now=now)
+            result.detections[metric.name] = detected = detect_metric(store, metric, now=now)
+            if not detected.series_checked and metric.detect.enabled:
+                note = _outside_window(store, metric, now)
+                if note:
+                    result.outside_window.append((metric.name, note))
             result.explained += attribute_incidents(store, metric)
         except MonitorError as exc:
             result.detect_failures.append((metric.name, str(exc)))
@@ -269,6 +275,19 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
             log.exception("detection failed for %s", metric.name)
             result.detect_failures.append((metric.name, f"{type(exc).__name__}: {exc}"))
     return result
+
+
+def _outside_window(store: Store, metric: Metric, now: dt.datetime) -> str | None:
+    """Why detection saw nothing although rows are stored, and how to look at them."""
+    from monitor.detect.run_detection import HISTORY
+
+    latest = store.latest_bucket(metric)
+    if latest is None:
+        return None
+    after = latest + GRAIN_STEP[metric.grain]
+    return (f"stored data lie outside the detection window [{now - HISTORY[metric.grain]:%Y-%m-%d %H:%M}, "
+            f"{now:%Y-%m-%d %H:%M}); the latest bucket is {latest:%Y-%m-%d %H:%M}: "
+            f"detect as of then with `--as-of {after:%Y-%m-%dT%H:%M}`")
 
 
 def run_cycle(config: ProjectConfig, catalog: Catalog, *, now: dt.datetime, names: list[str] | None = None,

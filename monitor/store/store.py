@@ -223,6 +223,13 @@ class Store:
              json.dumps(metric.header_dict(), default=str), str(metric.path), now],
         )
 
+    def latest_bucket(self, metric: Metric) -> dt.datetime | None:
+        """The newest stored bucket of the metric (None without rows)."""
+        if not self.has_leaves(metric.name):
+            return None
+        with self.connect(read_only=True) as con:
+            return con.execute(f'SELECT max(ts) FROM "{leaves_table(metric.name)}"').fetchone()[0]
+
     def has_leaves(self, metric_name: str) -> bool:
         if not self.path.exists():
             return False
