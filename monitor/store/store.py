@@ -33,6 +33,15 @@ LOCK_WAIT_SECONDS = 30.0
 # A writer hands the file back at least this often, so readers in other processes get a turn.
 MAX_HOLD_SECONDS = 2.0
 WRITER_THREADS = 1
+# Readers kept out by a writer say so by touching "<store>.waiting"; a writer that sees a
+# touch this recent hands the file over after its current window (held at least MIN_HOLD,
+# so it still makes progress) and waits up to YIELD_SECONDS for the readers to get in.
+# Without it a writer of many small windows reopens the file within microseconds of
+# closing it and readers, polling, almost never find it free (waits of 15-30 s measured).
+READER_FRESH_SECONDS = 0.15
+READER_POLL_SECONDS = 0.02
+MIN_HOLD_SECONDS = 0.2
+YIELD_SECONDS = 1.0
 
 
 def leaves_table(metric_name: str) -> str:
@@ -78,10 +87,48 @@ class Store:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if "lock" not in str(exc).lower():
                     raise StoreError(f"Cannot open store {self.path}: {str(exc).splitlines()[0]}") from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+                if time.monotonic() > deadline:
+                    raise StoreError(self._busy_message()) from exc
+                if read_only:
+                    self._signal_reader_waiting()
+                    time.sleep(READER_POLL_SECONDS)  # poll fast: the writer's hand-over is brief
+                else:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+
+    def _busy_message(self) -> str:
+        from monitor.scheduler.lock import describe_holder, lock_path, read_holder
+
+        holder = read_holder(self.path)
+        if holder is not None:
+            return (f"The store {self.path} is busy: its writer lock {lock_path(self.path)} is held by "
+                    f"{describe_holder(holder)}; gave up after waiting {self.lock_wait:g} s (try again when it is done).")
+        return (f"The store {self.path} is held by another process (not through monitor's writer lock); "
+                f"gave up after waiting {self.lock_wait:g} s.")
+
+    def _waiting_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".waiting")
+
+    def _signal_reader_waiting(self) -> None:
+        try:
+            self._waiting_path().touch()
+        except OSError:
+            pass  # a read-only folder: the writer still hands over every max_hold seconds
+
+    def reader_waiting(self) -> bool:
+        """True while a reader in another process is being kept out (touched very recently)."""
+        try:
+            return time.time() - self._waiting_path().stat().st_mtime < READER_FRESH_SECONDS
+        except OSError:
+            return False
+
+    def yield_to_readers(self) -> None:
+        """Before a writer reopens the file: let waiting readers in first (bounded)."""
+        deadline = time.monotonic() + YIELD_SECONDS
+        while self.reader_waiting() and time.monotonic() < deadline:
+            time.sleep(READER_POLL_SECONDS)
 
     def _apply_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         extra = sorted(p.name for p in SQL_DIR.iterdir() if p.name.endswith(".sql") and p.name not in SCHEMA_FILES)
@@ -291,11 +338,14 @@ class WriterSession:
         self.max_hold = max_hold
         self._con: duckdb.DuckDBPyConnection | None = None
         self._opened_at = 0.0
+        self._released = False  # closed at least once: readers may be waiting for their turn
         self._tables_ok: set[str] = set()
         self._definitions: dict[str, str] = {}  # metric -> hash written in this connection
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
+            if self._released:
+                self.store.yield_to_readers()
             self._con = self.store._open(read_only=False)
             # Appending one window's Arrow rows and committing them runs on one thread anyway;
             # more threads would only compete with the source query running meanwhile (compute).
@@ -316,13 +366,18 @@ class WriterSession:
             self._definitions[metric.name] = metric.definition_hash
 
     def maybe_release(self) -> None:
-        if self._con is not None and time.monotonic() - self._opened_at > self.max_hold:
+        """Between writes: hand the file back after max_hold, or sooner when a reader waits."""
+        if self._con is None:
+            return
+        held = time.monotonic() - self._opened_at
+        if held > self.max_hold or (held > MIN_HOLD_SECONDS and self.store.reader_waiting()):
             self.release()
 
     def release(self) -> None:
         if self._con is not None:
             self._con.close()
             self._con = None
+            self._released = True
             # Another process may change the file while it is closed: check again next time.
             self._tables_ok.clear()
             self._definitions.clear()
