@@ -55,7 +55,7 @@ case "$where" in "$WORK/venv/"*) ;; *) echo "wheel-smoke: monitor imported from 
 step "init + check + backfill + detect + incidents"
 "$MON" init wp >/dev/null
 (cd wp && "$MON" check && "$MON" backfill --start 2026-01-01 --end 2026-01-15 --no-detect \
-    && "$MON" --now 2026-01-15 detect && "$MON" incidents >/dev/null && "$MON" incidents --format json >/dev/null)
+    && "$MON" detect --as-of 2026-01-15 && "$MON" incidents >/dev/null && "$MON" incidents --format json >/dev/null)
 
 step "demo"
 "$MON" demo --dir demo --days 45 >/dev/null
