@@ -40,9 +40,9 @@ if missing:
 EOF
 
 step "installing it into a fresh venv in $WORK"
-"$PY" -m venv "$WORK/venv"
+"$PY" -m venv --without-pip "$WORK/venv"  # the checkout's pip installs into it (--python): faster
 VPY="$WORK/venv/bin/python"
-"$VPY" -m pip install --quiet --no-index --no-deps "$WHEEL" >&2
+"$PY" -m pip --python "$VPY" install --quiet --no-index --no-deps "$WHEEL" >&2
 DEPS=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 SITE=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$DEPS" > "$SITE/zz-monitor-deps.pth"
@@ -51,6 +51,7 @@ MON="$WORK/venv/bin/monitor"
 cd "$WORK"
 where=$("$VPY" -c 'import monitor; print(monitor.__file__)')
 case "$where" in "$WORK/venv/"*) ;; *) echo "wheel-smoke: monitor imported from $where, not the wheel" >&2; exit 1 ;; esac
+case "$(head -1 "$MON")" in "#!$WORK/venv/"*) ;; *) echo "wheel-smoke: $MON does not run the fresh venv's python" >&2; exit 1 ;; esac
 
 step "init + check + backfill + detect + incidents"
 "$MON" init wp >/dev/null
