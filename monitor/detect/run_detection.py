@@ -119,8 +119,6 @@ def slice_sensitivity(base, n_slices: int):
 
 def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> DetectionResult:
     """Judge every series of the metric and write incidents, expectations and change points."""
-    from monitor.detect.series import detect_batch
-
     result = DetectionResult(metric.name)
     if not metric.detect.enabled or not store.has_leaves(metric.name):
         return result
@@ -128,39 +126,29 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
     if not series:
         return result
     options = DetectOptions.from_metric(metric)
-    exclusions = _exclusion_masks(store, metric, axis)
     runs = _mix_runs(metric, series, options) if metric.kind == "ratio" else []
+    base: dict[str, np.ndarray] = {}
     for run in runs:
         if not run.accepted:
             # hygiene: the total's baseline does not learn a traffic mix that may pass (the
             # incident then shows the whole move); an accepted mix is the new normal
-            mask = exclusions.setdefault("", np.zeros(len(axis), bool))
+            mask = base.setdefault("", np.zeros(len(axis), bool))
             mask[run.start:len(axis) if run.end is None else run.end] = True
-    groups = [series[:1], series[1:]]
-    detections = []
-    for group_index, group in enumerate(groups):
-        if not group:
-            continue
-        opts = options
-        if group_index == 1:
-            floor = metric.detect.slice_min_volume
-            opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, len(group)),
-                           min_volume=options.min_volume if floor is None else float(floor))
-        values = np.vstack([s.values for s in group])
-        volumes = np.vstack([s.volume for s in group]) if metric.kind == "ratio" else None
-        excludes = np.vstack([exclusions.get(s.label, np.zeros(len(axis), bool)) for s in group])
-        detections += detect_batch(values, denominators_2d=volumes, exclude=excludes, options=opts)
-    if runs:
-        total = detections[0]
-        detections[0] = replace(total, segments=merge_runs(
-            total.segments, runs, observed=total.observed, expected=total.expected, volume=series[0].volume))
+    # Two passes, so the result depends on the data and human labels only, never on what an
+    # earlier run stored (re-running detect changes nothing): the second keeps the closed
+    # incidents the first found out of the baseline, for the series that had any.
+    false_alarms = _false_alarms(store, metric)
+    first = _judge(metric, axis, series, options, base, runs, range(len(series)))
+    detections = [first[i] for i in range(len(series))]
+    rows = _rows(store, metric, axis, series, detections, options, base, now)
+    exclusions = _exclusion_masks(rows, false_alarms, axis, base)
+    again = [i for i, s in enumerate(series) if s.label in exclusions
+             and not np.array_equal(exclusions[s.label], base.get(s.label, np.zeros(len(axis), bool)))]
+    if again:
+        redone = _judge(metric, axis, series, options, exclusions, runs, again)
+        detections = [redone.get(i, d) for i, d in enumerate(detections)]
+        rows = _rows(store, metric, axis, series, detections, options, exclusions, now)
     result.series_checked = len(series)
-    rows = _incident_rows(metric, axis, series, detections, now)
-    # the total's seasonal shape: rate per phase (ratio), or value per phase (sum: volume 1)
-    total = (series[0].values, series[0].volume if metric.kind == "ratio" else np.ones(len(axis)))
-    rows += _unfound(follow_rows(store, metric, axis, total, options=options,
-                                 threshold=options.threshold, masks=exclusions),
-                     rows)
     _link_parents(rows, GRAIN_STEP[metric.grain])
     _write(store, metric, axis, series, detections, rows, now)
     result.incidents = rows
@@ -186,21 +174,66 @@ def _mix_runs(metric: Metric, series: list[SliceSeries], options: DetectOptions)
     return mix_runs(mixes, threshold=opts.spike_threshold, direction=opts.direction, accept_after=opts.accept_after)
 
 
-def _exclusion_masks(store: Store, metric: Metric, axis: pd.DatetimeIndex) -> dict[str, np.ndarray]:
-    """Earlier (closed) incidents stay out of the baseline, so an attack does not become
-    the new normal by itself. Not excluded: false alarms (a human said they were normal),
-    shifts accepted as the new normal, and open incidents, which the detector itself keeps
-    out of the baseline while it decides whether a persisting shift is to be accepted."""
+def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptions, exclusions: dict[str, np.ndarray],
+           runs: list, which) -> dict[int, object]:
+    """Detections of the series at the indices `which` (the total at 0), each judged as in
+    the full batch: slices with the strictness of all slices, whichever are re-judged."""
+    from monitor.detect.series import detect_batch
+
+    which = sorted(which)
+    out: dict[int, object] = {}
+    for group in ([i for i in which if i == 0], [i for i in which if i > 0]):
+        if not group:
+            continue
+        opts = options
+        if group[0] > 0:
+            floor = metric.detect.slice_min_volume
+            opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, len(series) - 1),
+                           min_volume=options.min_volume if floor is None else float(floor))
+        values = np.vstack([series[i].values for i in group])
+        volumes = np.vstack([series[i].volume for i in group]) if metric.kind == "ratio" else None
+        excludes = np.vstack([exclusions.get(series[i].label, np.zeros(len(axis), bool)) for i in group])
+        out.update(zip(group, detect_batch(values, denominators_2d=volumes, exclude=excludes, options=opts)))
+    if runs and 0 in out:
+        total = out[0]
+        out[0] = replace(total, segments=merge_runs(
+            total.segments, runs, observed=total.observed, expected=total.expected, volume=series[0].volume))
+    return out
+
+
+def _rows(store: Store, metric: Metric, axis, series, detections, options: DetectOptions, exclusions, now) -> list[dict]:
+    """Incident rows of the detections, plus those the metrics it follows point to."""
+    rows = _incident_rows(metric, axis, series, detections, now)
+    # the total's seasonal shape: rate per phase (ratio), or value per phase (sum: volume 1)
+    total = (series[0].values, series[0].volume if metric.kind == "ratio" else np.ones(len(axis)))
+    rows += _unfound(follow_rows(store, metric, axis, total, options=options,
+                                 threshold=options.threshold, masks=exclusions),
+                     rows)
+    return rows
+
+
+def _false_alarms(store: Store, metric: Metric) -> set[str]:
+    """Incidents a human labelled false alarms: what they covered was normal after all."""
     with store.connect(read_only=True) as con:
-        rows = con.execute(
-            "SELECT slice, start_ts, end_ts FROM incidents WHERE metric = ? AND end_ts IS NOT NULL"
-            " AND coalesce(label, '') <> 'false_alarm' AND coalesce(resolution, '') = 'recovered'",
-            [metric.name]).fetchall() if _has_incidents(con) else []
-    masks: dict[str, np.ndarray] = {}
+        if not _has_incidents(con):
+            return set()
+        return {r[0] for r in con.execute("SELECT incident_id FROM incidents WHERE metric = ? AND label = 'false_alarm'",
+                                          [metric.name]).fetchall()}
+
+
+def _exclusion_masks(rows: list[dict], false_alarms: set[str], axis: pd.DatetimeIndex,
+                     base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Closed incidents stay out of the baseline, so an attack does not become the new
+    normal by itself. Not excluded: false alarms (a human said they were normal), shifts
+    accepted as the new normal, and open incidents, which the detector itself keeps out of
+    the baseline while it decides whether a persisting shift is to be accepted."""
+    masks = {label: mask.copy() for label, mask in base.items()}
     values = axis.values
-    for label, start, end in rows:
-        mask = masks.setdefault(label, np.zeros(len(axis), bool))
-        mask |= (values >= np.datetime64(start)) & (values < np.datetime64(end))
+    for row in rows:
+        if row["end_ts"] is None or row["resolution"] != "recovered" or row["incident_id"] in false_alarms:
+            continue
+        mask = masks.setdefault(row["slice"], np.zeros(len(axis), bool))
+        mask |= (values >= np.datetime64(row["start_ts"])) & (values < np.datetime64(row["end_ts"]))
     return masks
 
 
