@@ -269,7 +269,7 @@ def time_pages(config_path: Path, pages: dict[str, dict[str, str]], reps: int) -
     os.environ["MONITOR_CONFIG"] = str(config_path)
     results = {}
     for name, params in pages.items():
-        at = AppTest.from_file(str(ROOT / "monitor" / "dashboard" / "app" / "app.py"), default_timeout=120)
+        at = AppTest.from_file(str(ROOT / "dashboards" / "app.py"), default_timeout=120)
         for key, value in params.items():
             at.query_params[key] = value
         at.run()  # imports, component scan: once per server process, not per page view

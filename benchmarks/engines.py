@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"demo data: {args.days} days, scale {args.scale}: "
           + ", ".join(f"{k} {v:,}" for k, v in info["rows"].items())
           + f"; Parquet {info['parquet_mb']} MB", flush=True)
-    catalog = load_catalog(ROOT / "monitor" / "demo" / "metrics")
+    catalog = load_catalog(ROOT / "metrics")
     if catalog.problems:
         print("metric catalog problems:\n" + "\n".join(map(str, catalog.problems)), file=sys.stderr)
         return 1

@@ -272,7 +272,7 @@ def explain_row(store: Store, metric, row: dict) -> dict:
 
 
 # -- pytest helpers shared by the dashboard tests -------------------------------------------------
-APP = Path(__file__).resolve().parents[1] / "monitor" / "dashboard" / "app" / "app.py"
+APP = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
 _BUILT: dict[str, ProjectConfig] = {}
 
 

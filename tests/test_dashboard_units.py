@@ -177,7 +177,7 @@ def test_actions_write_and_refuse(project, tmp_path):
 
 def test_streamlit_command_and_cli_errors(project, tmp_path):
     command = streamlit_command(Path("/p/monitor.toml"), host="127.0.0.1", port=8600)
-    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("monitor/dashboard/app/app.py")
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("dashboards/app.py")
     assert command[-2:] == ["--config", "/p/monitor.toml"] and "--server.headless" in command
     result = CliRunner().invoke(dashboard, ["--config", str(tmp_path / "missing.toml")])
     assert result.exit_code == 1 and "does not exist" in result.output

@@ -12,7 +12,7 @@ import yaml
 
 from monitor.demo.world import build_world, ground_truth, plan_incidents
 
-METRICS_DIR = Path(__file__).resolve().parents[1] / "monitor" / "demo" / "metrics"
+METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
 START = dt.date(2026, 6, 1)
 DAYS = 60
 

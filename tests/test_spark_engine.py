@@ -35,7 +35,7 @@ from monitor.errors import ConfigError, MetricRunError
 pytestmark = pytest.mark.spark
 
 ROOT = Path(__file__).resolve().parents[1]
-REPO_METRICS = ROOT / "monitor" / "demo" / "metrics"
+REPO_METRICS = ROOT / "metrics"
 REQUIRED = os.environ.get("MONITOR_REQUIRE_SPARK") == "1" or os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 INSTALL = "run scripts/spark-deps.sh (Java from Debian + pip install -e '.[spark]')"
 

@@ -1,4 +1,4 @@
-"""``monitor dashboard``: serve the Streamlit app (``monitor/dashboard/app/``, shipped in the package) for a project."""
+"""``monitor dashboard``: serve the Streamlit app (``dashboards/``, shipped in the package as ``monitor.dashboard.app``) for a project."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ import click
 from monitor.errors import MonitorError
 
 # A real file path: `streamlit run` takes a script path, and the package is installed unzipped.
-APP = Path(str(resources.files("monitor.dashboard") / "app" / "app.py"))
+APP = Path(str(resources.files("monitor.dashboard.app") / "app.py"))
 
 
 def streamlit_command(config_path: Path, *, host: str, port: int, headless: bool = True) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from monitor.config import ProjectConfig, load_config
 
 # The demo's metric files ship inside the package, beside this module.
-DEMO_METRICS = resources.files("monitor.demo") / "metrics"
+DEMO_METRICS = resources.files("monitor.demo.metrics")
 
 DEMO_CONFIG = """\
 # The demo project: built by `monitor demo`. Paths are relative to this file.

@@ -27,7 +27,7 @@ from monitor.errors import EmptyResultError, StoreError
 from monitor.slices import slice_label  # noqa: F401  (re-exported: the label's one home is monitor.slices)
 
 # Shipped inside the package (a wheel has no checkout around it), read through importlib.resources.
-SQL_DIR = resources.files("monitor") / "sql"
+SQL_DIR = resources.files("monitor.sql")
 # schema.sql first, then each later step's own DDL file (alerts.sql, ...), all idempotent.
 SCHEMA_FILES = ("schema.sql",)
 LOCK_WAIT_SECONDS = 30.0

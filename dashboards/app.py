@@ -1,4 +1,4 @@
-"""The on-call dashboard: ``monitor dashboard`` (or ``streamlit run monitor/dashboard/app/app.py -- --config monitor.toml``).
+"""The on-call dashboard: ``monitor dashboard`` (or ``streamlit run dashboards/app.py -- --config monitor.toml``).
 
 Pages are chosen by query parameters, so every view is a link:
 ``?page=overview``, ``?page=metric&metric=fraud_rate&slice=country%3DBR``,
