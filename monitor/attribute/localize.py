@@ -633,16 +633,12 @@ def _segment_z(state: _State, member: np.ndarray, spread: float) -> float:
     return float(abs(change) / np.sqrt(var) / spread)
 
 
-def _segment_variance(
-    state: _State, members: np.ndarray, idx: np.ndarray | None = None
-) -> np.ndarray:
-    """Noise variance of the sum of each segment (rows of a leaf mask, over the leaves ``idx``
-    or all): the leaves' variances add, their one-event floors do not (the largest counts)."""
-    sd = state.sd if idx is None else state.sd[idx]
-    floor = state.floor if idx is None else state.floor[idx]
-    finite = np.isfinite(sd)
-    summable = np.where(finite, sd**2 - floor, 0.0)
-    top = np.where(members & finite[None, :], floor[None, :], 0.0).max(axis=1, initial=0.0)
+def _segment_variance(state: _State, members: np.ndarray) -> np.ndarray:
+    """Noise variance of the sum of each segment (rows of a leaf mask): the leaves' variances
+    add, their one-event floors do not (the largest one counts)."""
+    finite = np.isfinite(state.sd)
+    summable = np.where(finite, state.sd**2 - state.floor, 0.0)
+    top = np.where(members & finite[None, :], state.floor[None, :], 0.0).max(axis=1, initial=0.0)
     return members @ summable + top
 
 
