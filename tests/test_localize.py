@@ -190,6 +190,9 @@ def test_any_ratio_input_gives_valid_segments(rows: list[tuple]) -> None:
         assert segment and set(segment) <= {"country", "device"}
         for dim, value in segment.items():
             assert value in set(leaves[dim].astype(str))
+    # never a segment and one of its ancestors: the coarser one already names the change
+    pairs = [set(segment.items()) for segment in found]
+    assert not any(a < b for a in pairs for b in pairs), found
 
 
 # -- demo-world regressions: shrinkage must not fake a segment change ------------------------

@@ -199,6 +199,10 @@ def localize_table(
         )
         if step.z < need_z or step.score < need_score:
             break
+        # A later cause containing an earlier one: the rest of its leaves moved as well, so the
+        # coarser segment is the cause and the earlier one only its loudest part.
+        pairs = set(zip(step.dims, step.values))
+        accepted = [a for a in accepted if not pairs < set(zip(a.dims, a.values))]
         accepted.append(step)
     return [
         {dims[d]: str(table.labels[d][code]) for d, code in zip(step.dims, step.values)}
