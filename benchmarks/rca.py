@@ -17,7 +17,9 @@ git revision ``--before``, "after" = the working tree) has a small grid of its o
 RS case left out, the option set with the best F1 on the other 29 cases is chosen and scored on
 the one left out (ties go to the defaults, then to grid order). CV F1 pools the left-out
 predictions. Beside it: dev F1 with the defaults, the best grid F1 on all 30 (optimistic), and
-B0 F1 and seconds per instance with the defaults, all in the same run.
+B0 F1 and seconds per instance with the defaults, all in the same run. Then, as a check of
+robustness to the protocol, RS F1 with the defaults when the expected value is the mean of 2..8
+previous minutes instead of 4 (same cases, same truth).
 """
 from __future__ import annotations
 
@@ -120,7 +122,9 @@ def load_b0(root: Path) -> list[Case]:
     return cases
 
 
-def rs_leaves(raw: pd.DataFrame, minute: int) -> tuple[pd.DataFrame, list[str]]:
+def rs_leaves(
+    raw: pd.DataFrame, minute: int, history: int = RS_HISTORY_MINUTES
+) -> tuple[pd.DataFrame, list[str]]:
     """The published RS protocol: actual = the anomalous minute, expected = mean of the previous
     4 minutes (a leaf missing in a minute counts as 0), measure (cnt - value) / cnt."""
     dims = [c for c in raw.columns if c not in ("min", "value", "cnt")]
@@ -128,8 +132,8 @@ def rs_leaves(raw: pd.DataFrame, minute: int) -> tuple[pd.DataFrame, list[str]]:
     for dim in dims:
         frame[dim] = frame[dim].astype(str)
     now = frame[frame["min"] == minute].groupby(dims)[["num", "cnt"]].sum()
-    past_window = (frame["min"] >= minute - 60 * RS_HISTORY_MINUTES) & (frame["min"] < minute)
-    past = frame[past_window].groupby(dims)[["num", "cnt"]].sum() / RS_HISTORY_MINUTES
+    past_window = (frame["min"] >= minute - 60 * history) & (frame["min"] < minute)
+    past = frame[past_window].groupby(dims)[["num", "cnt"]].sum() / history
     leaves = (
         now.rename(columns={"num": "actual_num", "cnt": "actual_den"})
         .join(past.rename(columns={"num": "expected_num", "cnt": "expected_den"}), how="outer")
@@ -139,11 +143,11 @@ def rs_leaves(raw: pd.DataFrame, minute: int) -> tuple[pd.DataFrame, list[str]]:
     return leaves, dims
 
 
-def load_rs(root: Path) -> list[Case]:
+def load_rs(root: Path, history: int = RS_HISTORY_MINUTES) -> list[Case]:
     cases = []
     for item in yaml.safe_load((root / "anomaly.yaml").read_text()):
         raw = pd.read_csv(root / f"{item['data']}.csv.gz")
-        leaves, dims = rs_leaves(raw=raw, minute=int(item["timestamp"]))
+        leaves, dims = rs_leaves(raw=raw, minute=int(item["timestamp"]), history=history)
         causes = item["cause"] if isinstance(item["cause"], list) else [item["cause"]]
         truth = {frozenset((str(k), str(v)) for k, v in c.items()) for c in causes}
         cases.append(
@@ -252,7 +256,7 @@ def cross_validate(
     }
 
 
-def report_cv(rs_cases: list[Case], b0_cases: list[Case], before: str) -> None:
+def report_cv(rs_cases: list[Case], b0_cases: list[Case], before: str, rs_root: Path) -> None:
     methods = {"before": load_before(before), "after": localize}
     print(f"\nCross-validation: leave-one-out over {len(rs_cases)} RS dev cases "
           f"(before = git {before}, after = working tree)")
@@ -274,6 +278,18 @@ def report_cv(rs_cases: list[Case], b0_cases: list[Case], before: str) -> None:
         naive.add(naive_top_value(case.leaves, case.dimensions, case.kind), case.truth, 0.0)
     print(f"  naive RS F1 {naive.f1:.3f} (no options). dflt = share of folds choosing the "
           "defaults; best = best grid point on all cases (optimistic).")
+    histories = (2, 3, 4, 6, 8)
+    print("\n  RS F1 with the defaults when 'expected' is the mean of h previous minutes:")
+    print(f"  {'method':<8}" + "".join(f"{'h=' + str(h):>7}" for h in histories) + f"{'mean':>7}")
+    cases_by_h = {h: load_rs(rs_root, history=h) for h in histories}
+    for name, fn in methods.items():
+        scores = []
+        for h in histories:
+            tally = Tally()
+            for case in cases_by_h[h]:
+                tally.add(fn(case.leaves, case.dimensions, case.kind), case.truth, 0.0)
+            scores.append(tally.f1)
+        print(f"  {name:<8}" + "".join(f"{f:>7.3f}" for f in scores) + f"{np.mean(scores):>7.3f}")
 
 
 def run(cases: list[Case], verbose: bool = False) -> dict[str, dict[str, Tally]]:
@@ -319,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cv:
         b0 = load_b0(args.b0) if args.b0.exists() else []
-        report_cv(rs_cases=load_rs(args.rs), b0_cases=b0, before=args.before)
+        report_cv(rs_cases=load_rs(args.rs), b0_cases=b0, before=args.before, rs_root=args.rs)
         return 0
     for title, loader, root in (("B0 (sum)", load_b0, args.b0), ("RS (ratio)", load_rs, args.rs)):
         if not root.exists():
