@@ -31,8 +31,10 @@ partition + risk score). What this one does differently:
    move the child predicts for them. On thin data they cannot, and the parent is named. The
    leaves are then marked as explained.
 4. Acceptance: a cause must be significant at segment level (z deflated by the observed spread
-   of one-dimension segments, since real leaf noise is correlated) and worth at least one fully
-   anomalous leaf; further causes need more (they must stand on their own).
+   of one-dimension segments, since real leaf noise is correlated; the leaves' one-event noise
+   floors count once per segment, not once per leaf) and worth at least one fully anomalous
+   leaf; further causes need more (they must stand on their own). A later cause that contains
+   an earlier one replaces it.
 """
 from __future__ import annotations
 
