@@ -195,6 +195,7 @@ def realised_z(source: Path, attack: dict) -> float:
 class Step:
     name: str
     seconds: float
+    cpu_seconds: float  # user + system of the step's process: fairer than wall on a shared machine
     max_rss_mb: float
     returncode: int
     output: str
@@ -208,7 +209,7 @@ def run_step(name: str, argv: list[str], *, cwd: Path, env: dict | None = None) 
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    step = Step(name, seconds, usage.ru_maxrss / 1024.0, proc.returncode, output)
+    step = Step(name, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, proc.returncode, output)
     if step.returncode != 0:
         print(f"{name} failed ({step.returncode}):\n{output}", file=sys.stderr)
     return step
@@ -253,7 +254,7 @@ def score(store_path: Path, attacks: list[dict], end: dt.datetime, days: int) ->
             false += 1
     world_start = START + WARMUP_DAYS * day
     covered = sum(((min(b, end) - max(a, world_start)) / day for a, b in spans), 0.0)
-    return paged, false, (end - world_start) / day - covered, len(rows)
+    return paged, false, max((end - world_start) / day - covered, 0.0), len(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,10 +302,10 @@ def main(argv: list[str] | None = None) -> int:
                  cwd=work, env=env),
         run_step("detect", [*monitor, "detect"], cwd=work, env=env),
     ]
-    raw = steps[0].seconds
+    raw, raw_cpu = steps[0].seconds, steps[0].cpu_seconds
     for s in steps:
-        print(f"  {s.name:<22} {s.seconds:7.1f} s  {s.seconds / raw:5.2f}x raw   peak RSS {s.max_rss_mb:7.0f} MB"
-              f"{'' if s.returncode == 0 else '  FAILED'}")
+        print(f"  {s.name:<22} {s.seconds:7.1f} s wall ({s.seconds / raw:5.2f}x raw)  {s.cpu_seconds:7.1f} s CPU "
+              f"({s.cpu_seconds / raw_cpu:5.2f}x raw)  peak RSS {s.max_rss_mb:6.0f} MB{'' if s.returncode == 0 else '  FAILED'}")
     print("  " + steps[2].output.strip().splitlines()[-1] if steps[2].output.strip() else "")
 
     paged, false, evaluated, total = score(work / "store.duckdb", attacks, end, args.days)
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         code = ("import cProfile, sys; from monitor.cli import main; sys.argv = ['monitor'] + sys.argv[1:]; "
                 f"cProfile.run('main()', {str(args.profile.resolve())!r})")
         prof = run_step("detect (cProfile)", [python, "-c", code, *monitor[3:], "detect"], cwd=work, env=env)
-        print(f"profiled detect: {prof.seconds:.1f} s -> {args.profile}")
+        print(f"profiled detect: {prof.seconds:.1f} s wall, {prof.cpu_seconds:.1f} s CPU -> {args.profile}")
     if not args.keep and args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if all(s.returncode == 0 for s in steps) else 1
