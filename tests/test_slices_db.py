@@ -183,3 +183,21 @@ def test_bulk_expectations_insert_stores_what_the_per_slice_frames_stored(demo_s
     assert len(got) == len(want) == len(frames) * len(axis)
     assert any(r[3] is None for r in want)  # the comparison covers NULL observations
     assert got == want
+
+
+def test_pairs_of_a_sum_with_negative_values_are_not_pruned_by_their_parents(tmp_path):
+    """A pair holds no more than its parent only when values are >= 0: a net amount
+    (refunds negative) can have a small parent and a large pair."""
+    metric, problems = parse_metric(
+        "/* ---\nname: net\nkind: sum\ngrain: day\ndimensions: [a, b]\nschedule: \"0 6 * * *\"\n--- */\n"
+        "SELECT * FROM t WHERE ts >= $start AND ts < $end", tmp_path / "net.sql")
+    assert not problems
+    start = dt.datetime(2026, 3, 1)
+    rows = [(start + dt.timedelta(days=d), a, b, v) for d in range(10)
+            for a, b, v in (("x", "p", 100.0), ("x", "q", -99.5), ("y", "p", 50.0), ("y", "q", 50.0))]
+    table = pa.Table.from_pandas(pd.DataFrame(rows, columns=["ts", "a", "b", "value"]), preserve_index=False)
+    store = Store(tmp_path / "store.duckdb")
+    store.write_window(metric, Window(start, start + dt.timedelta(days=10)), table, trigger="backfill", started_at=start)
+    got = load_slices(store, metric, end=start + dt.timedelta(days=10))
+    assert_same(got, reference_slices(store, metric, end=start + dt.timedelta(days=10)))
+    assert "a=x&b=p" in {s.label for s in got[1]}

@@ -60,7 +60,7 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
     dims = list(metric.dimensions)
     depth = metric.detect.max_slice_depth
     # the window's leaves on the grid, with their bucket index
-    window = (f'SELECT * EXCLUDE (ts), ((epoch_us(ts) - epoch_us(?::TIMESTAMP)) // {step_us})::INTEGER AS b'
+    window = (f'SELECT * EXCLUDE (ts), ((epoch_us(ts) - epoch_us(?::TIMESTAMP)) // {step_us})::INTEGER AS __bucket'
               f' FROM "{table}" WHERE ts >= ? AND ts < ? AND (epoch_us(ts) - epoch_us(?::TIMESTAMP)) % {step_us} = 0')
     window_params = [first, start, end, first]
     quoted = [f'"{d}"' for d in dims]
@@ -74,47 +74,39 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
     def select_keys(kept: tuple[str, ...]) -> str:
         return ", ".join(f'w."{d}"' if d in kept else f'NULL::VARCHAR AS "{d}"' for d in dims)
 
+    # one pass: the total and every one-dimension slice per bucket
     if len(single_sets) > 1:
-        parts = [f'SELECT GROUPING({", ".join(quoted)}) AS gid, {", ".join(quoted)}, b, sum("{num}") AS num,'
-                 f' sum("{den}") AS den FROM w GROUP BY GROUPING SETS ('
-                 + ", ".join("(" + ", ".join(["b", *(f'"{d}"' for d in s)]) + ")" for s in single_sets) + ")"]
+        singles = (f'SELECT GROUPING({", ".join(quoted)}) AS __gid, {", ".join(quoted)}, __bucket, sum("{num}") AS __num,'
+                   f' sum("{den}") AS __den FROM w GROUP BY GROUPING SETS ('
+                   + ", ".join("(" + ", ".join(["__bucket", *map(_q, s)]) + ")" for s in single_sets) + ")")
     else:  # the total only (no dimension, or max_slice_depth 0)
-        parts = [f'SELECT {gid(())} AS gid, {select_keys(()) + "," if dims else ""} b, sum("{num}") AS num,'
-                 f' sum("{den}") AS den FROM w GROUP BY b']
-    if pair_sets:
-        candidates = _pair_candidates(con, window, window_params, metric, dims, pair_sets, gid, len(axis), den)
-        if candidates is not None:
-            con.register("pair_candidates", candidates)
-            for pair in pair_sets:
-                on = " AND ".join(f'c."{d}" = w."{d}"' for d in pair)
-                cols = ", ".join(f'w."{d}"' for d in pair)
-                parts.append(f'SELECT {gid(pair)} AS gid, {select_keys(pair)}, b, sum("{num}"), sum("{den}") FROM w'
-                             f' SEMI JOIN (SELECT * FROM pair_candidates WHERE gid = {gid(pair)}) c ON {on}'
-                             f' GROUP BY {cols}, b')
+        singles = (f'SELECT {gid(())} AS __gid, {select_keys(()) + "," if dims else ""} __bucket, sum("{num}") AS __num,'
+                   f' sum("{den}") AS __den FROM w GROUP BY __bucket')
+    con.execute(f"CREATE OR REPLACE TEMP TABLE slice_agg AS WITH w AS ({window}) {singles}", window_params)
     sets = single_sets + pair_sets
+    if pair_sets:
+        _add_pairs(con, metric, window, window_params, dims, pair_sets, gid, select_keys, len(axis), num, den)
     rank = " ".join(f"WHEN {gid(s)} THEN {i}" for i, s in enumerate(sets))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE slice_agg AS WITH w AS ({window}) " + " UNION ALL ".join(parts),
-                window_params)
-    con.execute(f'CREATE OR REPLACE TEMP TABLE slice_keys AS SELECT gid, {", ".join(quoted + [""])}'
-                f'row_number() OVER (ORDER BY CASE gid {rank} END, {", ".join(quoted + ["gid"])}) - 1 AS sid'
-                f' FROM (SELECT DISTINCT gid, {", ".join(quoted + [""])} 0 FROM slice_agg)')
-    same = " AND ".join(["a.gid = k.gid", *(f'a."{d}" IS NOT DISTINCT FROM k."{d}"' for d in dims)])
-    long = _arrow(con.execute(f"SELECT k.sid, a.b, a.num, a.den FROM slice_agg a JOIN slice_keys k ON {same}"))
-    keys = _arrow(con.execute(f'SELECT gid, {", ".join(quoted + [""])} sid FROM slice_keys ORDER BY sid'))
+    con.execute(f'CREATE OR REPLACE TEMP TABLE slice_keys AS SELECT __gid, {", ".join(quoted + [""])}'
+                f'row_number() OVER (ORDER BY CASE __gid {rank} END, {", ".join(quoted + ["__gid"])}) - 1 AS __sid'
+                f' FROM (SELECT DISTINCT __gid, {", ".join(quoted + [""])} 0 FROM slice_agg)')
+    same = " AND ".join(["a.__gid = k.__gid", *(f'a."{d}" IS NOT DISTINCT FROM k."{d}"' for d in dims)])
+    long = _arrow(con.execute(f"SELECT k.__sid, a.__bucket, a.__num, a.__den FROM slice_agg a JOIN slice_keys k ON {same}"))
+    keys = _arrow(con.execute(f'SELECT __gid, {", ".join(quoted + [""])} __sid FROM slice_keys ORDER BY __sid'))
     parents = _parent_ids(con, dims, pair_sets, gid) if pair_sets else np.zeros((0, 2), np.int64)
     for name in ("slice_agg", "slice_keys"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
     n_series = keys.num_rows
-    sid = _column(long, "sid").astype(np.int64)
-    bucket = _column(long, "b").astype(np.int64)
+    sid = _column(long, "__sid").astype(np.int64)
+    bucket = _column(long, "__bucket").astype(np.int64)
     values = np.zeros((n_series, len(axis)))
     volume = np.zeros((n_series, len(axis))) if num != den else values
-    values[sid, bucket] = _column(long, "num")
+    values[sid, bucket] = _column(long, "__num")
     if num != den:
-        volume[sid, bucket] = _column(long, "den")
+        volume[sid, bucket] = _column(long, "__den")
 
-    gids = _column(keys, "gid").astype(np.int64)
+    gids = _column(keys, "__gid").astype(np.int64)
     order = np.arange(n_series)
     pair_gids = [gid(p) for p in pair_sets]
     is_pair = np.isin(gids, pair_gids)
@@ -125,34 +117,51 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
                   for i in order.tolist()]
 
 
-def _pair_candidates(con, window: str, params: list, metric: Metric, dims: list[str], pair_sets, gid,
-                     n_buckets: int, den: str):
-    """The pairs whose volume can reach the floor (a per-pair sum, no buckets): only these
-    are aggregated per bucket. Loose by a hair, so rounding cannot drop one that the exact
-    test on the dense series (`_kept_pairs`) keeps."""
-    quoted = [f'"{d}"' for d in dims]
-    sets = ", ".join(["()", *("(" + ", ".join(f'"{d}"' for d in p) + ")" for p in pair_sets)])
-    volumes = _arrow(con.execute(f'WITH w AS ({window}) SELECT GROUPING({", ".join(quoted)}) AS gid, {", ".join(quoted)},'
-                                 f' sum("{den}") AS vol FROM w GROUP BY GROUPING SETS ({sets})', params))
-    gids = _column(volumes, "gid").astype(np.int64)
-    vol = _column(volumes, "vol")
+def _add_pairs(con, metric: Metric, window: str, params: list, dims: list[str], pair_sets, gid, select_keys,
+               n_buckets: int, num: str, den: str) -> None:
+    """Per-bucket sums of the two-dimension slices whose volume can reach the floor, added
+    to slice_agg. With volumes >= 0 a pair holds no more than either parent, so only pairs
+    of values whose one-dimension volume reaches the floor are looked at (with 20,000
+    sellers and the 1 % floor: none of the seller pairs). The floor here is loose by a
+    hair, so rounding cannot drop a pair the exact test on the dense series keeps."""
     floor = metric.detect.slice_min_volume
+    total_gid = gid(())
     if floor is not None:
-        keep = vol >= float(floor) * n_buckets * (1 - 1e-9) - 1e-9
+        threshold = float(floor) * n_buckets
     else:
-        total = float(vol[gids == gid(())].sum())
-        keep = vol >= PAIR_MIN_SHARE * total - 1e-9 * abs(total) - 1e-9
-    keep &= gids != gid(())
-    return volumes.filter(keep) if keep.any() else None
+        total = con.execute(f"SELECT coalesce(sum(__den), 0) FROM slice_agg WHERE __gid = {total_gid}").fetchone()[0]
+        threshold = PAIR_MIN_SHARE * float(total)
+    threshold -= 1e-9 * abs(threshold) + 1e-9
+    nonnegative = con.execute(f'WITH w AS ({window}) SELECT coalesce(min("{den}"), 0) >= 0 FROM w', params).fetchone()[0]
+    single_gids = ", ".join(str(gid((d,))) for d in dims)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE pair_parents AS SELECT __gid, {', '.join(map(_q, dims))}"
+                f" FROM slice_agg WHERE __gid IN ({single_gids}) GROUP BY ALL HAVING sum(__den) >= ?", [threshold])
+    for pair in pair_sets:
+        if nonnegative:
+            present = con.execute("SELECT count(DISTINCT __gid) FROM pair_parents WHERE __gid IN (?, ?)",
+                                  [gid((pair[0],)), gid((pair[1],))]).fetchone()[0]
+            if present < 2:
+                continue  # no value of one of the dimensions carries enough volume
+            where = " AND ".join(f'"{d}" IN (SELECT "{d}" FROM pair_parents WHERE __gid = {gid((d,))})' for d in pair)
+        else:
+            where = "TRUE"
+        cols = ", ".join(f'"{d}"' for d in pair)
+        on = " AND ".join(f'c."{d}" = w."{d}"' for d in pair)
+        con.execute(
+            f"INSERT INTO slice_agg WITH f AS (SELECT * FROM ({window}) WHERE {where}),"
+            f' c AS (SELECT {cols} FROM f GROUP BY {cols} HAVING sum("{den}") >= ?)'
+            f' SELECT {gid(pair)}, {select_keys(pair)}, __bucket, sum("{num}"), sum("{den}") FROM f w SEMI JOIN c ON {on}'
+            f" GROUP BY {', '.join('w.' + _q(d) for d in pair)}, __bucket", params + [threshold])
+    con.execute("DROP TABLE IF EXISTS pair_parents")
 
 
 def _parent_ids(con, dims: list[str], pair_sets, gid) -> np.ndarray:
     """(pair sid, one-dimension parent sid) for both parents of every pair slice."""
-    joins = [f'SELECT p.sid AS pair, s.sid AS parent FROM slice_keys p JOIN slice_keys s'
-             f' ON p.gid = {gid(pair)} AND s.gid = {gid((d,))} AND s."{d}" = p."{d}"'
+    joins = [f'SELECT p.__sid AS __pair, s.__sid AS __parent FROM slice_keys p JOIN slice_keys s'
+             f' ON p.__gid = {gid(pair)} AND s.__gid = {gid((d,))} AND s."{d}" = p."{d}"'
              for pair in pair_sets for d in pair]
     rows = _arrow(con.execute(" UNION ALL ".join(joins)))
-    return np.column_stack([_column(rows, "pair"), _column(rows, "parent")]).astype(np.int64)
+    return np.column_stack([_column(rows, "__pair"), _column(rows, "__parent")]).astype(np.int64)
 
 
 def _kept_pairs(metric: Metric, values: np.ndarray, volume: np.ndarray, is_pair: np.ndarray,
@@ -177,6 +186,10 @@ def _kept_pairs(metric: Metric, values: np.ndarray, volume: np.ndarray, is_pair:
     ids, sums = ids[passes], sums[passes]
     ids = ids[np.argsort(-sums, kind="stable")][:MAX_PAIR_SLICES]
     return np.concatenate([np.flatnonzero(~is_pair), ids])
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
 
 
 def _arrow(result) -> pa.Table:
