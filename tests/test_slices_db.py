@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from monitor.catalog import load_catalog, parse_metric
+from monitor.detect import slices
 from monitor.detect.run_detection import HISTORY, MAX_PAIR_SLICES, PAIR_MIN_SHARE, SliceSeries, load_slices
 from monitor.engine import GRAIN_STEP
 from monitor.engine.windows import Window
@@ -99,10 +100,13 @@ def test_database_slices_equal_the_pandas_ones_on_the_demo_world(demo_store):
     assert checked > 500  # the demo world has hundreds of slices: the comparison is not vacuous
 
 
+@pytest.mark.parametrize("direct", [slices.PAIR_DIRECT, 0])
 @pytest.mark.parametrize("header", ["", "  slice_min_volume: 5\n", "  max_slice_depth: 1\n", "  max_slice_depth: 0\n"])
-def test_database_slices_follow_the_floor_depth_and_cap_rules(tmp_path, header):
+def test_database_slices_follow_the_floor_depth_and_cap_rules(tmp_path, monkeypatch, header, direct):
     """Many pairs (more than the cap at a low floor), pairs that are their parent under a
-    longer name, empty buckets, and a leaf off the daily grid (left out by both)."""
+    longer name, empty buckets, and a leaf off the daily grid (left out by both); pairs
+    summed per bucket at once, or first narrowed by their volume (direct=0)."""
+    monkeypatch.setattr(slices, "PAIR_DIRECT", direct)
     text = ("/* ---\nname: decline_rate\nkind: ratio\ngrain: day\ndimensions: [seller, method, country]\n"
             f"schedule: \"0 6 * * *\"\ndetect:\n  direction: up\n{header}--- */\n"
             "SELECT * FROM t WHERE ts >= $start AND ts < $end")

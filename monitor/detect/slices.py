@@ -25,6 +25,9 @@ from monitor.store import leaves_table, slice_label
 # Two-dimension slices need this share of the metric's volume (header slice_min_volume overrides).
 PAIR_MIN_SHARE = 0.01
 MAX_PAIR_SLICES = 400
+# Up to this many possible pairs of two dimensions are summed per bucket at once; more are
+# first narrowed to those whose volume reaches the floor.
+PAIR_DIRECT = 2000
 
 
 @dataclass(frozen=True)
@@ -136,22 +139,35 @@ def _add_pairs(con, metric: Metric, window: str, params: list, dims: list[str], 
     single_gids = ", ".join(str(gid((d,))) for d in dims)
     con.execute(f"CREATE OR REPLACE TEMP TABLE pair_parents AS SELECT __gid, {', '.join(map(_q, dims))}"
                 f" FROM slice_agg WHERE __gid IN ({single_gids}) GROUP BY ALL HAVING sum(__den) >= ?", [threshold])
+    counts = dict(con.execute("SELECT __gid, count(*) FROM pair_parents GROUP BY ALL").fetchall())
+    distinct = dict(con.execute(f"SELECT __gid, count(*) FROM slice_agg WHERE __gid IN ({single_gids})"
+                                f" GROUP BY ALL").fetchall()) if nonnegative else {}
     for pair in pair_sets:
-        if nonnegative:
-            present = con.execute("SELECT count(DISTINCT __gid) FROM pair_parents WHERE __gid IN (?, ?)",
-                                  [gid((pair[0],)), gid((pair[1],))]).fetchone()[0]
-            if present < 2:
-                continue  # no value of one of the dimensions carries enough volume
-            where = " AND ".join(f'"{d}" IN (SELECT "{d}" FROM pair_parents WHERE __gid = {gid((d,))})' for d in pair)
-        else:
-            where = "TRUE"
-        cols = ", ".join(f'"{d}"' for d in pair)
+        filters, combinations = [], 1
+        for d in pair:
+            if nonnegative:
+                qualified = counts.get(gid((d,)), 0)
+                if qualified < distinct.get(gid((d,)), 0):  # a filter only when it leaves values out
+                    filters.append(f'"{d}" IN (SELECT "{d}" FROM pair_parents WHERE __gid = {gid((d,))})')
+                combinations *= qualified
+            else:
+                combinations = PAIR_DIRECT + 1
+        if combinations == 0:
+            continue  # no value of one of the dimensions carries enough volume
+        where = " AND ".join(filters) or "TRUE"
+        cols = ", ".join(f'w."{d}"' for d in pair)
+        select = f"SELECT {gid(pair)}, {select_keys(pair)}, __bucket, sum(\"{num}\"), sum(\"{den}\") FROM f w"
+        if combinations <= PAIR_DIRECT:
+            # few possible pairs: all per bucket in one pass, the exact floor applies later
+            con.execute(f"INSERT INTO slice_agg WITH f AS (SELECT * FROM ({window}) WHERE {where})"
+                        f" {select} GROUP BY {cols}, __bucket", params)
+            continue
+        # many: first the pairs whose volume reaches the floor, then only those per bucket
         on = " AND ".join(f'c."{d}" = w."{d}"' for d in pair)
         con.execute(
             f"INSERT INTO slice_agg WITH f AS (SELECT * FROM ({window}) WHERE {where}),"
-            f' c AS (SELECT {cols} FROM f GROUP BY {cols} HAVING sum("{den}") >= ?)'
-            f' SELECT {gid(pair)}, {select_keys(pair)}, __bucket, sum("{num}"), sum("{den}") FROM f w SEMI JOIN c ON {on}'
-            f" GROUP BY {', '.join('w.' + _q(d) for d in pair)}, __bucket", params + [threshold])
+            f' c AS (SELECT {", ".join(map(_q, pair))} FROM f GROUP BY ALL HAVING sum("{den}") >= ?)'
+            f" {select} SEMI JOIN c ON {on} GROUP BY {cols}, __bucket", params + [threshold])
     con.execute("DROP TABLE IF EXISTS pair_parents")
 
 
