@@ -62,6 +62,8 @@ AR1_SELECT_MIN_N = 60
 # candidates for that choice, and the grid on which phi is profiled.
 AR1_SELECT_SCALES = tuple(float(s) for s in np.geomspace(0.3, 3.0, 7))
 AR1_PHI_STEP = 0.05
+# Smooth alternatives a change must beat (polynomial degrees of one global trend).
+SMOOTH_DEGREES = (2, 3)
 
 
 @dataclass(frozen=True)
@@ -374,17 +376,22 @@ def _segment_design(n: int, cps) -> np.ndarray:
 
 def ar1_deviance(y: np.ndarray, cps, *, max_ar: float, phi_step: float = AR1_PHI_STEP) -> tuple[float, float]:
     """(-2 log likelihood up to a constant, phi) of lines per segment (breaks ``cps``) plus
-    AR(1) errors, with phi profiled on a grid over [0, max_ar].
+    AR(1) errors, with phi profiled on a grid over [0, max_ar]; see ``ar1_deviance_design``."""
+    y = np.asarray(y, dtype=float)
+    return ar1_deviance_design(y, _segment_design(y.size, cps), max_ar=max_ar, phi_step=phi_step)
+
+
+def ar1_deviance_design(y: np.ndarray, X: np.ndarray, *, max_ar: float, phi_step: float = AR1_PHI_STEP) -> tuple[float, float]:
+    """(-2 log likelihood up to a constant, phi) of the regression ``y ~ X`` with AR(1)
+    errors, phi profiled on a grid over [0, max_ar].
 
     Conditional Gaussian likelihood: y_t - phi y_{t-1} regressed on X_t - phi X_{t-1}. The
     innovation variance is the residual sum of squares over its degrees of freedom (n - 1
-    minus the line parameters and phi), not the ML one: each extra segment's two fitted
+    minus the regression parameters and phi), not the ML one: each extra segment's two fitted
     parameters would otherwise look like explained variance for free, which matters on
     the short segments a change point search produces.
     """
-    y = np.asarray(y, dtype=float)
     n = y.size
-    X = _segment_design(n, cps)
     dof = max(n - 1 - X.shape[1] - 1, 1)
     best = (math.inf, 0.0)
     for phi in np.arange(0.0, max_ar + 1e-9, phi_step):
@@ -392,16 +399,32 @@ def ar1_deviance(y: np.ndarray, cps, *, max_ar: float, phi_step: float = AR1_PHI
         v = y[1:] - phi * y[:-1]
         coef, *_ = np.linalg.lstsq(D, v, rcond=None)
         r = v - D @ coef
-        dev = (n - 1) * math.log(max(float(r @ r), 1e-300) / dof)
+        dev = (n - 1) * math.log(max(float(r @ r) / dof, 1e-300))
         if dev < best[0]:
             best = (dev, float(phi))
     return best
 
 
-def select_ar1(z: np.ndarray, refit: list[int], *, penalty: float, max_ar: float, min_size: int) -> list[int]:
+def smooth_deviance(y: np.ndarray, *, max_ar: float) -> float:
+    """Best BIC-penalised ``ar1_deviance_design`` of a single smooth trend, a polynomial of
+    degree ``SMOOTH_DEGREES``, counted against a single line: each extra coefficient costs
+    log(n). Growth that bends smoothly (a population, a cumulative count) is then not cut
+    into straight pieces unless the pieces explain it better than a curve does."""
+    n = y.size
+    u = np.linspace(-1.0, 1.0, n)
+    return min(
+        ar1_deviance_design(y, np.vander(u, d + 1), max_ar=max_ar)[0] + (d - 1) * math.log(n)
+        for d in SMOOTH_DEGREES
+    )
+
+
+def select_ar1(
+    z: np.ndarray, refit: list[int], *, penalty: float, max_ar: float, min_size: int, smooth: bool = True
+) -> list[int]:
     """Among the refit answer, no change, and the exact segmentations of ``z`` at noise
     scales ``AR1_SELECT_SCALES``, the one with the smallest ``ar1_deviance`` + ``penalty``
-    per change (see the module docstring)."""
+    per change (see the module docstring). With ``smooth``, a change must also beat a
+    smooth polynomial trend (``smooth_deviance``); if the curve wins, there is no change."""
     candidates: dict[tuple[int, ...], None] = {}
     for s in AR1_SELECT_SCALES:
         candidates[tuple(segment_linear(z / s, penalty=penalty, min_size=min_size))] = None
@@ -412,6 +435,8 @@ def select_ar1(z: np.ndarray, refit: list[int], *, penalty: float, max_ar: float
         crit = ar1_deviance(z, list(cand), max_ar=max_ar)[0] + penalty * len(cand)
         if crit < best_crit:
             best, best_crit = list(cand), crit
+    if smooth and best and smooth_deviance(z, max_ar=max_ar) < best_crit:
+        return []
     return best
 
 
@@ -428,6 +453,9 @@ def find_change_points(
     criterion: str = "bic",
     refits: int = 3,
     select: str | None = "ar1",
+    smooth: bool = True,
+    short_max_ar: float | None = None,
+    penalty_scale: float = 1.0,
 ) -> list[int]:
     """0-based indices where a new regime starts (sorted, unique, within 1..n-1).
 
@@ -441,7 +469,10 @@ def find_change_points(
     segmentation and searches again, up to that many times (0 = the first pass only).
     ``select``: "ar1" = on series of at least ``AR1_SELECT_MIN_N`` points, the final answer
     is chosen by ``select_ar1`` (AR(1) likelihood with the noise estimated per candidate);
-    None = the refit answer as it is.
+    None = the refit answer as it is. ``smooth``: in that selection a change must also
+    beat one smooth polynomial trend (``smooth_deviance``). ``short_max_ar``: on shorter
+    series, None keeps the refit answer; a number runs the same selection with phi capped
+    there. ``penalty_scale`` multiplies the default penalty (for sensitivity studies).
     """
     if select not in ("ar1", None):
         raise ValueError(f"select must be 'ar1' or None, got {select!r}")
@@ -485,6 +516,7 @@ def find_change_points(
         cps = segment(z, model=model, penalty=pen, min_size=min_size)
     else:
         pen, length_weight = linear_penalty(n, criterion)
+        pen *= penalty_scale
         if penalty is not None:
             pen = float(penalty)
         size = max(min_size, 3)
@@ -497,6 +529,10 @@ def find_change_points(
             if new == cps:
                 break
             cps = new
-        if select == "ar1" and penalty is None and n >= AR1_SELECT_MIN_N:
-            cps = select_ar1(z, [c for c in cps if 0 < c < n], penalty=pen, max_ar=max_ar, min_size=size)
+        if select == "ar1" and penalty is None:
+            cap = max_ar if n >= AR1_SELECT_MIN_N else short_max_ar
+            if cap is not None:
+                cps = select_ar1(
+                    z, [c for c in cps if 0 < c < n], penalty=pen, max_ar=cap, min_size=size, smooth=smooth
+                )
     return sorted({int(valid[c]) for c in cps if 0 < c < n})
