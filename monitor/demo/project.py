@@ -73,6 +73,14 @@ def build_demo_project(folder: Path, *, seed: int = 7, days: int = 120, scale: f
     if metrics.exists():
         shutil.rmtree(metrics)
     shutil.copytree(REPO_METRICS, metrics)
+    from monitor.demo.changes import EVENT_FILES
+
+    events = folder / "events"  # our own changes, read from the source's change log
+    if events.exists():
+        shutil.rmtree(events)
+    events.mkdir()
+    for name, text in EVENT_FILES.items():
+        (events / name).write_text(text)
     (folder / "monitor.toml").write_text(DEMO_CONFIG)
     begin = dt.datetime.combine(start, dt.time())
     return DemoProject(load_config(folder / "monitor.toml"), world, begin, begin + dt.timedelta(days=days))
