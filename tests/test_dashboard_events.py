@@ -69,3 +69,22 @@ def test_an_incident_without_events_says_so(project):
     at = run_app(project, page="incident", id=IDS["chargeback_br"])
     assert not at.exception
     assert "No rule, model, promotion or deploy event of ours is linked" in texts(at)
+
+
+def test_daily_report_shows_links_and_lists_expected_incidents(project):
+    from monitor.report.digest import render_digest, render_markdown
+    from monitor.report.gather import gather_report
+    from monitor.report.page import render_html
+
+    promo_day = gather_report(project, date=PROMO[0].date())
+    markdown = render_markdown(promo_day)
+    assert ("### Expected changes (1)\n\nStarted inside a planned event's window: recorded, not paged.\n\n"
+            "- Orders (total): expected: promotion 'Spring sale' (everywhere), 2026-03-31 to 2026-04-03") in markdown
+    html = render_html(promo_day)
+    assert "Expected changes (1)" in html and "(did not page)" in html
+    attack_day = gather_report(project, date=FRAUD_START.date())
+    assert ('<div class="meta events">Our changes before it: 5 h after rule &#x27;R-142 relax velocity rule&#x27; '
+            "on country=BR</div>") in render_html(attack_day)
+    assert "  - our change: 5 h after rule 'R-142 relax velocity rule' on country=BR" in render_markdown(attack_day)
+    assert "Expected changes" not in render_markdown(attack_day)
+    assert "- 5 h after rule 'R-142 relax velocity rule' on country=BR" in render_digest(attack_day)
