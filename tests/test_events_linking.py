@@ -148,3 +148,21 @@ def test_an_expected_incident_still_open_after_the_window_and_grace_pages_again(
     assert expected_reason(inc, read, now=end + DAY - dt.timedelta(seconds=1), grace=DAY) is not None
     assert expected_reason(inc, read, now=end + DAY, grace=DAY) is None
     assert expected_reason({**inc, "status": "resolved"}, read, now=end + 5 * DAY, grace=DAY) is not None
+
+
+def test_describe_doctests():
+    import doctest
+
+    import monitor.events.describe
+
+    result = doctest.testmod(monitor.events.describe)
+    assert result.attempted >= 2 and result.failed == 0
+
+
+def test_every_events_setting_is_documented():
+    from pathlib import Path
+
+    from monitor.events.settings import SETTINGS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "events.md").read_text()
+    assert [k for k in SETTINGS if f"| `{k}` |" not in doc] == []
