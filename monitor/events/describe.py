@@ -7,6 +7,8 @@
 "3 h after rule 'R-142 tighten BIN velocity' on payment_method=card"
 >>> describe_link({**link, "lag_seconds": -1800, "scope": {}})
 "30 min before rule 'R-142 tighten BIN velocity' (everywhere), within the start's uncertainty"
+>>> describe_link({**link, "scope_match": "slice below", "matched": {"payment_method": "card"}})
+"its slice payment_method=card started 3 h after rule 'R-142 tighten BIN velocity' on payment_method=card"
 """
 from __future__ import annotations
 
@@ -39,6 +41,9 @@ def event_phrase(link: dict[str, Any]) -> str:
 
 def describe_link(link: dict[str, Any]) -> str:
     """"3 h after rule 'R-142 tighten BIN velocity' on payment_method=card"."""
+    if link.get("scope_match") == "slice below":  # the timing is the slice incident's, not the total's
+        below = slice_label(link.get("matched") or {}) or "a slice"
+        return f"its slice {below} started " + describe_link({**link, "scope_match": "slice"})
     lag = float(link.get("lag_seconds") or 0.0)
     phrase = event_phrase(link)
     if link.get("during"):

@@ -119,7 +119,7 @@ def _through_slices(incidents: list[dict[str, Any]], links: list[Link]) -> list[
         if not parent or parent not in by_id or (parent, link.event_id) in direct:
             continue
         key = (parent, link.event_id)
-        if key not in best or link.score > best[key].score:
+        if key not in best or (link.score, -len(link.matched)) > (best[key].score, -len(best[key].matched)):
             best[key] = link
     out = []
     for (parent, _), link in best.items():

@@ -37,7 +37,7 @@ def event_lines(store: Store, *, since: dt.datetime | None = None, until: dt.dat
             lines.append(f"{head}: linked to no incident")
             continue
         note = f"; {len(expected)} expected, not paging" if expected else ""
-        lines.append(f"{head}: linked to {len(hits)} incident(s), {len(top)} paging-level{note}")
+        lines.append(f"{head}: linked to {len(hits)} incident(s), {len(top)} top-level{note}")
         top.sort(key=lambda h: (h[1][2] != "", -h[0]["score"], h[1][4]))
         for link, row in top[:show]:
             tag = " [expected]" if link["expected_here"] else ""
