@@ -220,7 +220,6 @@ def build_world(db_path: str | Path, *, seed: int = 7, days: int = 120, start: d
             con.register("_demo_source", table)
             con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {select} FROM _demo_source")
             con.unregister("_demo_source")
-            rows[name] = table.num_rows
         con.execute("CHECKPOINT")
     finally:
         con.close()
