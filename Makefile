@@ -1,6 +1,7 @@
 # The two commands of the README: `make demo` and `make test`. Both set everything up
 # on a fresh machine with only Python: a virtualenv, the package, and for the tests
 # Debian's chromium (browser test) plus Java and the spark extra (Spark engine tests).
+# `make test` ends with the wheel smoke: the built wheel installed outside the checkout.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -30,6 +31,7 @@ demo: venv
 
 test: venv system-deps spark-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+	bash scripts/wheel-smoke.sh $(PY)
 
 bench: venv
 	$(PY) benchmarks/compute.py

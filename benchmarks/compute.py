@@ -143,7 +143,7 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, work: Path) -> None:
-    from monitor.demo.project import REPO_METRICS
+    from monitor.demo.project import DEMO_METRICS as REPO_METRICS
     from monitor.demo.world import build_world
 
     demo_dir = args.demo_dir or work / "demo"

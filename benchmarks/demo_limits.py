@@ -47,7 +47,7 @@ from demo_detection import run_seed  # noqa: E402
 from monitor.config import load_config  # noqa: E402
 from monitor.detect.follows import BASELINE_DAYS, seasonal_shape, segment_series  # noqa: E402
 from monitor.detect.options import BASE_THRESHOLD, effective_period  # noqa: E402
-from monitor.detect.run_detection import detection_options  # noqa: E402
+from monitor.detect.options import DetectOptions  # noqa: E402
 from monitor.engine import GRAIN_STEP  # noqa: E402
 from monitor.pipeline import load_project_catalog  # noqa: E402
 from monitor.store import Store  # noqa: E402
@@ -118,7 +118,7 @@ def seed_limits(folder: Path, seed: int, sims: int) -> list[dict]:
             step = GRAIN_STEP[metric.grain]
             axis = pd.date_range(world_start, world_end - step, freq=step)
             per_day = max(int(dt.timedelta(days=1) / step), 1)
-            options = detection_options(metric)
+            options = DetectOptions.from_metric(metric)
             segment = {k: v for k, v in event["segment"].items() if k in metric.dimensions}
             count, volume = segment_series(store, metric, segment, axis)
             total = segment_series(store, metric, {}, axis)
@@ -126,8 +126,8 @@ def seed_limits(folder: Path, seed: int, sims: int) -> list[dict]:
                 total = (total[0], np.ones(len(axis)))
             start = int(axis.searchsorted(pd.Timestamp(event["start"])))
             stop = len(axis) if event["end"] is None else int(axis.searchsorted(pd.Timestamp(event["end"])))
-            end = min(stop, start + options["accept_after"])
-            period = effective_period(options["period"], BASELINE_DAYS * per_day)
+            end = min(stop, start + options.accept_after)
+            period = effective_period(options.period, BASELINE_DAYS * per_day)
             result = oracle(count, volume, total, start=start, end=end, per_day=per_day, period=period,
                             ratio=metric.kind == "ratio", sims=sims, rng=rng)
             if result is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from monitor.cli_context import Context, handle_errors, pass_ctx
+from monitor.cli_context import Context, as_of_option, handle_errors, pass_ctx
 from monitor.config import ProjectConfig
 from monitor.errors import CatalogError, MonitorError
 
@@ -22,7 +22,7 @@ from monitor.errors import CatalogError, MonitorError
 @click.option("--config", "config_path", type=click.Path(), envvar="MONITOR_CONFIG",
               help="Path to monitor.toml (default: found in the current folder or a parent).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and the SQL behind errors.")
-@click.option("--now", hidden=True, help="Pretend the current UTC time is this (for tests and replays).")
+@click.option("--now", hidden=True, help="Pretend the current UTC time is this, for every command (tests).")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, debug: bool, now: str | None) -> None:
     """Metric monitoring and attribution for risk-control teams."""
@@ -82,30 +82,43 @@ def check(ctx: Context, no_dry_run: bool) -> None:
 @click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
 @click.option("--chunk", type=int, default=None, help="Buckets per query (default 366 days / 2208 hours).")
 @click.option("--no-detect", is_flag=True, help="Only compute; skip detection afterwards.")
+@click.option("--allow-empty", is_flag=True, help="Store empty results even over windows that hold rows "
+              "(by default refused: an emptied source must not wipe history).")
 @pass_ctx
 @handle_errors
-def backfill(ctx: Context, start: str, end: str, names: tuple[str, ...], chunk: int | None, no_detect: bool) -> None:
+def backfill(ctx: Context, start: str, end: str, names: tuple[str, ...], chunk: int | None, no_detect: bool,
+             allow_empty: bool) -> None:
     """Compute metrics for a past range (idempotent: re-running replaces the windows)."""
     from monitor.engine import parse_when
-    from monitor.pipeline import backfill_plan
+    from monitor.pipeline import backfill_plan, complete_until
 
     start_ts, end_ts = parse_when(start), parse_when(end)
     if end_ts <= start_ts:
         raise MonitorError(f"--end {end} must be after --start {start}.")
     config, catalog = ctx.config, _catalog(ctx)
     metrics = catalog.select(list(names))
-    plan = backfill_plan(metrics, start_ts, end_ts, chunk)
+    now = ctx.now
+    plan = backfill_plan(metrics, start_ts, end_ts, chunk, now=now)
+    cut = min((complete_until(m.grain, now) for m in metrics), default=end_ts)
+    if metrics and not plan:
+        raise MonitorError(f"--start {start} is in the future (now {now:%Y-%m-%d %H:%M} UTC): no complete bucket "
+                           "to compute; `monitor run` computes buckets once they are complete.")
+    if cut < end_ts:
+        click.echo(f"note: --end {end} is in the future; computing complete buckets only, up to {cut:%Y-%m-%d %H:%M} "
+                   "(the bucket holding now is not complete; `monitor run` computes later ones when due).", err=True)
     with _writer(config, "monitor backfill"):
-        result = _compute_with_progress(config, plan, trigger="backfill")
+        result = _compute_with_progress(config, plan, trigger="backfill", allow_empty=allow_empty)
         _finish(ctx, catalog, result, detect=not no_detect, names=[m.name for m in metrics])
 
 
 @cli.command()
 @click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
 @click.option("--no-alerts", is_flag=True, help="Detect and explain, but send nothing.")
+@click.option("--allow-empty", is_flag=True, help="Store empty results even over windows that hold rows.")
+@as_of_option
 @pass_ctx
 @handle_errors
-def run(ctx: Context, names: tuple[str, ...], no_alerts: bool) -> None:
+def run(ctx: Context, names: tuple[str, ...], no_alerts: bool, allow_empty: bool) -> None:
     """One cycle now: compute the due windows, then detect, attribute and alert."""
     from monitor.pipeline import run_cycle, run_plan
 
@@ -116,7 +129,7 @@ def run(ctx: Context, names: tuple[str, ...], no_alerts: bool) -> None:
             click.echo("Nothing due: every metric is up to date.")
         with _progress(len(plan), "run") as advance:
             cycle = run_cycle(config, catalog, now=ctx.now, names=list(names) or None, trigger="run",
-                              alert=not no_alerts, on_window=advance, plan=plan)
+                              alert=not no_alerts, on_window=advance, plan=plan, allow_empty=allow_empty)
     _report_cycle(cycle)
     lost = getattr(cycle.alerts, "lost", None) or []  # failed for good: a cron wrapper must notice
     for line in lost:
@@ -127,6 +140,7 @@ def run(ctx: Context, names: tuple[str, ...], no_alerts: bool) -> None:
 
 @cli.command()
 @click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
+@as_of_option
 @pass_ctx
 @handle_errors
 def detect(ctx: Context, names: tuple[str, ...]) -> None:
@@ -208,13 +222,18 @@ def demo(ctx: Context, folder: str, seed: int, days: int, scale: float) -> None:
 @click.option("--status", type=click.Choice(["open", "resolved", "all"]), default="all", show_default=True)
 @click.option("--slices/--no-slices", default=True, help="Include slice incidents under a total.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@as_of_option
 @pass_ctx
 @handle_errors
 def incidents(ctx: Context, since: str | None, names: tuple[str, ...], status: str, slices: bool, fmt: str) -> None:
     """List incidents (json includes the attribution)."""
     from monitor.incidents import list_incidents, render_table
 
-    rows = list_incidents(ctx.config, since=since, metrics=list(names), status=status, slices=slices)
+    rows = list_incidents(ctx.config, since=since, metrics=list(names), status="all", slices=slices)
+    if ctx.now_given:
+        rows = [as_known_then(r, ctx.now) for r in rows if r["start_ts"] < ctx.now]
+    if status != "all":
+        rows = [r for r in rows if r["status"] == status]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=str))
     else:
@@ -224,6 +243,7 @@ def incidents(ctx: Context, since: str | None, names: tuple[str, ...], status: s
 @cli.command()
 @click.argument("incident_id")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@as_of_option
 @pass_ctx
 @handle_errors
 def explain(ctx: Context, incident_id: str, fmt: str) -> None:
@@ -231,6 +251,11 @@ def explain(ctx: Context, incident_id: str, fmt: str) -> None:
     from monitor.incidents import get_incident, render_explanation
 
     incident = get_incident(ctx.config, incident_id)
+    if ctx.now_given:
+        if incident["start_ts"] >= ctx.now:
+            raise MonitorError(f"Incident {incident['incident_id']} starts at {incident['start_ts']:%Y-%m-%d %H:%M}, "
+                               f"after --as-of {ctx.now:%Y-%m-%d %H:%M}.")
+        incident = as_known_then(incident, ctx.now)
     from monitor.events.store import links_for
     from monitor.store import Store
 
@@ -239,6 +264,18 @@ def explain(ctx: Context, incident_id: str, fmt: str) -> None:
         click.echo(json.dumps(incident, indent=2, default=str))
     else:
         click.echo(render_explanation(incident))
+
+
+def as_known_then(incident: dict, as_of) -> dict:
+    """The incident as a listing at `as_of` shows it: still open if it ended later.
+
+    The rows are those of the latest detection (ids and starts are stable across runs);
+    `detect --as-of` replays the detection itself.
+    """
+    end = incident.get("end_ts")
+    if end is not None and end > as_of:
+        incident = {**incident, "end_ts": None, "status": "open", "resolution": None}
+    return incident
 
 
 def _catalog(ctx: Context):
@@ -281,11 +318,11 @@ def _progress(total: int, label: str):
         yield lambda metric, window: bar.update(1, f"{metric.name} {window.start:%Y-%m-%d}")
 
 
-def _compute_with_progress(config: ProjectConfig, plan, *, trigger: str):
+def _compute_with_progress(config: ProjectConfig, plan, *, trigger: str, allow_empty: bool = False):
     from monitor.pipeline import compute
 
     with _progress(len(plan), trigger) as advance:
-        return compute(config, plan, trigger=trigger, on_window=advance)
+        return compute(config, plan, trigger=trigger, on_window=advance, allow_empty=allow_empty)
 
 
 def _finish(ctx: Context, catalog, result, *, detect: bool, names) -> None:
@@ -324,6 +361,8 @@ def _report_cycle(cycle, *, computed: bool = True) -> None:
                        + (f"; {events.expected} incident(s) expected, not paging." if events.expected else "."))
         for problem in events.problems:
             click.echo(f"warning: events: {problem}", err=True)
+    for metric, note in cycle.outside_window:
+        click.echo(f"warning: {metric}: {note}.", err=True)
 
 
 def _attach_step_commands() -> None:

@@ -31,8 +31,14 @@ class Context:
 
     @property
     def now_given(self) -> bool:
-        """True when --now pinned the clock (tests, replays)."""
+        """True when --as-of (or the hidden --now) pinned the clock (tests, replays)."""
         return bool(self._now)
+
+    def pin_now(self, text: str) -> None:
+        from monitor.engine import parse_when
+
+        parse_when(text)  # a bad value fails here, as one sentence
+        self._now = text
 
     @property
     def now(self) -> dt.datetime:
@@ -71,3 +77,18 @@ def handle_errors(fn):
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+def as_of_option(fn):
+    """`--as-of TIME` on a command: it runs as of that past time (replays detection, listings, reports)."""
+
+    def pin(ctx: click.Context, param, value: str | None):
+        if value is not None:
+            try:
+                ctx.find_object(Context).pin_now(value)
+            except MonitorError as exc:
+                raise click.BadParameter(str(exc)) from None
+        return value
+
+    return click.option("--as-of", metavar="TIME", expose_value=False, callback=pin,
+                        help="Run as of this UTC time (YYYY-MM-DD or YYYY-MM-DDTHH:MM), as if it were now.")(fn)

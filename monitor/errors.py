@@ -34,3 +34,7 @@ class MetricRunError(MonitorError):
 
 class StoreError(MonitorError):
     """The store could not be read or written."""
+
+
+class EmptyResultError(MonitorError):
+    """A query returned nothing for a window that holds stored rows (refused unless allowed)."""

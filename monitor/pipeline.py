@@ -40,7 +40,7 @@ class ComputeResult:
 
 def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger: str,
             store: Store | None = None, on_window: Callable[[Metric, Window], None] | None = None,
-            clock: Callable[[], dt.datetime] = utcnow) -> ComputeResult:
+            clock: Callable[[], dt.datetime] = utcnow, allow_empty: bool = False) -> ComputeResult:
     """Run every (metric, window) of the plan; a failing metric does not stop the others.
 
     After the first failure of a metric its remaining windows are skipped (they
@@ -51,10 +51,13 @@ def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger
     waits on disk and on single-threaded steps at different times). The writer is
     the only user of the store connection and writes in plan order, each window in
     its own transaction, exactly as a sequential loop would.
+
+    An empty result over a window that holds stored rows fails that window unless
+    `allow_empty` (see Store.write_window).
     """
     store = store or Store(config.store_path)
     with make_engine(config.source) as engine:
-        writer = _WindowWriter(store, trigger, clock, on_window, open_now=bool(plan))
+        writer = _WindowWriter(store, trigger, clock, on_window, open_now=bool(plan), allow_empty=allow_empty)
         try:
             for metric, window in plan:
                 writer.raise_error()
@@ -79,8 +82,10 @@ class _WindowWriter:
     """The store side of `compute`: a thread writing checked windows in order."""
 
     def __init__(self, store: Store, trigger: str, clock: Callable[[], dt.datetime],
-                 on_window: Callable[[Metric, Window], None] | None, *, open_now: bool = True):
+                 on_window: Callable[[Metric, Window], None] | None, *, open_now: bool = True,
+                 allow_empty: bool = False):
         self.store, self.trigger, self.clock, self.on_window = store, trigger, clock, on_window
+        self.allow_empty = allow_empty
         self._open_now = open_now
         self.result = ComputeResult()
         self.broken: dict[str, str] = {}
@@ -142,7 +147,8 @@ class _WindowWriter:
                 if error is not None:
                     raise error
                 result.rows += store.write_window(metric, window, rows, trigger=self.trigger, started_at=started,
-                                                  now=self.clock(), session=session)
+                                                  now=self.clock(), session=session,
+                                                  allow_empty=self.allow_empty)
                 result.windows_ok += 1
             except Exception as exc:  # noqa: BLE001 - one metric's failure must not stop the others
                 message = str(exc) if isinstance(exc, MonitorError) else f"{type(exc).__name__}: {exc}"
@@ -156,12 +162,23 @@ class _WindowWriter:
 
 
 def backfill_plan(metrics: Iterable[Metric], start: dt.datetime, end: dt.datetime,
-                  chunk: int | None = None) -> list[tuple[Metric, Window]]:
+                  chunk: int | None = None, *, now: dt.datetime | None = None) -> list[tuple[Metric, Window]]:
+    """Windows covering [start, end) per metric; with `now`, only buckets complete by then.
+
+    A window recorded as computed is never run again (except for the lookback), so a
+    future or partial bucket written now would stay empty or partial for good.
+    """
     plan = []
     for metric in metrics:
-        for window in split_windows(start, end, metric.grain, chunk or BACKFILL_CHUNK[metric.grain]):
+        stop = end if now is None else min(end, complete_until(metric.grain, now))
+        for window in split_windows(start, stop, metric.grain, chunk or BACKFILL_CHUNK[metric.grain]):
             plan.append((metric, window))
     return plan
+
+
+def complete_until(grain: str, now: dt.datetime) -> dt.datetime:
+    """End of the last complete bucket at `now`: the bucket holding `now` is still filling."""
+    return floor_to_grain(now, grain)
 
 
 def due_windows(metric: Metric, store: Store, now: dt.datetime) -> list[Window]:
@@ -171,7 +188,7 @@ def due_windows(metric: Metric, store: Store, now: dt.datetime) -> list[Window]:
     missed buckets come back in order, coalesced into chunks.
     """
     step = GRAIN_STEP[metric.grain]
-    end = floor_to_grain(now, metric.grain)  # the bucket holding `now` is not complete yet
+    end = complete_until(metric.grain, now)
     done_until = store.computed_until(metric)
     if done_until is None:
         start = end - step * INITIAL_HISTORY[metric.grain]
@@ -201,6 +218,8 @@ class CycleResult:
     detect_failures: list[tuple[str, str]] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # metrics skipped: their source stopped receiving data
     events: object | None = None  # monitor.events.cycle.LinkResult: incidents linked to change events
+    # (metric, message): stored rows exist but none inside detection's history window at `now`
+    outside_window: list[tuple[str, str]] = field(default_factory=list)
 
 
 def detection_order(metrics: Iterable[Metric]) -> list[Metric]:
@@ -245,7 +264,11 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
             result.stale.append(metric.name)
             continue
         try:
-            result.detections[metric.name] = detect_metric(store, metric, now=now)
+            result.detections[metric.name] = detected = detect_metric(store, metric, now=now)
+            if not detected.series_checked and metric.detect.enabled:
+                note = _outside_window(store, metric, now)
+                if note:
+                    result.outside_window.append((metric.name, note))
             result.explained += attribute_incidents(store, metric)
         except MonitorError as exc:
             result.detect_failures.append((metric.name, str(exc)))
@@ -266,16 +289,29 @@ def _link_events(config: ProjectConfig, store: Store, now: dt.datetime):
         return LinkResult(problems=[str(exc)])
 
 
+def _outside_window(store: Store, metric: Metric, now: dt.datetime) -> str | None:
+    """Why detection saw nothing although rows are stored, and how to look at them."""
+    from monitor.detect.run_detection import HISTORY
+
+    latest = store.latest_bucket(metric)
+    if latest is None:
+        return None
+    after = latest + GRAIN_STEP[metric.grain]
+    return (f"stored data lie outside the detection window [{now - HISTORY[metric.grain]:%Y-%m-%d %H:%M}, "
+            f"{now:%Y-%m-%d %H:%M}); the latest bucket is {latest:%Y-%m-%d %H:%M}: "
+            f"detect as of then with `--as-of {after:%Y-%m-%dT%H:%M}`")
+
+
 def run_cycle(config: ProjectConfig, catalog: Catalog, *, now: dt.datetime, names: list[str] | None = None,
               trigger: str = "run", store: Store | None = None, alert: bool = True,
               on_window: Callable[[Metric, Window], None] | None = None,
-              plan: list[tuple[Metric, Window]] | None = None) -> CycleResult:
+              plan: list[tuple[Metric, Window]] | None = None, allow_empty: bool = False) -> CycleResult:
     """One cycle: compute the due windows (or the given plan), detect, attribute, alert."""
     store = store or Store(config.store_path)
     metrics = catalog.select(names)
     if plan is None:
         plan = [(m, w) for m in metrics for w in due_windows(m, store, now)]
-    computed = compute(config, plan, trigger=trigger, store=store, on_window=on_window)
+    computed = compute(config, plan, trigger=trigger, store=store, on_window=on_window, allow_empty=allow_empty)
     result = detect_and_attribute(config, metrics, now=now, store=store)
     result.compute = computed
     if alert:

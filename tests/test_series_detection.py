@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.detect.baseline import returned_at
+from monitor.detect.cusum import returned_at
 from monitor.detect.registry import DETECTORS, get_detector
 from monitor.detect.series import AnomalySegment, SeriesDetection, detect_batch, detect_series
 
@@ -520,7 +520,7 @@ def test_a_large_hourly_step_in_a_slice_signals_within_three_hours():
 
 # ----------------------------------------------------------------------------- false-alarm budget per day
 def test_hourly_spike_threshold_keeps_the_daily_false_alarm_budget():
-    from monitor.detect.baseline import per_day_threshold
+    from monitor.detect.rules import per_day_threshold
 
     assert per_day_threshold(4.0, 7) == 4.0 and per_day_threshold(4.0, None) == 4.0
     hourly = per_day_threshold(4.0, 168)
@@ -559,7 +559,7 @@ def test_sparse_slice_is_not_judged_against_a_level_from_its_first_observations(
 
 
 def test_sparse_ratio_profile_is_shrunk_flat_busy_profile_is_kept():
-    from monitor.detect.baseline import seasonal_profile
+    from monitor.detect.seasonal import seasonal_profile
 
     rng = np.random.default_rng(8)
     weeks = 3

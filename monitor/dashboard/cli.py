@@ -1,17 +1,19 @@
-"""``monitor dashboard``: serve the Streamlit app in ``dashboards/`` for a project."""
+"""``monitor dashboard``: serve the Streamlit app (``dashboards/``, shipped in the package as ``monitor.dashboard.app``) for a project."""
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 import click
 
 from monitor.errors import MonitorError
 
-APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+# A real file path: `streamlit run` takes a script path, and the package is installed unzipped.
+APP = Path(str(resources.files("monitor.dashboard.app") / "app.py"))
 
 
 def streamlit_command(config_path: Path, *, host: str, port: int, headless: bool = True) -> list[str]:
@@ -37,8 +39,7 @@ def resolve(config_path: str | None, host: str | None, port: int | None):
     config = load_config(path)
     settings = dashboard_settings(config)
     if not APP.is_file():
-        raise MonitorError(f"The dashboard app {APP} is missing; `monitor dashboard` needs a source checkout "
-                           "(pip install -e .).")
+        raise MonitorError(f"The dashboard app {APP} is missing from the installed package; reinstall monitor.")
     return path.resolve(), host or settings.host, port if port is not None else settings.port
 
 

@@ -5,11 +5,13 @@ import datetime as dt
 import json
 import shutil
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from monitor.config import ProjectConfig, load_config
 
-REPO_METRICS = Path(__file__).resolve().parents[2] / "metrics"
+# The demo's metric files ship inside the package, beside this module.
+DEMO_METRICS = resources.files("monitor.demo.metrics")
 
 DEMO_CONFIG = """\
 # The demo project: built by `monitor demo`. Paths are relative to this file.
@@ -72,7 +74,10 @@ def build_demo_project(folder: Path, *, seed: int = 7, days: int = 120, scale: f
     metrics = folder / "metrics"
     if metrics.exists():
         shutil.rmtree(metrics)
-    shutil.copytree(REPO_METRICS, metrics)
+    metrics.mkdir()
+    for source in DEMO_METRICS.iterdir():
+        if source.name.endswith(".sql"):
+            (metrics / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
     from monitor.demo.changes import EVENT_FILES
 
     events = folder / "events"  # our own changes, read from the source's change log

@@ -13,14 +13,18 @@ import math
 
 import numpy as np
 
-from monitor.detect.baseline import (
-    ALPHA, CUSUM_K, CUSUM_K_FAST, FAST_ARL_FACTOR, GAMMA, HUBER, LAMBDA, Judgement, ShiftPlan, cusum_h, decompose,
-    buckets_per_day, fast_clip, judge, seasonal_profile,
-)
-from monitor.detect.options import DetectOptions
+from monitor.detect.cusum import CUSUM_K, CUSUM_K_FAST, FAST_ARL_FACTOR, cusum_h, fast_clip
+from monitor.detect.judge import judge
+from monitor.detect.noise import HUBER, LAMBDA
+from monitor.detect.options import BatchOptions
+from monitor.detect.regimes import ShiftPlan
 from monitor.detect.registry import register
 from monitor.detect.results import AnomalySegment, SeriesDetection, relative_change
+from monitor.detect.rules import Rules
+from monitor.detect.seasonal import decompose, seasonal_profile
 from monitor.detect.shifts import MIN_SIZE, SCREEN_FACTOR, ChangePoints, find_batch
+from monitor.detect.state import ALPHA, GAMMA, buckets_per_day
+from monitor.detect.verdicts import Judgement
 
 SHIFT_MIN_EFFECT = 1.5  # a regime must sit >= 1.5 sd (x sensitivity) off the baseline on average
 MIN_LEVEL_SHIFT_RUN = 3  # anomalous runs this long are level shifts even without a change point
@@ -54,7 +58,7 @@ def _plan(cps: ChangePoints, n: int) -> ShiftPlan:
     return plan
 
 
-def _run(values, den, options: DetectOptions, *, name: str, spikes: bool, shifts: bool) -> list[SeriesDetection]:
+def _run(values, den, options: BatchOptions, *, name: str, spikes: bool, shifts: bool) -> list[SeriesDetection]:
     n_series, n = values.shape
     obs = observed_values(values, den, options.min_volume)
     cps = None
@@ -71,16 +75,10 @@ def _run(values, den, options: DetectOptions, *, name: str, spikes: bool, shifts
     # demo's daily metrics it added 4 false incidents to 9 (7 seeds) and found nothing sooner
     fast = (cusum_h(options.period, options.multiplier, arl_years=arl_years * FAST_ARL_FACTOR, k=CUSUM_K_FAST)
             if cusum is not None and buckets_per_day(options.period) > 1 else None)
-    judged = judge(
-        obs,
-        den=den,
-        exclude=options.exclude,
-        period=options.period,
-        inner_period=options.inner_period,
+    rules = Rules(
         threshold=spike_threshold if spikes else math.inf,
         direction=options.direction,
         accept_after=options.accept_after,
-        plan=plan,
         shift_threshold=threshold,
         shift_min_effect=SHIFT_MIN_EFFECT * options.multiplier,
         cusum_threshold=cusum,
@@ -89,6 +87,8 @@ def _run(values, den, options: DetectOptions, *, name: str, spikes: bool, shifts
         cusum_clip=HUBER * options.multiplier,
         fast_threshold=fast,
     )
+    judged = judge(obs, den=den, exclude=options.exclude, period=options.period,
+                   inner_period=options.inner_period, rules=rules, plan=plan)
     base_params = _params(name, options, spike_threshold, spikes, shifts, judged.warmup, cusum, fast)
     out = []
     accepted_by_row: dict[int, list[tuple[int, int]]] = {}
@@ -203,7 +203,7 @@ def _json_float(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _params(name, options: DetectOptions, spike_threshold, spikes, shifts, warmup, cusum=None, fast=None) -> dict:
+def _params(name, options: BatchOptions, spike_threshold, spikes, shifts, warmup, cusum=None, fast=None) -> dict:
     return {
         "detector": name,
         "direction": options.direction,
@@ -246,15 +246,15 @@ def _params(name, options: DetectOptions, spike_threshold, spikes, shifts, warmu
 
 
 @register("default")
-def default_detector(values, *, denominators=None, options: DetectOptions) -> list[SeriesDetection]:
+def default_detector(values, *, denominators=None, options: BatchOptions) -> list[SeriesDetection]:
     return _run(values, denominators, options, name="default", spikes=True, shifts=True)
 
 
 @register("zscore")
-def zscore_detector(values, *, denominators=None, options: DetectOptions) -> list[SeriesDetection]:
+def zscore_detector(values, *, denominators=None, options: BatchOptions) -> list[SeriesDetection]:
     return _run(values, denominators, options, name="zscore", spikes=True, shifts=False)
 
 
 @register("level_shift")
-def level_shift_detector(values, *, denominators=None, options: DetectOptions) -> list[SeriesDetection]:
+def level_shift_detector(values, *, denominators=None, options: BatchOptions) -> list[SeriesDetection]:
     return _run(values, denominators, options, name="level_shift", spikes=False, shifts=True)

@@ -32,7 +32,7 @@ import pandas as pd
 from monitor.catalog import Metric
 from monitor.detect.incident_rows import incident_row, lies_within, same_episode
 from monitor.detect.mix import MIN_EFFECT
-from monitor.detect.options import effective_period
+from monitor.detect.options import DetectOptions, effective_period
 from monitor.detect.results import relative_change
 from monitor.engine import GRAIN_STEP
 from monitor.store import Store, slice_label
@@ -233,7 +233,7 @@ def follow_lead(lead: Lead, count: np.ndarray, volume: np.ndarray, axis: pd.Date
 
 
 def follow_rows(store: Store, metric: Metric, axis: pd.DatetimeIndex, total: tuple[np.ndarray, np.ndarray], *,
-                options: dict, threshold: float, masks: dict[str, np.ndarray]) -> list[dict]:
+                options: DetectOptions, threshold: float, masks: dict[str, np.ndarray]) -> list[dict]:
     """Incident rows (as ``run_detection._incident_rows`` builds them) for every lead of
     the metric that its segment confirms."""
     if len(axis) == 0:
@@ -241,7 +241,7 @@ def follow_rows(store: Store, metric: Metric, axis: pd.DatetimeIndex, total: tup
     leads = leads_for(store, metric, since=axis[0].to_pydatetime())
     if not leads:
         return []
-    period = effective_period(options["period"], BASELINE_DAYS * _buckets_per_day(metric.grain))
+    period = effective_period(options.period, BASELINE_DAYS * _buckets_per_day(metric.grain))
     rows = []
     cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for lead in leads:
@@ -250,7 +250,7 @@ def follow_rows(store: Store, metric: Metric, axis: pd.DatetimeIndex, total: tup
             cache[label] = segment_series(store, metric, lead.segment, axis)
         count, volume = cache[label]
         found = follow_lead(lead, count, volume, axis, total=total, period=period, grain=metric.grain,
-                            threshold=threshold, allowed=metric.detect.direction, max_length=options["accept_after"],
+                            threshold=threshold, allowed=metric.detect.direction, max_length=options.accept_after,
                             excluded=masks.get(label))
         if found is None:
             continue

@@ -1,4 +1,5 @@
-"""Validated detection options, shared by every detector."""
+"""Detection options: asked once per metric (``DetectOptions``), resolved per batch of
+series (``BatchOptions``) for the detectors."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,8 +14,96 @@ BASE_THRESHOLD = 4.0  # |score| of one bucket that makes it a spike at medium se
 MIN_CYCLES_FOR_PERIOD = 3
 
 
+# A persisting level shift becomes the new normal after this many buckets (header overrides).
+ACCEPT_AFTER = {"day": 14, "hour": 72}
+# The header's ``seasonality`` -> the cycles (in buckets) requested for each grain.
+SEASONALITY = {
+    "auto": {"day": 7, "hour": (24, 168)},
+    "weekly": {"day": 7, "hour": 168},
+    "daily": {"day": None, "hour": 24},
+}
+
+
 @dataclass(frozen=True)
 class DetectOptions:
+    """How to detect, as asked: built once from a metric header (``from_metric``) or from
+    ``detect_batch``'s keywords. The defaults live here and nowhere else; ``resolve``
+    validates them against one batch of series."""
+
+    period: object = 7  # requested seasonal cycle(s) in buckets: int, tuple/list of ints, or None
+    direction: str = "both"
+    sensitivity: object = "medium"  # "low" / "medium" / "high", or a threshold multiplier
+    min_volume: float = 0.0
+    accept_after: int = 14
+    detector: str = "default"
+
+    @classmethod
+    def from_metric(cls, metric) -> "DetectOptions":
+        """The options of a metric's header (``detect`` settings, defaults by grain)."""
+        settings = metric.detect
+        return cls(
+            period=SEASONALITY.get(settings.seasonality, {}).get(metric.grain),
+            direction=settings.direction,
+            sensitivity=settings.sensitivity,
+            min_volume=float(settings.min_volume),
+            accept_after=settings.accept_after or ACCEPT_AFTER[metric.grain],
+        )
+
+    @property
+    def multiplier(self) -> float:
+        return sensitivity_multiplier(self.sensitivity)
+
+    @property
+    def threshold(self) -> float:
+        """|score| of one bucket that makes it a spike on a daily series."""
+        return BASE_THRESHOLD * self.multiplier
+
+    def resolve(self, *, n: int, n_series: int, exclude=None) -> "BatchOptions":
+        """Validated options for ``n_series`` series of ``n`` buckets (``exclude``: one bool
+        mask for all rows or one per row)."""
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        multiplier = sensitivity_multiplier(self.sensitivity)
+        if int(self.accept_after) < 1:
+            raise ValueError(f"accept_after must be >= 1, got {self.accept_after!r}")
+        mask = None
+        if exclude is not None:
+            mask = np.asarray(exclude, dtype=bool)
+            if mask.ndim == 1:
+                mask = np.broadcast_to(mask, (n_series, mask.size))
+            if mask.shape != (n_series, n):
+                raise ValueError(f"exclude must have one flag per bucket ({n}), got shape {mask.shape}")
+        period = self.period
+        return BatchOptions(
+            period=effective_period(period, n),
+            inner_period=inner_period(period, effective_period(period, n)),
+            period_requested=list(period) if isinstance(period, (tuple, list)) else period,
+            direction=self.direction,
+            sensitivity=self.sensitivity,
+            multiplier=multiplier,
+            min_volume=float(self.min_volume),
+            exclude=mask,
+            accept_after=int(self.accept_after),
+            detector=self.detector,
+        )
+
+
+def sensitivity_multiplier(sensitivity) -> float:
+    """Threshold multiplier of a sensitivity name or number."""
+    if isinstance(sensitivity, str):
+        if sensitivity not in SENSITIVITY:
+            raise ValueError(f"sensitivity must be one of {tuple(SENSITIVITY)} or a number, got {sensitivity!r}")
+        return SENSITIVITY[sensitivity]
+    multiplier = float(sensitivity)
+    if not multiplier > 0:
+        raise ValueError(f"sensitivity multiplier must be > 0, got {sensitivity!r}")
+    return multiplier
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """``DetectOptions`` resolved for one batch of series: what a detector receives."""
+
     period: int | None  # effective seasonal period in buckets (None = no seasonality)
     inner_period: int | None  # a shorter requested cycle nested in it (24 inside 168), or None
     period_requested: object  # what the caller asked for (int, tuple or None), for params
@@ -34,7 +123,7 @@ class DetectOptions:
     @property
     def spike_threshold(self) -> float:
         """One-bucket threshold: higher for hourly series, which test 24 buckets a day."""
-        from monitor.detect.baseline import per_day_threshold
+        from monitor.detect.rules import per_day_threshold
 
         return per_day_threshold(self.threshold, self.period)
 
@@ -64,48 +153,3 @@ def inner_period(period, effective: int | None) -> int | None:
         return None
     inner = [int(p) for p in period if 1 < int(p) < effective and effective % int(p) == 0]
     return max(inner) if inner else None
-
-
-def make_options(
-    *,
-    n: int,
-    n_series: int,
-    period,
-    direction: str,
-    sensitivity,
-    min_volume: float,
-    exclude,
-    accept_after: int,
-    detector: str,
-) -> DetectOptions:
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    if isinstance(sensitivity, str):
-        if sensitivity not in SENSITIVITY:
-            raise ValueError(f"sensitivity must be one of {tuple(SENSITIVITY)} or a number, got {sensitivity!r}")
-        multiplier = SENSITIVITY[sensitivity]
-    else:
-        multiplier = float(sensitivity)
-        if not multiplier > 0:
-            raise ValueError(f"sensitivity multiplier must be > 0, got {sensitivity!r}")
-    if int(accept_after) < 1:
-        raise ValueError(f"accept_after must be >= 1, got {accept_after!r}")
-    mask = None
-    if exclude is not None:
-        mask = np.asarray(exclude, dtype=bool)
-        if mask.ndim == 1:
-            mask = np.broadcast_to(mask, (n_series, mask.size))
-        if mask.shape != (n_series, n):
-            raise ValueError(f"exclude must have one flag per bucket ({n}), got shape {mask.shape}")
-    return DetectOptions(
-        period=effective_period(period, n),
-        inner_period=inner_period(period, effective_period(period, n)),
-        period_requested=list(period) if isinstance(period, (tuple, list)) else period,
-        direction=direction,
-        sensitivity=sensitivity,
-        multiplier=multiplier,
-        min_volume=float(min_volume),
-        exclude=mask,
-        accept_after=int(accept_after),
-        detector=detector,
-    )

@@ -19,14 +19,12 @@ from monitor.catalog import Metric
 from monitor.detect.follows import follow_rows
 from monitor.detect.incident_rows import incident_row, lies_within, same_episode
 from monitor.detect.mix import merge_runs, mix_runs, mix_series
-from monitor.detect.options import BASE_THRESHOLD, SENSITIVITY, make_options
+from monitor.detect.options import DetectOptions, sensitivity_multiplier
 from monitor.engine import GRAIN_STEP
 from monitor.store import Store, slice_label
 
 # How much history one detection looks at: enough for a seasonal baseline, bounded for speed.
 HISTORY = {"day": dt.timedelta(days=400), "hour": dt.timedelta(days=150)}
-# A persisting level shift becomes the new normal after this many buckets (header overrides).
-ACCEPT_AFTER = {"day": 14, "hour": 72}
 # Two-dimension slices need this share of the metric's volume (header slice_min_volume overrides).
 PAIR_MIN_SHARE = 0.01
 MAX_PAIR_SLICES = 400
@@ -52,27 +50,6 @@ class DetectionResult:
     @property
     def open_incidents(self) -> list[dict]:
         return [i for i in self.incidents if i["status"] == "open"]
-
-
-def detection_options(metric: Metric) -> dict:
-    """detect_series keyword options from the metric header."""
-    settings = metric.detect
-    seasonality = settings.seasonality
-    if seasonality == "auto":
-        period = 7 if metric.grain == "day" else (24, 168)
-    elif seasonality == "weekly":
-        period = 7 if metric.grain == "day" else 168
-    elif seasonality == "daily":
-        period = None if metric.grain == "day" else 24
-    else:
-        period = None
-    return {
-        "period": period,
-        "direction": settings.direction,
-        "sensitivity": settings.sensitivity,
-        "min_volume": float(settings.min_volume),
-        "accept_after": settings.accept_after or ACCEPT_AFTER[metric.grain],
-    }
 
 
 def load_slices(store: Store, metric: Metric, *, end: dt.datetime) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
@@ -137,60 +114,48 @@ def slice_sensitivity(base, n_slices: int):
     metric together raise about as many false alarms as its total (a Bonferroni-like
     widening that grows slowly with the number of slices)."""
     widen = math.sqrt(1.0 + math.log(max(n_slices, 1)) / 2.0)
-    return _multiplier(base) * widen
+    return sensitivity_multiplier(base) * widen
 
 
 def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> DetectionResult:
     """Judge every series of the metric and write incidents, expectations and change points."""
-    from monitor.detect.series import detect_batch
-
     result = DetectionResult(metric.name)
     if not metric.detect.enabled or not store.has_leaves(metric.name):
         return result
     axis, series = load_slices(store, metric, end=now)
     if not series:
         return result
-    options = detection_options(metric)
-    exclusions = _exclusion_masks(store, metric, axis)
+    options = DetectOptions.from_metric(metric)
     runs = _mix_runs(metric, series, options) if metric.kind == "ratio" else []
+    base: dict[str, np.ndarray] = {}
     for run in runs:
         if not run.accepted:
             # hygiene: the total's baseline does not learn a traffic mix that may pass (the
             # incident then shows the whole move); an accepted mix is the new normal
-            mask = exclusions.setdefault("", np.zeros(len(axis), bool))
+            mask = base.setdefault("", np.zeros(len(axis), bool))
             mask[run.start:len(axis) if run.end is None else run.end] = True
-    groups = [series[:1], series[1:]]
-    detections = []
-    for group_index, group in enumerate(groups):
-        if not group:
-            continue
-        opts = dict(options)
-        if group_index == 1:
-            opts["sensitivity"] = slice_sensitivity(options["sensitivity"], len(group))
-            if metric.detect.slice_min_volume is not None:
-                opts["min_volume"] = float(metric.detect.slice_min_volume)
-        values = np.vstack([s.values for s in group])
-        volumes = np.vstack([s.volume for s in group]) if metric.kind == "ratio" else None
-        excludes = np.vstack([exclusions.get(s.label, np.zeros(len(axis), bool)) for s in group])
-        detections += detect_batch(values, denominators_2d=volumes, exclude=excludes, **opts)
-    if runs:
-        total = detections[0]
-        detections[0] = replace(total, segments=merge_runs(
-            total.segments, runs, observed=total.observed, expected=total.expected, volume=series[0].volume))
+    # Two passes, so the result depends on the data and human labels only, never on what an
+    # earlier run stored (re-running detect changes nothing): the second keeps the closed
+    # incidents the first found out of the baseline, for the series that had any.
+    false_alarms = _false_alarms(store, metric)
+    first = _judge(metric, axis, series, options, base, runs, range(len(series)))
+    detections = [first[i] for i in range(len(series))]
+    rows = _rows(store, metric, axis, series, detections, options, base, now)
+    exclusions = _exclusion_masks(rows, false_alarms, axis, base)
+    again = [i for i, s in enumerate(series) if s.label in exclusions
+             and not np.array_equal(exclusions[s.label], base.get(s.label, np.zeros(len(axis), bool)))]
+    if again:
+        redone = _judge(metric, axis, series, options, exclusions, runs, again)
+        detections = [redone.get(i, d) for i, d in enumerate(detections)]
+        rows = _rows(store, metric, axis, series, detections, options, exclusions, now)
     result.series_checked = len(series)
-    rows = _incident_rows(metric, axis, series, detections, now)
-    # the total's seasonal shape: rate per phase (ratio), or value per phase (sum: volume 1)
-    total = (series[0].values, series[0].volume if metric.kind == "ratio" else np.ones(len(axis)))
-    rows += _unfound(follow_rows(store, metric, axis, total, options=options,
-                                 threshold=BASE_THRESHOLD * _multiplier(options["sensitivity"]), masks=exclusions),
-                     rows)
     _link_parents(rows, GRAIN_STEP[metric.grain])
     _write(store, metric, axis, series, detections, rows, now)
     result.incidents = rows
     return result
 
 
-def _mix_runs(metric: Metric, series: list[SliceSeries], options: dict) -> list:
+def _mix_runs(metric: Metric, series: list[SliceSeries], options: DetectOptions) -> list:
     """Traffic-mix episodes of a ratio total, from its one-dimension slices (see
     ``monitor.detect.mix``)."""
     by_dim: dict[str, list[SliceSeries]] = {}
@@ -201,32 +166,74 @@ def _mix_runs(metric: Metric, series: list[SliceSeries], options: dict) -> list:
     if not by_dim:
         return []
     # as strict as a slice test, with one mix test per dimension
-    opts = make_options(n=series[0].values.size, n_series=1, period=options["period"],
-                        direction=options["direction"],
-                        sensitivity=slice_sensitivity(options["sensitivity"], len(by_dim)),
-                        min_volume=options["min_volume"], exclude=None, accept_after=options["accept_after"],
-                        detector="default")
+    opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, len(by_dim)),
+                   detector="default").resolve(n=series[0].values.size, n_series=1)
     mixes = [mix_series(dim, [s.segment[dim] for s in parts], np.vstack([s.values for s in parts]),
                         np.vstack([s.volume for s in parts]), period=opts.period, min_volume=opts.min_volume)
              for dim, parts in by_dim.items()]
     return mix_runs(mixes, threshold=opts.spike_threshold, direction=opts.direction, accept_after=opts.accept_after)
 
 
-def _exclusion_masks(store: Store, metric: Metric, axis: pd.DatetimeIndex) -> dict[str, np.ndarray]:
-    """Earlier (closed) incidents stay out of the baseline, so an attack does not become
-    the new normal by itself. Not excluded: false alarms (a human said they were normal),
-    shifts accepted as the new normal, and open incidents, which the detector itself keeps
-    out of the baseline while it decides whether a persisting shift is to be accepted."""
+def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptions, exclusions: dict[str, np.ndarray],
+           runs: list, which) -> dict[int, object]:
+    """Detections of the series at the indices `which` (the total at 0), each judged as in
+    the full batch: slices with the strictness of all slices, whichever are re-judged."""
+    from monitor.detect.series import detect_batch
+
+    which = sorted(which)
+    out: dict[int, object] = {}
+    for group in ([i for i in which if i == 0], [i for i in which if i > 0]):
+        if not group:
+            continue
+        opts = options
+        if group[0] > 0:
+            floor = metric.detect.slice_min_volume
+            opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, len(series) - 1),
+                           min_volume=options.min_volume if floor is None else float(floor))
+        values = np.vstack([series[i].values for i in group])
+        volumes = np.vstack([series[i].volume for i in group]) if metric.kind == "ratio" else None
+        excludes = np.vstack([exclusions.get(series[i].label, np.zeros(len(axis), bool)) for i in group])
+        out.update(zip(group, detect_batch(values, denominators_2d=volumes, exclude=excludes, options=opts)))
+    if runs and 0 in out:
+        total = out[0]
+        out[0] = replace(total, segments=merge_runs(
+            total.segments, runs, observed=total.observed, expected=total.expected, volume=series[0].volume))
+    return out
+
+
+def _rows(store: Store, metric: Metric, axis, series, detections, options: DetectOptions, exclusions, now) -> list[dict]:
+    """Incident rows of the detections, plus those the metrics it follows point to."""
+    rows = _incident_rows(metric, axis, series, detections, now)
+    # the total's seasonal shape: rate per phase (ratio), or value per phase (sum: volume 1)
+    total = (series[0].values, series[0].volume if metric.kind == "ratio" else np.ones(len(axis)))
+    rows += _unfound(follow_rows(store, metric, axis, total, options=options,
+                                 threshold=options.threshold, masks=exclusions),
+                     rows)
+    return rows
+
+
+def _false_alarms(store: Store, metric: Metric) -> set[str]:
+    """Incidents a human labelled false alarms: what they covered was normal after all."""
     with store.connect(read_only=True) as con:
-        rows = con.execute(
-            "SELECT slice, start_ts, end_ts FROM incidents WHERE metric = ? AND end_ts IS NOT NULL"
-            " AND coalesce(label, '') <> 'false_alarm' AND coalesce(resolution, '') = 'recovered'",
-            [metric.name]).fetchall() if _has_incidents(con) else []
-    masks: dict[str, np.ndarray] = {}
+        if not _has_incidents(con):
+            return set()
+        return {r[0] for r in con.execute("SELECT incident_id FROM incidents WHERE metric = ? AND label = 'false_alarm'",
+                                          [metric.name]).fetchall()}
+
+
+def _exclusion_masks(rows: list[dict], false_alarms: set[str], axis: pd.DatetimeIndex,
+                     base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Closed incidents stay out of the baseline, so an attack does not become the new
+    normal by itself. Not excluded: false alarms (a human said they were normal), shifts
+    accepted as the new normal, and open incidents, which the detector itself keeps out of
+    the baseline while it decides whether a persisting shift is to be accepted."""
+    masks = {label: mask.copy() for label, mask in base.items()}
     values = axis.values
-    for label, start, end in rows:
-        mask = masks.setdefault(label, np.zeros(len(axis), bool))
-        mask |= (values >= np.datetime64(start)) & (values < np.datetime64(end))
+    for row in rows:
+        if row["end_ts"] is None or row["resolution"] != "recovered" or row["incident_id"] in false_alarms:
+            continue
+        mask = masks.setdefault(row["slice"], np.zeros(len(axis), bool))
+        mask |= (values >= np.datetime64(row["start_ts"])) & (values < np.datetime64(row["end_ts"]))
     return masks
 
 
@@ -258,10 +265,6 @@ def _incident_rows(metric: Metric, axis, series, detections, now) -> list[dict]:
                 relative_change=seg.relative_change, score=seg.score,
                 resolution="new_normal" if seg.accepted else "recovered", why=why))
     return rows
-
-
-def _multiplier(sensitivity) -> float:
-    return SENSITIVITY[sensitivity] if isinstance(sensitivity, str) else float(sensitivity)
 
 
 def _unfound(followed: list[dict], rows: list[dict]) -> list[dict]:

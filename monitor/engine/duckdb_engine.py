@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import glob
+import re
 from pathlib import Path
 
 import duckdb
@@ -28,6 +30,7 @@ class DuckDBEngine:
     def __init__(self, source: SourceConfig):
         self.source = source
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._views: set[str] = set()  # views created on the open connection
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
@@ -42,18 +45,38 @@ class DuckDBEngine:
         # Buckets and windows are naive UTC everywhere; without this, TIMESTAMPTZ sources
         # would be truncated in the host's zone (as the Spark engine's session is pinned too).
         con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    def views_for(self, metric: Metric) -> None:
+        """Create the file views this metric's SQL names, once per connection.
+
+        Per metric rather than all at open: a view whose file is missing or broken
+        then fails only the metrics that read it, with an error naming the view.
+        A view named but not read (say, a column of the same name) costs one
+        CREATE VIEW; its file problem would then wrongly fail this metric, which
+        a word match cannot rule out but which needs a column named like a view.
+        """
+        con = self.connection()
         for name, path in self.source.views.items():
+            if name in self._views or not re.search(rf"\b{re.escape(name)}\b", metric.sql, re.IGNORECASE):
+                continue
             reader = next((fn for ext, fn in VIEW_FORMATS.items() if str(path).endswith(ext)), None)
             if reader is None:
-                raise ConfigError(f"View {name}: {path} is not a .parquet or .csv file.")
+                raise ConfigError(f"View {name}: {path} is not a .parquet or .csv file ([source.views] in monitor.toml).")
+            if not (glob.has_magic(str(path)) or Path(path).exists()):
+                raise ConfigError(f"View {name} reads {path}, which does not exist ([source.views] in monitor.toml).")
             literal = str(path).replace("'", "''")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {reader}('{literal}')")
-        return con
+            try:
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {reader}('{literal}')")
+            except duckdb.Error as exc:
+                raise ConfigError(f"View {name} cannot read {path}: {_first_line(exc)}") from exc
+            self._views.add(name)
 
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
             self._con = None
+            self._views.clear()
 
     def __enter__(self) -> "DuckDBEngine":
         return self
@@ -63,6 +86,10 @@ class DuckDBEngine:
 
     def execute(self, metric: Metric, window: Window) -> pa.Table:
         """The raw result of the metric's SQL for the window, unchecked."""
+        try:
+            self.views_for(metric)
+        except ConfigError as exc:
+            raise MetricRunError(f"{metric.name} failed for {window}: {exc}", evidence=metric.sql) from exc
         try:
             return self.connection().execute(metric.sql, {"start": window.start, "end": window.end}).to_arrow_table()
         except duckdb.Error as exc:
@@ -109,7 +136,8 @@ def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
     """Normalise and validate one window's rows; raise MetricRunError naming metric, window and SQL."""
 
     def fail(message: str) -> MetricRunError:
-        return MetricRunError(f"{metric.name} returned bad rows for {window}: {message}", evidence=metric.sql)
+        return MetricRunError(f"{metric.name} returned bad rows for {window}: {message} "
+                              f"({metric.path}:{metric.sql_line})", evidence=metric.sql)
 
     problems = schema_problems(metric, table.schema)
     if problems:
@@ -126,12 +154,15 @@ def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
             raise fail(f"ts is not aligned to the {metric.grain} grain; use date_trunc('{metric.grain}', ...)")
     columns = {"ts": ts}
     for d in metric.dimensions:
-        col = table.column(d).cast(pa.string())
-        columns[d] = pc.fill_null(col, "(null)")
+        columns[d] = dimension_labels(table.column(d).cast(pa.string()))
     for m in metric.measures:
         col = table.column(m).cast(pa.float64())
         if table.num_rows and pc.any(pc.is_null(col)).as_py():
             raise fail(f"measure {m} is NULL in some rows; use coalesce(..., 0)")
+        # NaN/Inf would poison every sum over the slice, so detection would go blind without a word.
+        bad = pc.sum(pc.invert(pc.is_finite(col))).as_py() if table.num_rows else 0
+        if bad:
+            raise fail(f"measure {m} is NaN or infinite in {bad:,} row(s) (a division by zero?); nothing stored")
         columns[m] = col
     if table.num_rows and metric.kind == "ratio":
         if pc.any(pc.less(columns["denominator"], 0)).as_py():
@@ -141,6 +172,20 @@ def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
         if metric.bounded and pc.any(pc.greater(columns["numerator"], columns["denominator"])).as_py():
             raise fail("numerator > denominator although the header says bounded: true")
     return pa.table(columns)
+
+
+NULL_LABEL = "(null)"
+
+
+def dimension_labels(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Dimension values as stored: NULL becomes '(null)', and a real '(null)' text gains a backslash.
+
+    Stored dimensions are NOT NULL strings (every slice has a printable label), so NULL
+    needs a label no real value maps to: texts of the form '(null)', '\\(null)', ...
+    get one more leading backslash, which keeps every value distinct (issue 19).
+    """
+    escaped = pc.replace_substring_regex(column, pattern=r"^(\\*\(null\))$", replacement=r"\\\1")
+    return pc.fill_null(escaped, NULL_LABEL)
 
 
 def _first_line(exc: Exception) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from monitor.cli_context import Context, handle_errors, pass_ctx
+from monitor.cli_context import Context, as_of_option, handle_errors, pass_ctx
 
 
 @click.command("report")
@@ -13,6 +13,7 @@ from monitor.cli_context import Context, handle_errors, pass_ctx
               help="Folder for the files (default: [report] out_dir, 'reports').")
 @click.option("--send", is_flag=True, help="Also send the digest through the alert notifiers.")
 @click.option("--print-digest", is_flag=True, help="Print the chat digest instead of the file paths.")
+@as_of_option
 @pass_ctx
 @handle_errors
 def report(ctx: Context, date: str | None, out_dir: str | None, send: bool, print_digest: bool) -> None:

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import time
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
@@ -22,16 +23,26 @@ import pyarrow.compute as pc
 
 from monitor.catalog import Metric
 from monitor.engine.windows import Window
-from monitor.errors import StoreError
+from monitor.errors import EmptyResultError, StoreError
 from monitor.slices import slice_label  # noqa: F401  (re-exported: the label's one home is monitor.slices)
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+# Shipped inside the package (a wheel has no checkout around it), read through importlib.resources.
+SQL_DIR = resources.files("monitor.sql")
 # schema.sql first, then each later step's own DDL file (alerts.sql, ...), all idempotent.
 SCHEMA_FILES = ("schema.sql",)
 LOCK_WAIT_SECONDS = 30.0
 # A writer hands the file back at least this often, so readers in other processes get a turn.
 MAX_HOLD_SECONDS = 2.0
 WRITER_THREADS = 1
+# Readers kept out by a writer say so by touching "<store>.waiting"; a writer that sees a
+# touch this recent hands the file over after its current window (held at least MIN_HOLD,
+# so it still makes progress) and waits up to YIELD_SECONDS for the readers to get in.
+# Without it a writer of many small windows reopens the file within microseconds of
+# closing it and readers, polling, almost never find it free (waits of 15-30 s measured).
+READER_FRESH_SECONDS = 0.15
+READER_POLL_SECONDS = 0.02
+MIN_HOLD_SECONDS = 0.2
+YIELD_SECONDS = 1.0
 
 
 def leaves_table(metric_name: str) -> str:
@@ -72,15 +83,53 @@ class Store:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if "lock" not in str(exc).lower():
                     raise StoreError(f"Cannot open store {self.path}: {str(exc).splitlines()[0]}") from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+                if time.monotonic() > deadline:
+                    raise StoreError(self._busy_message()) from exc
+                if read_only:
+                    self._signal_reader_waiting()
+                    time.sleep(READER_POLL_SECONDS)  # poll fast: the writer's hand-over is brief
+                else:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+
+    def _busy_message(self) -> str:
+        from monitor.scheduler.lock import describe_holder, lock_path, read_holder
+
+        holder = read_holder(self.path)
+        if holder is not None:
+            return (f"The store {self.path} is busy: its writer lock {lock_path(self.path)} is held by "
+                    f"{describe_holder(holder)}; gave up after waiting {self.lock_wait:g} s (try again when it is done).")
+        return (f"The store {self.path} is held by another process (not through monitor's writer lock); "
+                f"gave up after waiting {self.lock_wait:g} s.")
+
+    def _waiting_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".waiting")
+
+    def _signal_reader_waiting(self) -> None:
+        try:
+            self._waiting_path().touch()
+        except OSError:
+            pass  # a read-only folder: the writer still hands over every max_hold seconds
+
+    def reader_waiting(self) -> bool:
+        """True while a reader in another process is being kept out (touched very recently)."""
+        try:
+            return time.time() - self._waiting_path().stat().st_mtime < READER_FRESH_SECONDS
+        except OSError:
+            return False
+
+    def yield_to_readers(self) -> None:
+        """Before a writer reopens the file: let waiting readers in first (bounded)."""
+        deadline = time.monotonic() + YIELD_SECONDS
+        while self.reader_waiting() and time.monotonic() < deadline:
+            time.sleep(READER_POLL_SECONDS)
 
     def _apply_schema(self, con: duckdb.DuckDBPyConnection) -> None:
-        extra = sorted(p.name for p in SQL_DIR.glob("*.sql") if p.name not in SCHEMA_FILES)
+        extra = sorted(p.name for p in SQL_DIR.iterdir() if p.name.endswith(".sql") and p.name not in SCHEMA_FILES)
         for name in (*SCHEMA_FILES, *extra):
-            con.execute((SQL_DIR / name).read_text())
+            con.execute((SQL_DIR / name).read_text(encoding="utf-8"))
         self._schema_ready = True
 
     def init(self) -> None:
@@ -119,24 +168,35 @@ class Store:
     # -- leaf rows ---------------------------------------------------------------------------
     def write_window(self, metric: Metric, window: Window, rows: pa.Table, *, trigger: str,
                      started_at: dt.datetime, now: dt.datetime | None = None,
-                     session: "WriterSession | None" = None) -> int:
+                     session: "WriterSession | None" = None, allow_empty: bool = False) -> int:
         """Replace the window's rows and log the run, in one transaction.
 
         Either the new rows and the 'ok' run are both there, or neither: a crash
         or error mid-way leaves the previous state of the window. Duplicate leaves
-        (a GROUP BY slip, NULL dimensions folded together) are summed: measures are additive.
+        (a GROUP BY slip) are summed: measures are additive.
+
+        An empty result over a window that holds rows is refused unless `allow_empty`:
+        an emptied or truncated source table must not silently wipe history.
         """
         if session is None:
             with self.writer() as own:
                 return self.write_window(metric, window, rows, trigger=trigger, started_at=started_at,
-                                         now=now, session=own)
+                                         now=now, session=own, allow_empty=allow_empty)
         table = leaves_table(metric.name)
         finished = now or utcnow()
         con = session.connection()
         con.execute("BEGIN TRANSACTION")
         try:
             session.ensure_leaves_table(metric)
+            if not rows.num_rows and not allow_empty:
+                held = con.execute(f'SELECT count(*) FROM "{table}" WHERE ts >= ? AND ts < ?',
+                                   [window.start, window.end]).fetchone()[0]
+                if held:
+                    raise EmptyResultError(
+                        f"{metric.name} returned no rows for {window}, which holds {held:,} stored leaf rows; "
+                        f"kept them (is the source empty?). Pass --allow-empty to store the empty result.")
             con.execute(f'DELETE FROM "{table}" WHERE ts >= ? AND ts < ?', [window.start, window.end])
+            stored = 0
             if rows.num_rows:
                 con.register("incoming_rows", rows)
                 cols = ", ".join(f'"{c}"' for c in ["ts", *metric.dimensions, *metric.measures])
@@ -144,17 +204,19 @@ class Store:
                     # The usual case (the query ends in GROUP BY): copy the rows as they are.
                     # Re-grouping would cost more than the check and scatter the rows, which
                     # also makes the commit's compression slower.
+                    stored = rows.num_rows
                     con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM incoming_rows')
                 else:
                     # Keys cast to the stored types first, so values that become equal are summed too.
                     keys = ", ".join(['ts::TIMESTAMP', *(f'"{d}"::VARCHAR' for d in metric.dimensions)])
                     sums = ", ".join(f'sum("{m}")' for m in metric.measures)
-                    con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {keys}, {sums} FROM incoming_rows GROUP BY ALL')
+                    stored = con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {keys}, {sums} FROM incoming_rows'
+                                         ' GROUP BY ALL').fetchone()[0]  # DuckDB answers an INSERT with its row count
                 con.unregister("incoming_rows")
             con.execute(
                 "INSERT INTO runs (metric, window_start, window_end, started_at, finished_at, rows, status,"
                 " definition_hash, trigger) VALUES (?, ?, ?, ?, ?, ?, 'ok', ?, ?)",
-                [metric.name, window.start, window.end, started_at, finished, rows.num_rows,
+                [metric.name, window.start, window.end, started_at, finished, stored,
                  metric.definition_hash, trigger],
             )
             session.upsert_definition(metric, finished)
@@ -163,7 +225,7 @@ class Store:
             con.execute("ROLLBACK")
             raise
         session.maybe_release()
-        return rows.num_rows
+        return stored
 
     def record_failure(self, metric: Metric, window: Window, error: str, *, trigger: str,
                        started_at: dt.datetime, now: dt.datetime | None = None,
@@ -203,6 +265,13 @@ class Store:
             [metric.name, metric.definition_hash, metric.kind, metric.grain, list(metric.dimensions),
              json.dumps(metric.header_dict(), default=str), str(metric.path), now],
         )
+
+    def latest_bucket(self, metric: Metric) -> dt.datetime | None:
+        """The newest stored bucket of the metric (None without rows)."""
+        if not self.has_leaves(metric.name):
+            return None
+        with self.connect(read_only=True) as con:
+            return con.execute(f'SELECT max(ts) FROM "{leaves_table(metric.name)}"').fetchone()[0]
 
     def has_leaves(self, metric_name: str) -> bool:
         if not self.path.exists():
@@ -265,11 +334,14 @@ class WriterSession:
         self.max_hold = max_hold
         self._con: duckdb.DuckDBPyConnection | None = None
         self._opened_at = 0.0
+        self._released = False  # closed at least once: readers may be waiting for their turn
         self._tables_ok: set[str] = set()
         self._definitions: dict[str, str] = {}  # metric -> hash written in this connection
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
+            if self._released:
+                self.store.yield_to_readers()
             self._con = self.store._open(read_only=False)
             # Appending one window's Arrow rows and committing them runs on one thread anyway;
             # more threads would only compete with the source query running meanwhile (compute).
@@ -290,13 +362,18 @@ class WriterSession:
             self._definitions[metric.name] = metric.definition_hash
 
     def maybe_release(self) -> None:
-        if self._con is not None and time.monotonic() - self._opened_at > self.max_hold:
+        """Between writes: hand the file back after max_hold, or sooner when a reader waits."""
+        if self._con is None:
+            return
+        held = time.monotonic() - self._opened_at
+        if held > self.max_hold or (held > MIN_HOLD_SECONDS and self.store.reader_waiting()):
             self.release()
 
     def release(self) -> None:
         if self._con is not None:
             self._con.close()
             self._con = None
+            self._released = True
             # Another process may change the file while it is closed: check again next time.
             self._tables_ok.clear()
             self._definitions.clear()

@@ -1,0 +1,345 @@
+"""NAB live replay: the product's detector paging hour by hour on real streaming series.
+
+Protocol of ../shared/data/nab-dev/README.md (scoring in ``nab_score.py``):
+
+- each series is aggregated per hour: summed for counts (taxi passengers, tweet volumes),
+  averaged for everything else. Prices (realAdExchange) are averaged by the protocol; the
+  traffic and AWS series are rates or levels (CPU %, speed, occupancy, travel time, bytes or
+  requests per 5 minutes) and are averaged too, which for a count with every record present
+  is its sum / 12 and stays level when records are missing. Hours without a record are NaN;
+- for every hour t (0-based), ``detect(v[:t + 1])`` sees the hours completed so far; a page
+  is a segment open at hour t where none was open at hour t - 1, stamped on the first raw
+  record at or after the end of hour t (a page after the last record is dropped);
+- NAB's three profiles, normalised over the set, beside the published detectors' figures.
+
+    .venv/bin/python benchmarks/nab.py [--data ../shared/data/nab-dev] [--series 'realAdExchange/*']
+        [--jobs 2] [--sensitivity medium] [--json out.json] [--trace DIR]
+
+The replay is quadratic (one full detection per hour): ~1 h of CPU for the 37 dev series.
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import functools
+import json
+import math
+import multiprocessing
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (ROOT, Path(__file__).resolve().parent):  # run from a checkout without installing
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from nab_score import PROFILES, FileScore, normalised, score_file  # noqa: E402
+
+from monitor.detect import detect_series  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "nab-dev"
+PERIOD = (24, 168)
+ACCEPT_AFTER = 72
+FIRST_WEEKS_HOURS = 21 * 24  # "first three weeks": a new metric's cold start
+DAYS_PER_MONTH = 30.4375
+SUMMED = ("realTweets/*", "realKnownCause/nyc_taxi.csv")  # counts; everything else is averaged
+
+# Published detectors on these 37 series (README): standard, reward low FP, reward low FN.
+ANCHORS = {
+    "ARTime": (72.3, 63.5, 77.6),
+    "Numenta HTM": (71.3, 63.9, 75.2),
+    "CAD OSE": (67.8, 64.6, 71.8),
+    "KNN CAD": (56.8, None, None),
+    "Random Cut Forest": (56.1, None, None),
+    "earthgecko Skyline": (55.0, None, None),
+    "relative entropy": (52.8, None, None),
+    "Twitter ADVec": (41.1, None, None),
+    "Etsy Skyline": (38.8, None, None),
+    "windowed Gaussian": (37.5, None, None),
+    "Bayesian change point": (31.0, None, None),
+    "random": (14.6, None, None),
+}
+KINDS = ("spike", "level_shift", "mix_shift")
+
+
+# ----------------------------------------------------------------------------- the detector
+def detect(values: np.ndarray, sensitivity="medium"):
+    """The one place the replay calls the product; a variant swaps this function."""
+    return detect_series(values, period=PERIOD, direction="both", accept_after=ACCEPT_AFTER,
+                         sensitivity=sensitivity)
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class Series:
+    name: str  # "category/file.csv", the key of windows.json
+    timestamps: np.ndarray  # datetime64[s] per raw record
+    windows: list[tuple[int, int]]  # record indices, both inclusive
+    how: str  # "sum" | "mean"
+    hourly: np.ndarray  # one value per hour from the first record's hour, NaN if empty
+    stamp: np.ndarray  # record index a page at the end of each hour lands on; -1 = after the file
+
+
+def aggregation(name: str) -> str:
+    return "sum" if any(fnmatch.fnmatch(name, g) for g in SUMMED) else "mean"
+
+
+def load_series(data: Path, name: str, windows: list[list[str]]) -> Series:
+    raw = np.genfromtxt(data / name, delimiter=",", skip_header=1, dtype=None, encoding="utf-8",
+                        converters={0: lambda s: np.datetime64(s.replace(" ", "T"), "s")})
+    ts = np.array([r[0] for r in raw], dtype="datetime64[s]")
+    values = np.array([r[1] for r in raw], dtype=float)
+    # NAB scores records in file order; machine_temperature repeats an hour, so record
+    # positions are looked up on the running maximum of the timestamps
+    clock = np.maximum.accumulate(ts)
+    hour = ts.astype("datetime64[h]")
+    idx = (hour - hour[0]).astype(int)
+    n_hours = int(idx.max()) + 1
+    counts = np.bincount(idx, minlength=n_hours)
+    sums = np.bincount(idx, weights=values, minlength=n_hours)
+    how = aggregation(name)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hourly = np.where(counts > 0, sums if how == "sum" else sums / counts, np.nan)
+    hour_end = (hour[0] + np.arange(1, n_hours + 1)).astype("datetime64[s]")
+    stamp = np.searchsorted(clock, hour_end, side="left")
+    stamp = np.where(stamp < ts.size, stamp, -1)
+    win = []
+    for start, end in windows:
+        a = int(np.searchsorted(clock, np.datetime64(start.replace(" ", "T"), "s"), side="left"))
+        b = int(np.searchsorted(clock, np.datetime64(end.replace(" ", "T"), "s"), side="right")) - 1
+        win.append((a, b))
+    return Series(name, ts, win, how, hourly, stamp)
+
+
+def load(data: Path, pattern: str = "*") -> list[Series]:
+    windows = json.loads((data / "windows.json").read_text())
+    names = sorted(n for n in windows if fnmatch.fnmatch(n, pattern))
+    if not names:
+        raise SystemExit(f"no series in {data} match {pattern!r}")
+    return [load_series(data, n, windows[n]) for n in names]
+
+
+# ----------------------------------------------------------------------------- replay
+@dataclass
+class Trace:
+    """What the live detector said at the end of every hour (for diagnosis)."""
+    open: np.ndarray  # bool: a segment open at the last bucket
+    seg_start: np.ndarray  # its first bucket, -1 if none
+    seg_kind: np.ndarray  # index into KINDS, -1 if none
+    seg_dir: np.ndarray  # +1 up, -1 down, 0 none
+    seg_score: np.ndarray
+    score: np.ndarray  # the last bucket's signed standardised deviation
+    expected: np.ndarray  # the last bucket's expected value
+    sd: np.ndarray  # the last bucket's noise sd (band half-width / threshold)
+
+
+def replay(values: np.ndarray, detector=detect) -> Trace:
+    n = values.size
+    tr = Trace(np.zeros(n, bool), np.full(n, -1), np.full(n, -1), np.zeros(n, int), np.full(n, np.nan),
+               np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan))
+    for t in range(n):
+        det = detector(values[: t + 1])
+        tr.score[t], tr.expected[t] = det.score[-1], det.expected[-1]
+        threshold = det.params.get("threshold") or math.nan
+        tr.sd[t] = (det.upper[-1] - det.lower[-1]) / (2 * threshold)
+        seg = det.open_segment
+        if seg is not None:
+            tr.open[t] = True
+            tr.seg_start[t] = seg.start
+            tr.seg_kind[t] = KINDS.index(seg.kind) if seg.kind in KINDS else len(KINDS)
+            tr.seg_dir[t] = 1 if seg.direction == "up" else -1
+            tr.seg_score[t] = seg.score
+    return tr
+
+
+def page_hours(is_open: np.ndarray) -> np.ndarray:
+    """Hours where a segment is open and none was the hour before."""
+    was = np.concatenate([[False], is_open[:-1]])
+    return np.flatnonzero(is_open & ~was)
+
+
+@dataclass
+class Result:
+    name: str
+    how: str
+    n_records: int
+    n_hours: int
+    days: float
+    windows: list[tuple[int, int]]
+    pages: list[dict]  # hour, record, in_window, kind, direction, score, seg_start
+    scores: dict[str, FileScore]
+    seconds: float
+    dropped: int = 0  # pages after the last record
+    trace: Trace | None = field(default=None, repr=False)
+
+    def outside(self, first_weeks: bool | None = None) -> int:
+        return sum(1 for p in self.pages if not p["in_window"]
+                   and (first_weeks is None or (p["hour"] < FIRST_WEEKS_HOURS) == first_weeks))
+
+
+def evaluate(s: Series, trace: Trace, seconds: float = 0.0) -> Result:
+    pages, dropped = [], 0
+    for h in page_hours(trace.open):
+        rec = int(s.stamp[h])
+        if rec < 0:
+            dropped += 1
+            continue
+        pages.append({
+            "hour": int(h), "record": rec, "timestamp": str(s.timestamps[rec]),
+            "in_window": any(a <= rec <= b for a, b in s.windows),
+            "kind": KINDS[trace.seg_kind[h]] if 0 <= trace.seg_kind[h] < len(KINDS) else "other",
+            "direction": "up" if trace.seg_dir[h] > 0 else "down",
+            "score": float(trace.seg_score[h]), "seg_start": int(trace.seg_start[h]),
+        })
+    records = [p["record"] for p in pages]
+    scores = {k: score_file(s.timestamps.size, s.windows, records, prof) for k, prof in PROFILES.items()}
+    days = float((s.timestamps.max() - s.timestamps[0]) / np.timedelta64(1, "s")) / 86400.0
+    return Result(s.name, s.how, int(s.timestamps.size), int(s.hourly.size), days, s.windows, pages,
+                  scores, seconds, dropped, trace)
+
+
+def run_one(s: Series, detector=detect) -> Result:
+    t0 = time.perf_counter()
+    trace = replay(s.hourly, detector)
+    return evaluate(s, trace, time.perf_counter() - t0)
+
+
+def run_all(series: list[Series], detector=detect, jobs: int = 2, on_result=None) -> list[Result]:
+    """The longest series starts first and the rest go shortest first, so that the workers
+    finish together and results come early; ``on_result`` sees each series as it finishes."""
+    order = sorted(series, key=lambda s: s.hourly.size)
+    order = order[-1:] + order[:-1]
+    work = functools.partial(run_one, detector=detector)
+    results = []
+    with multiprocessing.get_context("fork").Pool(max(jobs, 1)) as pool:
+        for r in pool.imap_unordered(work, order, chunksize=1):
+            results.append(r)
+            if on_result is not None:
+                on_result(r)
+    return sorted(results, key=lambda r: r.name)
+
+
+# ----------------------------------------------------------------------------- report
+def months(results: list[Result], first_weeks: bool | None = None) -> float:
+    def part(r):
+        if first_weeks is None:
+            return r.days
+        return min(r.days, 21.0) if first_weeks else max(r.days - 21.0, 0.0)
+    return sum(part(r) for r in results) / DAYS_PER_MONTH
+
+
+def summary(results: list[Result]) -> dict:
+    def rate(first_weeks):
+        m = months(results, first_weeks)
+        return sum(r.outside(first_weeks) for r in results) / m if m > 0 else math.nan
+    return {
+        **{k: normalised([r.scores[k] for r in results]) for k in PROFILES},
+        "windows": sum(r.scores["standard"].windows for r in results),
+        "hit": sum(r.scores["standard"].hit for r in results),
+        "pages": sum(len(r.pages) for r in results),
+        "outside": sum(r.outside() for r in results),
+        "per_month": rate(None), "per_month_first3w": rate(True), "per_month_later": rate(False),
+    }
+
+
+def print_report(results: list[Result], wall: float) -> dict:
+    head = (f"{'series':<52}{'agg':>5}{'hours':>6}{'win':>4}{'hit':>4}{'pages':>6}{'out':>5}{'out/mo':>7}"
+            f"{'std':>7}{'lowFP':>7}{'lowFN':>7}{'sec':>6}")
+    print(head)
+    for r in results:
+        per_month = r.outside() / (r.days / DAYS_PER_MONTH) if r.days > 0 else math.nan
+        sc = {k: normalised([r.scores[k]]) for k in PROFILES}
+        print(f"{r.name:<52}{r.how:>5}{r.n_hours:>6}{r.scores['standard'].windows:>4}{r.scores['standard'].hit:>4}"
+              f"{len(r.pages):>6}{r.outside():>5}{per_month:>7.1f}{sc['standard']:>7.1f}"
+              f"{sc['reward_low_fp']:>7.1f}{sc['reward_low_fn']:>7.1f}{r.seconds:>6.0f}")
+    print("-" * len(head))
+    groups = {"all": results}
+    for r in results:
+        groups.setdefault(r.name.split("/")[0], []).append(r)
+    dev7 = [r for r in results if r.name.startswith("realAdExchange/") or r.name.endswith("nyc_taxi.csv")]
+    if dev7 and len(dev7) < len(results):
+        groups["adexchange+taxi"] = dev7
+    print(f"{'set':<22}{'n':>3}{'std':>7}{'lowFP':>7}{'lowFN':>7}{'hit':>8}{'pages':>6}{'out':>5}"
+          f"{'out/mo':>7}{'1st 3w':>7}{'later':>7}")
+    out = {}
+    for label, rs in groups.items():
+        s = summary(rs)
+        out[label] = s
+        print(f"{label:<22}{len(rs):>3}{s['standard']:>7.1f}{s['reward_low_fp']:>7.1f}{s['reward_low_fn']:>7.1f}"
+              f"{s['hit']:>4}/{s['windows']:<3}{s['pages']:>6}{s['outside']:>5}{s['per_month']:>7.1f}"
+              f"{s['per_month_first3w']:>7.1f}{s['per_month_later']:>7.1f}")
+    print()
+    print(f"{'detector (37 dev series)':<26}{'std':>7}{'lowFP':>7}{'lowFN':>7}")
+    s = out["all"]
+    rows = [("monitor (this run)", (s["standard"], s["reward_low_fp"], s["reward_low_fn"]))] + list(ANCHORS.items())
+    for name, (a, b, c) in sorted(rows, key=lambda x: -x[1][0]):
+        fmt = lambda x: f"{x:>7.1f}" if x is not None else f"{'':>7}"  # noqa: E731
+        print(f"{name:<26}{fmt(a)}{fmt(b)}{fmt(c)}")
+    if len(results) < 37:
+        print(f"(anchors are over the 37 dev series; this run covers {len(results)})")
+    dropped = sum(r.dropped for r in results)
+    print(f"wall {wall:.0f} s; detector time {sum(r.seconds for r in results):.0f} s"
+          + (f"; {dropped} pages after the last record dropped" if dropped else ""))
+    return out
+
+
+def to_json(results: list[Result], sets: dict, wall: float, args) -> dict:
+    return {
+        "protocol": {"period": list(PERIOD), "accept_after": ACCEPT_AFTER, "direction": "both",
+                     "sensitivity": args.sensitivity, "summed": list(SUMMED)},
+        "wall_seconds": wall,
+        "sets": sets,
+        "series": [{
+            "name": r.name, "how": r.how, "records": r.n_records, "hours": r.n_hours, "days": r.days,
+            "windows": r.windows, "pages": r.pages, "dropped": r.dropped, "seconds": r.seconds,
+            "scores": {k: {"raw": v.score, "normalised": normalised([v]), "hit": v.hit, "fp_pages": v.fp_pages}
+                       for k, v in r.scores.items()},
+        } for r in results],
+    }
+
+
+def sensitivity_arg(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--series", default="*", help="glob on category/file.csv")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    parser.add_argument("--sensitivity", type=sensitivity_arg, default="medium",
+                        help="low | medium | high or a threshold multiplier")
+    parser.add_argument("--json", type=Path, help="write every figure and page here")
+    parser.add_argument("--trace", type=Path, help="directory: one .npz per series of the hourly detector state")
+    args = parser.parse_args(argv)
+
+    series = load(args.data, args.series)
+    by_name = {s.name: s for s in series}
+    if args.trace:
+        args.trace.mkdir(parents=True, exist_ok=True)
+
+    def progress(r: Result) -> None:
+        print(f"done {r.name}: {len(r.pages)} pages, {r.seconds:.0f} s", file=sys.stderr, flush=True)
+        if args.trace:
+            s = by_name[r.name]
+            np.savez_compressed(args.trace / (r.name.replace("/", "__") + ".npz"), hourly=s.hourly,
+                                stamp=s.stamp, **vars(r.trace))
+
+    t0 = time.perf_counter()
+    results = run_all(series, functools.partial(detect, sensitivity=args.sensitivity), args.jobs, progress)
+    wall = time.perf_counter() - t0
+    sets = print_report(results, wall)
+    if args.json:
+        args.json.write_text(json.dumps(to_json(results, sets, wall, args), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
