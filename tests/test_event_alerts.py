@@ -126,3 +126,22 @@ def test_an_expected_incident_still_open_after_the_window_pages_then(project):
     run_alert_cycle(store, config(group_wait="0s"), now=later, notifiers={"ops": recorder})
     [message] = recorder.take()
     assert message["alerts"][0]["quiet"] is None
+
+
+def test_a_broken_events_section_does_not_stop_alerts(tmp_path):
+    from alert_fixtures import Recorder
+
+    (tmp_path / "monitor.toml").write_text('[project]\nstore = "store.duckdb"\n[events]\nwindow = "1d"\n')
+    store = make_store(tmp_path)
+    add_incident(store, "fraud_rate", {})
+    promotion(store)
+    link_project_events(load_config(tmp_path / "monitor.toml"), store, now=T0)
+    (tmp_path / "monitor.toml").write_text('[project]\nstore = "store.duckdb"\n[events]\nwindow = "soon"\n')
+    broken = load_config(tmp_path / "monitor.toml")
+    from monitor.events.attach import attach_events
+
+    with store.connect() as con:
+        rows = [dict(zip([d[0] for d in c.description], r)) for c in [con.execute("SELECT * FROM incidents")]
+                for r in c.fetchall()]
+        attach_events(con, broken, rows, now=T0)
+    assert rows[0]["expected_by"].startswith("expected: promotion 'Summer sale'")
