@@ -1,0 +1,58 @@
+"""The ``[events]`` section of monitor.toml, declared once: defaults, validation and docs."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from monitor.config import parse_duration
+from monitor.errors import ConfigError
+
+SETTINGS = {
+    "folder": ("events", "folder of event files (*.sql), relative to monitor.toml"),
+    "window": ("1d", "how long before an incident's start an event may be to be linked to it"),
+    "after": ("6h", "how long after an incident's estimated start an event may come and still be linked "
+              "(at least the incident's first bucket): a change point's start is an estimate"),
+    "expected_kinds": (["promotion", "holiday"], "event kinds that are expected changes: inside their window "
+                       "they keep the metrics they name from paging"),
+    "expected_grace": ("1d", "an expected incident still open this long after its event's window pages after all"),
+    "causes": (3, "how many top causes of an incident are matched against event scopes"),
+}
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    folder: Path
+    window: dt.timedelta = dt.timedelta(days=1)
+    after: dt.timedelta = dt.timedelta(hours=6)
+    expected_kinds: tuple[str, ...] = ("promotion", "holiday")
+    expected_grace: dt.timedelta = dt.timedelta(days=1)
+    causes: int = 3
+
+
+def load_event_settings(config) -> EventSettings:
+    """From a ProjectConfig; an unknown key or a bad value is one sentence naming it."""
+    section: dict[str, Any] = dict(config.section("events"))
+    unknown = sorted(set(section) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in [events]; valid keys are {sorted(SETTINGS)}.")
+    values = {k: section.get(k, default) for k, (default, _) in SETTINGS.items()}
+    durations = {}
+    for key in ("window", "after", "expected_grace"):
+        try:
+            durations[key] = parse_duration(values[key])
+        except ValueError as exc:
+            raise ConfigError(f"[events] {key} = {values[key]!r} must be {exc}.") from None
+    if durations["window"] <= dt.timedelta(0):
+        raise ConfigError("[events] window must be longer than 0, e.g. '1d'.")
+    kinds = values["expected_kinds"]
+    if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+        raise ConfigError(f"[events] expected_kinds must be a list of kinds, e.g. ['promotion'], got {kinds!r}.")
+    causes = values["causes"]
+    if not isinstance(causes, int) or isinstance(causes, bool) or not 0 <= causes <= 20:
+        raise ConfigError(f"[events] causes must be a whole number from 0 to 20, got {causes!r}.")
+    folder = Path(str(values["folder"]))
+    return EventSettings(folder=folder if folder.is_absolute() else config.root / folder,
+                         window=durations["window"], after=durations["after"], expected_kinds=tuple(kinds),
+                         expected_grace=durations["expected_grace"], causes=causes)
