@@ -87,3 +87,48 @@ def test_normalisation_over_a_set_of_files():
 def test_window_outside_the_file_is_an_error():
     with pytest.raises(ValueError):
         score_file(100, [(90, 120)], [], STD)
+
+
+# ---------------------------------------------------------------- the replay's protocol (benchmarks/nab.py)
+def _write(tmp_path, name, rows):
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in rows))
+
+
+def test_hourly_aggregation_stamps_and_windows(tmp_path):
+    import numpy as np
+    from nab import load_series
+
+    # 20-minute records over hours 00, 01 and 03 (02 empty): 3 records an hour
+    rows = [(f"2020-01-01 {h:02d}:{m:02d}:00", h * 10 + m // 20) for h in (0, 1, 3) for m in (0, 20, 40)]
+    _write(tmp_path, "realKnownCause/nyc_taxi.csv", rows)
+    _write(tmp_path, "realTraffic/speed.csv", rows)
+    window = [["2020-01-01 00:40:00", "2020-01-01 01:20:00"]]
+    summed = load_series(tmp_path, "realKnownCause/nyc_taxi.csv", window)
+    averaged = load_series(tmp_path, "realTraffic/speed.csv", window)
+    assert summed.how == "sum" and averaged.how == "mean"
+    np.testing.assert_allclose(summed.hourly, [3, 33, np.nan, 93])
+    np.testing.assert_allclose(averaged.hourly, [1, 11, np.nan, 31])
+    # a page at the end of hour 00 lands on 01:00 (record 3); end of 01 and 02 on 03:00
+    # (record 6); after hour 03 there is no record
+    assert summed.stamp.tolist() == [3, 6, 6, -1]
+    assert summed.windows == [(2, 4)]
+
+
+def test_pages_are_rising_edges_stamped_after_the_hour(tmp_path):
+    import numpy as np
+    from nab import Trace, evaluate, load_series, page_hours
+
+    assert page_hours(np.array([True, True, False, True, False])).tolist() == [0, 3]
+    rows = [(f"2020-01-01 {h:02d}:00:00", 1.0) for h in range(6)]
+    _write(tmp_path, "realTraffic/x.csv", rows)
+    s = load_series(tmp_path, "realTraffic/x.csv", [["2020-01-01 02:00:00", "2020-01-01 03:00:00"]])
+    n = s.hourly.size
+    is_open = np.array([False, True, True, False, True, False])
+    tr = Trace(is_open, np.zeros(n, int), np.zeros(n, int), np.ones(n, int), np.ones(n) * 5,
+               np.zeros(n), np.zeros(n), np.ones(n))
+    r = evaluate(s, tr)
+    # open at hour 1 -> record 2 (inside the window); open again at hour 4 -> record 5 (outside)
+    assert [(p["hour"], p["record"], p["in_window"]) for p in r.pages] == [(1, 2, True), (4, 5, False)]
+    assert r.outside() == 1 and r.scores["standard"].hit == 1
