@@ -14,10 +14,12 @@ from monitor.catalog import Metric
 from monitor.config import VIEW_FORMATS, SourceConfig
 from monitor.engine.windows import Window
 from monitor.errors import ConfigError, MetricRunError
+from monitor.registry import ENGINES
 
 NUMERIC = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
 
 
+@ENGINES.register("duckdb")
 class DuckDBEngine:
     """The embedded default engine: the source is a DuckDB file plus optional file views.
 

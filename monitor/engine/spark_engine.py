@@ -39,6 +39,7 @@ from monitor.engine.duckdb_engine import check_result, schema_problems
 from monitor.engine.transpile import INSTALL_HINT, TranspileError, bind_window, translate
 from monitor.engine.windows import Window
 from monitor.errors import ConfigError, MetricRunError
+from monitor.registry import ENGINES
 
 OPTION_KEYS = {
     "master": "Spark master URL for a classic session (default local[*]): local[N], spark://host:7077, yarn, k8s://...",
@@ -71,6 +72,7 @@ JAVA_HINT = ("Spark needs a Java 17+ runtime: on Debian/Ubuntu `apt-get install 
              "(or run scripts/spark-deps.sh), or set JAVA_HOME")
 
 
+@ENGINES.register("spark")
 class SparkEngine:
     """Run metrics on a Spark session: classic (``master``) or Spark Connect (``remote``).
 

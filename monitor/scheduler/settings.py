@@ -11,22 +11,12 @@ from typing import Any
 
 from monitor.config import parse_duration as shared_parse_duration
 from monitor.errors import ConfigError
+from monitor.settings import Setting
 
 ISOLATIONS = ("process", "inline")
 # Buckets without any source rows before a metric counts as stale (a day without a single
 # order is a broken feed, an hour can be a quiet night): override with `stale_after`.
 DEFAULT_STALE_AFTER = {"day": 1, "hour": 2}
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One key of [scheduler]: name, default, kind and the help shown in docs/scheduler.md."""
-
-    name: str
-    default: Any
-    kind: str  # duration | int | str | bool | choice | stale
-    help: str
-    choices: tuple[str, ...] = ()
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -56,7 +46,7 @@ SETTINGS: tuple[Setting, ...] = (
             "On SIGTERM, how long the window in progress may take to finish before it is killed (rolled back)."),
     Setting("isolation", "process", "choice",
             "process: each run happens in a child process (hard timeout, crash isolation); inline: in the "
-            "serve process (no hard timeout; for debugging).", ISOLATIONS),
+            "serve process (no hard timeout; for debugging).", choices=ISOLATIONS),
     Setting("report", True, "bool",
             "Run the daily report job (monitor.report) at [report] time in [report] timezone; false = no job."),
     Setting("alert_interval", 60.0, "duration",
