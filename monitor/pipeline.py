@@ -253,7 +253,7 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
     from monitor.attribute.incident_attribution import attribute_incidents
     from monitor.detect.run_detection import detect_metric
 
-    from monitor.scheduler import is_stale
+    from monitor.store.stale import is_stale
 
     store = store or Store(config.store_path)
     result = CycleResult(ComputeResult())

@@ -90,9 +90,3 @@ def attach(group: click.Group) -> click.Group:
             group.add_command(command)
     return group
 
-
-def main() -> None:
-    """`python -m monitor.scheduler ...`: the main CLI with these commands attached."""
-    from monitor.cli import cli
-
-    attach(cli)(prog_name="monitor")

@@ -32,7 +32,7 @@ from typing import Callable
 
 from monitor.catalog import Metric
 from monitor.engine import Window
-from monitor.scheduler.lock import WriterLock
+from monitor.store.lock import WriterLock
 from monitor.store import Store, utcnow
 
 log = logging.getLogger(__name__)

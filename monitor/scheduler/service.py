@@ -46,11 +46,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.catalog import Metric
 from monitor.engine import Window
 from monitor.catalog.cron import cron_trigger, last_fire_time
-from monitor.scheduler.lock import LockTimeout, describe_holder, writer_lock
-from monitor.scheduler.meta import MetaAlerts, meta_alert, open_meta_alerts
+from monitor.store.lock import LockTimeout, describe_holder, writer_lock
+from monitor.alert.meta import MetaAlerts, meta_alert, open_meta_alerts
 from monitor.scheduler.runner import RunOutcome, make_runner
 from monitor.scheduler.settings import SchedulerSettings, format_seconds, load_settings
-from monitor.scheduler.stale import Staleness, staleness
+from monitor.store.stale import Staleness, staleness
 from monitor.scheduler.watch import CatalogChange, CatalogWatcher, dry_run_validator
 from monitor.store import Store, utcnow
 

@@ -13,10 +13,9 @@ from monitor.config import parse_duration as shared_parse_duration
 from monitor.errors import ConfigError
 from monitor.settings import Setting
 
+from monitor.store.stale import DEFAULT_STALE_AFTER, parse_stale_after, stale_threshold  # noqa: F401 (re-exported)
+
 ISOLATIONS = ("process", "inline")
-# Buckets without any source rows before a metric counts as stale (a day without a single
-# order is a broken feed, an hour can be a quiet night): override with `stale_after`.
-DEFAULT_STALE_AFTER = {"day": 1, "hour": 2}
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -76,15 +75,7 @@ class SchedulerSettings:
 
     def stale_threshold(self, metric_name: str, grain: str) -> int:
         """Empty buckets before the metric's source is stale (0 = never)."""
-        value = self.stale_after
-        if isinstance(value, int):
-            return value
-        table = value or {}
-        if metric_name in table:
-            return int(table[metric_name])
-        if grain in table:
-            return int(table[grain])
-        return DEFAULT_STALE_AFTER[grain]
+        return stale_threshold(self.stale_after, metric_name, grain)
 
     def backoff(self, attempt: int) -> float:
         """Seconds before retry number `attempt` (1-based): initial, x2, x4 ... capped."""
@@ -117,13 +108,7 @@ def _parse(setting: Setting, value: Any) -> Any:
             raise ValueError("true or false")
         return value
     if kind == "stale":
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        if isinstance(value, dict) and all(
-                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                for k, v in value.items()):
-            return dict(value)
-        raise ValueError("a number of buckets >= 0, or a table like {day = 1, hour = 3, my_metric = 0}")
+        return parse_stale_after(value)
     raise AssertionError(f"unknown setting kind {kind}")
 
 

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from monitor.catalog import Metric
 from monitor.engine.windows import Window
 from monitor.errors import EmptyResultError, StoreError
+from monitor.store.lock import describe_holder, lock_path, read_holder
 from monitor.slices import slice_label  # noqa: F401  (re-exported: the label's one home is monitor.slices)
 
 # Shipped inside the package (a wheel has no checkout around it), read through importlib.resources.
@@ -95,8 +96,6 @@ class Store:
                     delay = min(delay * 2, 0.5)
 
     def _busy_message(self) -> str:
-        from monitor.scheduler.lock import describe_holder, lock_path, read_holder
-
         holder = read_holder(self.path)
         if holder is not None:
             return (f"The store {self.path} is busy: its writer lock {lock_path(self.path)} is held by "
