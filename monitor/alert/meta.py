@@ -229,11 +229,8 @@ def build_meta_message(alert: MetaAlert, *, receiver: str, reason: str, alert_id
 
 def _owner_alert_config(config, receiver: str):
     """The validated [alerts] config, checking that the owner's receiver exists."""
-    try:
-        from monitor.alert.config import load_alert_config
-        from monitor.alert.outbox import enqueue  # noqa: F401 - fail here, not mid-cycle
-    except ImportError as exc:
-        raise ConfigError(f"[scheduler] owner_receiver is set but the alert module is unavailable ({exc}).") from exc
+    from monitor.alert.config import load_alert_config
+
     alert_config = load_alert_config(config)
     if receiver not in alert_config.receivers:
         known = ", ".join(sorted(alert_config.receivers)) or "none"

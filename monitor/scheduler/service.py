@@ -47,6 +47,7 @@ from monitor.catalog import Metric
 from monitor.engine import Window
 from monitor.catalog.cron import cron_trigger, last_fire_time
 from monitor.store.lock import LockTimeout, describe_holder, writer_lock
+from monitor.alert import run_alert_cycle
 from monitor.alert.meta import MetaAlerts, meta_alert, open_meta_alerts
 from monitor.scheduler.runner import RunOutcome, make_runner
 from monitor.scheduler.settings import SchedulerSettings, format_seconds, load_settings
@@ -113,10 +114,7 @@ def pipeline_after_compute(config, store: Store) -> AfterCompute:
         from monitor import pipeline
 
         result = pipeline.detect_and_attribute(config, metrics, now=now, store=store)
-        try:
-            pipeline.send_alerts(config, store, now=now)
-        except ImportError:
-            log.debug("alert module unavailable: incidents are stored but not sent")
+        pipeline.send_alerts(config, store, now=now)
         return result
 
     return after_compute
@@ -398,10 +396,6 @@ class SchedulerService:
     # -- other jobs ----------------------------------------------------------------------------
     def alert_tick(self) -> None:
         """Run the alert cycle between metric runs (group waits, repeats and delivery retries)."""
-        try:
-            from monitor.alert import run_alert_cycle
-        except ImportError:
-            return
         with self._busy:
             if not self._stop.is_set():
                 self._alert_tick(run_alert_cycle)
