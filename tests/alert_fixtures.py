@@ -118,7 +118,7 @@ class Sim:
     """The engine without the store: incidents, silences and group state in memory.
 
     For rules that need many cycles; the store-backed path is covered in
-    test_alert_engine.py's integration tests and the delivery tests.
+    test_alert_planner.py's integration tests and the delivery tests.
     """
 
     def __init__(self, cfg: AlertConfig):
@@ -146,7 +146,7 @@ class Sim:
                                      author="t", comment="t", created_at=start, starts_at=start, ends_at=end))
 
     def step(self, now: dt.datetime) -> list[dict]:
-        from monitor.alert.engine import plan_notifications, prepare_alerts
+        from monitor.alert.planner import plan_notifications, prepare_alerts
 
         notified = {i for state in self.groups.values() for i in state.notified.values()}
         rows = [dict(r) for r in self.incidents.values() if r["status"] == "open" or r["incident_id"] in notified]

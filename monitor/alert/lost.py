@@ -6,7 +6,7 @@ delivery the alert cycle calls ``report_lost``: a receiver that lost messages
 opens (or refreshes) the ``alert_lost`` meta-alert for that receiver, naming
 them, which reaches the toolkit's owner (``[scheduler] owner_receiver``) and
 ``monitor status``; a receiver that delivered again without losing one resolves
-it. ``monitor run`` exits non-zero when its cycle lost one (``CycleResult.lost``).
+it. ``monitor run`` exits non-zero when its cycle lost one (``AlertCycleResult.lost``).
 """
 from __future__ import annotations
 

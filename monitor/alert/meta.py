@@ -154,7 +154,7 @@ class MetaAlerts:
     # -- delivery ----------------------------------------------------------------------------
     def _enqueue(self, con, alert_id: int, alert: MetaAlert, reason: str, first_seen: dt.datetime,
                  occurrences: int, now: dt.datetime) -> None:
-        from monitor.alert.engine import PlannedMessage
+        from monitor.alert.planner import PlannedMessage
         from monitor.alert.outbox import enqueue
 
         message = build_meta_message(alert, receiver=self.receiver, reason=reason, alert_id=alert_id,

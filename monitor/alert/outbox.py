@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from monitor.alert.config import AlertConfig, ReceiverConfig, load_alert_config
-from monitor.alert.engine import PlannedMessage
+from monitor.alert.planner import PlannedMessage
 from monitor.alert.notifiers import FAILED, RETRY, SENT, Delivery, Notifier, make_notifier
 from monitor.store import Store
 
