@@ -22,6 +22,7 @@ from monitor.alert.lost import describe_lost, report_lost
 from monitor.alert.notifiers import Notifier
 from monitor.alert.outbox import AfterSend, FlushResult, claim_head, deliver, enqueue, undelivered_rows
 from monitor.alert.silences import active_silences
+from monitor.clock import utc_naive
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def run_alert_cycle(store: Store, config, *, now: dt.datetime,
     stored with the metric definitions are used.
     """
     cfg: AlertConfig = load_alert_config(config)
-    now = _naive(now)
+    now = utc_naive(now)
     if not cfg.active:
         return AlertCycleResult(enabled=False)
     result = AlertCycleResult()
@@ -133,9 +134,3 @@ def _headers(con, given: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     for name, header in (given or {}).items():
         headers[name] = header.header_dict() if hasattr(header, "header_dict") else dict(header)
     return headers
-
-
-def _naive(ts: dt.datetime) -> dt.datetime:
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return ts

@@ -252,9 +252,6 @@ def _select(store: Store, tail: str, params: list | None = None) -> list[dict[st
     if not store.path.exists():
         return []
     with store.connect(read_only=True) as con:
-        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta_alerts'"
-                           ).fetchone()[0]:
-            return []
         cursor = con.execute(f"SELECT * FROM meta_alerts {tail}", params or [])
         names = [d[0] for d in cursor.description]
         rows = [dict(zip(names, r)) for r in cursor.fetchall()]

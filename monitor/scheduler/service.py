@@ -44,6 +44,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.catalog import Metric
+from monitor.clock import utc_naive
 from monitor.engine import Window
 from monitor.catalog.cron import cron_trigger, last_fire_time
 from monitor.store.lock import LockTimeout, describe_holder, writer_lock
@@ -53,7 +54,7 @@ from monitor.scheduler.runner import RunOutcome, make_runner
 from monitor.scheduler.settings import SchedulerSettings, format_seconds, load_settings
 from monitor.store.stale import Staleness, staleness
 from monitor.scheduler.watch import CatalogChange, CatalogWatcher, dry_run_validator
-from monitor.store import Store, utcnow
+from monitor.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def pipeline_after_compute(config, store: Store) -> AfterCompute:
 class SchedulerService:
     """The scheduler; see the module doc. Everything time-dependent reads ``clock()``."""
 
-    def __init__(self, config, *, clock: Clock = utcnow, settings: SchedulerSettings | None = None,
+    def __init__(self, config, *, clock: Clock = utc_naive, settings: SchedulerSettings | None = None,
                  store: Store | None = None, runner=None, after_compute: AfterCompute | None = _DEFAULT,
                  validate=_DEFAULT, meta: MetaAlerts | None = None):
         self.config = config

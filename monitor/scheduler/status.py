@@ -103,8 +103,6 @@ def _run_summary(store: Store) -> dict[str, dict]:
     if not store.path.exists():
         return {}
     with store.connect(read_only=True) as con:
-        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'").fetchone()[0]:
-            return {}
         rows = con.execute("""
             WITH last_ok AS (
                 SELECT metric, max(run_id) AS ok_id, max(window_end) AS computed_until,

@@ -113,14 +113,10 @@ def is_stale(store: Store, metric: Metric, now: dt.datetime, *, after: int | Non
 
 
 def _read(store: Store, metric: Metric) -> tuple[dt.datetime | None, dt.datetime | None]:
-    if not store.path.exists():
+    if not store.has_leaves(metric.name):
         return None, None
     table = leaves_table(metric.name)
     with store.connect(read_only=True) as con:
-        names = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_name IN ('runs', ?)", [table]).fetchall()}
-        if "runs" not in names or table not in names:
-            return None, None
         until = con.execute("SELECT max(window_end) FROM runs WHERE metric = ? AND status = 'ok'"
                             " AND definition_hash = ?", [metric.name, metric.definition_hash]).fetchone()[0]
         sql = (f'SELECT max(ts) FROM (SELECT ts FROM "{table}" GROUP BY ts HAVING sum("denominator") > 0)'
