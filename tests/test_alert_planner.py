@@ -288,3 +288,12 @@ def test_fingerprint_is_stable_per_incident_and_differs_between_episodes():
     assert fingerprint(a) == fingerprint(dict(a))
     assert fingerprint(a) != fingerprint({**a, "start_ts": T0 + HOUR})
     assert fingerprint(a) != fingerprint({**a, "slice": ""})
+
+
+def test_fixture_incidents_carry_the_ids_detection_writes():
+    from alert_fixtures import incident_id as fixture_id
+    from monitor.detect.incident_rows import incident_id
+
+    start = dt.datetime(2026, 3, 1)
+    assert fixture_id("fraud_rate", "country=BR", start) == incident_id("fraud_rate", "country=BR", start)
+    assert len(fixture_id("fraud_rate", "", start)) == 12
