@@ -19,6 +19,7 @@ from typing import Any
 
 from monitor.catalog import Catalog, load_catalog
 from monitor.config import ProjectConfig
+from monitor.errors import first_line
 from monitor.report.explanations import read_explanation
 from monitor.report.model import (
     CATEGORIES, AlertQuality, Change, DataHealth, FailedRuns, Freshness, IncidentView, MetricDay, MetricInfo,
@@ -317,7 +318,7 @@ def _health(con, tables: set[str], config: ProjectConfig, catalog: Catalog, info
                      FROM runs f WHERE f.status = 'failed' AND f.window_start < ? AND f.window_end > ?)
                GROUP BY metric ORDER BY metric""",
             [day_start + DAY, day_start - (FAILED_RUNS_DAYS - 1) * DAY]).fetchall():
-        failed.append(FailedRuns(metric, int(n), int(unfixed), first, last, _first_line(error)))
+        failed.append(FailedRuns(metric, int(n), int(unfixed), first, last, first_line(error)))
     freshness = tuple(
         Freshness(i.name, runs.get(i.name, (None, None))[0], runs.get(i.name, (None, None))[1],
                   complete=(runs.get(i.name, (None,))[0] or dt.datetime.min) >= day_start + DAY)
@@ -372,10 +373,6 @@ def _ratio(a: float | None, b: float | None) -> float | None:
         return None
     return _r(a / b)
 
-
-def _first_line(text: str | None) -> str:
-    text = (text or "").strip()
-    return text.splitlines()[0] if text else ""
 
 
 def _replace(obj, **changes):
