@@ -1,6 +1,6 @@
 """Root-cause localisation benchmark: ``monitor.attribute.localize`` on B0 and RS.
 
-Usage: ``.venv/bin/python benchmarks/rca.py [--b0 PATH] [--rs PATH]``
+Usage: ``.venv/bin/python benchmarks/rca.py [--b0 PATH] [--rs PATH] [--cv [--before REV]]``
 
 Scoring follows /work/shared/data/README.md exactly: per instance TP = predicted causes equal to a
 true cause (exact match, a parent or child is both a FP and a FN), FP = other predictions,
@@ -11,12 +11,24 @@ both wall-clock and CPU seconds are shown, since a shared machine inflates wall-
 A naive baseline runs on the same cases in the same run: the single one-dimension value with the
 largest weighted change (sum: |actual - expected|; ratio: |actual_num - actual_den * expected
 rate|, i.e. the rate change weighted by the segment's current traffic).
+
+``--cv`` cross-validates every choice made on data: each method ("before" = ``localize`` as of
+git revision ``--before``, "after" = the working tree) has a small grid of its options; for each
+RS case left out, the option set with the best F1 on the other 29 cases is chosen and scored on
+the one left out (ties go to the defaults, then to grid order). CV F1 pools the left-out
+predictions. Beside it: dev F1 with the defaults, the best grid F1 on all 30 (optimistic), and
+B0 F1 and seconds per instance with the defaults, all in the same run. Then, as a check of
+robustness to the protocol, RS F1 with the defaults when the expected value is the mean of 2..8
+previous minutes instead of 4 (same cases, same truth).
 """
 from __future__ import annotations
 
 import argparse
+import itertools
+import subprocess
 import sys
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -110,7 +122,9 @@ def load_b0(root: Path) -> list[Case]:
     return cases
 
 
-def rs_leaves(raw: pd.DataFrame, minute: int) -> tuple[pd.DataFrame, list[str]]:
+def rs_leaves(
+    raw: pd.DataFrame, minute: int, history: int = RS_HISTORY_MINUTES
+) -> tuple[pd.DataFrame, list[str]]:
     """The published RS protocol: actual = the anomalous minute, expected = mean of the previous
     4 minutes (a leaf missing in a minute counts as 0), measure (cnt - value) / cnt."""
     dims = [c for c in raw.columns if c not in ("min", "value", "cnt")]
@@ -118,8 +132,8 @@ def rs_leaves(raw: pd.DataFrame, minute: int) -> tuple[pd.DataFrame, list[str]]:
     for dim in dims:
         frame[dim] = frame[dim].astype(str)
     now = frame[frame["min"] == minute].groupby(dims)[["num", "cnt"]].sum()
-    past_window = (frame["min"] >= minute - 60 * RS_HISTORY_MINUTES) & (frame["min"] < minute)
-    past = frame[past_window].groupby(dims)[["num", "cnt"]].sum() / RS_HISTORY_MINUTES
+    past_window = (frame["min"] >= minute - 60 * history) & (frame["min"] < minute)
+    past = frame[past_window].groupby(dims)[["num", "cnt"]].sum() / history
     leaves = (
         now.rename(columns={"num": "actual_num", "cnt": "actual_den"})
         .join(past.rename(columns={"num": "expected_num", "cnt": "expected_den"}), how="outer")
@@ -129,11 +143,11 @@ def rs_leaves(raw: pd.DataFrame, minute: int) -> tuple[pd.DataFrame, list[str]]:
     return leaves, dims
 
 
-def load_rs(root: Path) -> list[Case]:
+def load_rs(root: Path, history: int = RS_HISTORY_MINUTES) -> list[Case]:
     cases = []
     for item in yaml.safe_load((root / "anomaly.yaml").read_text()):
         raw = pd.read_csv(root / f"{item['data']}.csv.gz")
-        leaves, dims = rs_leaves(raw=raw, minute=int(item["timestamp"]))
+        leaves, dims = rs_leaves(raw=raw, minute=int(item["timestamp"]), history=history)
         causes = item["cause"] if isinstance(item["cause"], list) else [item["cause"]]
         truth = {frozenset((str(k), str(v)) for k, v in c.items()) for c in causes}
         cases.append(
@@ -177,6 +191,107 @@ METHODS: dict[str, Callable[..., list[dict[str, str]]]] = {
 }
 
 
+def load_before(rev: str) -> Callable[..., list[dict[str, str]]]:
+    """``localize`` as it was at git revision ``rev`` (for before/after figures in one run)."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{rev}:monitor/attribute/localize.py"], cwd=root, check=True,
+        capture_output=True, text=True,
+    ).stdout
+    module = types.ModuleType(f"localize_{rev}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up by name
+    exec(compile(source, f"localize@{rev}", "exec"), module.__dict__)
+    return module.localize
+
+
+# Options searched by the cross-validation, per method (the defaults come first).
+CV_GRIDS: dict[str, dict[str, tuple]] = {
+    "before": {"first_z": (3.0, 2.0, 4.0), "merge_purity": (0.25, 0.1, 0.5),
+               "merge_z": (2.0, 1.0, 3.0)},
+    "after": {"first_z": (3.0, 2.0, 4.0), "child_evidence": (3.84, 0.0, 9.0)},
+}
+
+
+def grid(options: dict[str, tuple]) -> list[dict[str, float]]:
+    keys = list(options)
+    return [dict(zip(keys, values)) for values in itertools.product(*options.values())]
+
+
+def cross_validate(
+    cases: list[Case], fn: Callable[..., list[dict[str, str]]], configs: list[dict[str, float]]
+) -> dict[str, float]:
+    """Leave-one-out over ``cases`` of choosing the best config (see the module docstring)."""
+    counts = np.zeros((len(configs), len(cases), 3))  # tp, fp, fn
+    seconds = []
+    for j, case in enumerate(cases):
+        for i, config in enumerate(configs):
+            start = time.perf_counter()
+            found = {frozenset(p.items()) for p in fn(case.leaves, case.dimensions, case.kind,
+                                                       **config)}
+            if i == 0:
+                seconds.append(time.perf_counter() - start)
+            counts[i, j] = (len(found & case.truth), len(found - case.truth),
+                            len(case.truth - found))
+
+    def f1(c: np.ndarray) -> float:
+        denom = 2 * c[0] + c[1] + c[2]
+        return float(2 * c[0] / denom) if denom else 1.0
+
+    pooled = np.zeros(3)
+    chosen = []
+    for j in range(len(cases)):
+        rest = counts.sum(axis=1) - counts[:, j]
+        scores = np.asarray([f1(r) for r in rest])
+        best = int(np.argmax(scores >= scores.max() - 1e-12))  # first best: defaults first
+        chosen.append(best)
+        pooled += counts[best, j]
+    all_scores = [f1(counts[i].sum(axis=0)) for i in range(len(configs))]
+    return {
+        "dev": all_scores[0],
+        "cv": f1(pooled),
+        "best": max(all_scores),
+        "best_config": configs[int(np.argmax(all_scores))],
+        "default_chosen": sum(c == 0 for c in chosen) / len(cases),
+        "seconds": float(np.mean(seconds)),
+    }
+
+
+def report_cv(rs_cases: list[Case], b0_cases: list[Case], before: str, rs_root: Path) -> None:
+    methods = {"before": load_before(before), "after": localize}
+    print(f"\nCross-validation: leave-one-out over {len(rs_cases)} RS dev cases "
+          f"(before = git {before}, after = working tree)")
+    print(f"  {'method':<8}{'grid':>5} {'RS dev':>7} {'RS CV':>7} {'best':>6} {'dflt':>5}"
+          f" {'s/inst':>7} {'B0 F1':>6} {'s/inst':>7}")
+    for name, fn in methods.items():
+        configs = grid(CV_GRIDS[name])
+        cv = cross_validate(rs_cases, fn, configs)
+        b0 = Tally()
+        for case in b0_cases:
+            start = time.perf_counter()
+            predicted = fn(case.leaves, case.dimensions, case.kind)
+            b0.add(predicted, case.truth, time.perf_counter() - start)
+        print(f"  {name:<8}{len(configs):>5} {cv['dev']:>7.3f} {cv['cv']:>7.3f} {cv['best']:>6.3f}"
+              f" {cv['default_chosen']:>5.2f} {cv['seconds']:>7.3f} {b0.f1:>6.3f}"
+              f" {b0.mean_seconds:>7.3f}   best grid: {cv['best_config']}")
+    naive = Tally()
+    for case in rs_cases:
+        naive.add(naive_top_value(case.leaves, case.dimensions, case.kind), case.truth, 0.0)
+    print(f"  naive RS F1 {naive.f1:.3f} (no options). dflt = share of folds choosing the "
+          "defaults; best = best grid point on all cases (optimistic).")
+    histories = (2, 3, 4, 6, 8)
+    print("\n  RS F1 with the defaults when 'expected' is the mean of h previous minutes:")
+    print(f"  {'method':<8}" + "".join(f"{'h=' + str(h):>7}" for h in histories) + f"{'mean':>7}")
+    cases_by_h = {h: load_rs(rs_root, history=h) for h in histories}
+    for name, fn in methods.items():
+        scores = []
+        for h in histories:
+            tally = Tally()
+            for case in cases_by_h[h]:
+                tally.add(fn(case.leaves, case.dimensions, case.kind), case.truth, 0.0)
+            scores.append(tally.f1)
+        print(f"  {name:<8}" + "".join(f"{f:>7.3f}" for f in scores) + f"{np.mean(scores):>7.3f}")
+
+
 def run(cases: list[Case], verbose: bool = False) -> dict[str, dict[str, Tally]]:
     """Tallies per method and group ("all" + each group)."""
     results: dict[str, dict[str, Tally]] = {m: {} for m in METHODS}
@@ -215,7 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--b0", type=Path, default=DEFAULT_B0)
     parser.add_argument("--rs", type=Path, default=DEFAULT_RS)
     parser.add_argument("--verbose", action="store_true", help="print every case")
+    parser.add_argument("--cv", action="store_true", help="cross-validate, before and after")
+    parser.add_argument("--before", default="e81164f", help="git revision of 'before'")
     args = parser.parse_args(argv)
+    if args.cv:
+        b0 = load_b0(args.b0) if args.b0.exists() else []
+        report_cv(rs_cases=load_rs(args.rs), b0_cases=b0, before=args.before, rs_root=args.rs)
+        return 0
     for title, loader, root in (("B0 (sum)", load_b0, args.b0), ("RS (ratio)", load_rs, args.rs)):
         if not root.exists():
             print(f"\n{title}: {root} not found, skipped")

@@ -13,7 +13,18 @@ penalty ``pen = 2 * sigma^2 * log(n)``, where sigma is the robust noise level
 ``1.4826 * MAD(diff(x)) / sqrt(2)`` (falling back to std(x) when the MAD is 0), and
 ``min_size=2`` (ruptures' default for l2).
 
-    .venv/bin/python benchmarks/tcpd.py [--data /work/shared/data/tcpd-dev]
+    .venv/bin/python benchmarks/tcpd.py [--data /work/shared/data/tcpd-dev] [--verbose]
+    .venv/bin/python benchmarks/tcpd.py --loo [--synthetic 300] [--processes 2]
+
+``--loo``: leave-one-out over the 12 real series. Every method is a family of
+configurations (``FAMILIES``: ours with its penalty scale and variant switches, the ruptures
+baselines with a penalty scale, "no change"); for each series the configuration with the
+best mean (F1 + cover) / 2 on the other 11 is chosen (ties: the first listed, the default)
+and scored on the held-out one. Reported per family: the default on all 12 ("dev"), the
+configuration that is best on all 12 ("dev best", optimistic), and the leave-one-out mean
+("LOO"), with the configuration each fold chose. ``--synthetic N`` adds, in the same run,
+each family's default on the synthetic sets of ``benchmarks/tcpd_synthetic.py`` (N
+series with changes, N no-change series, N short series, N smooth-growth series).
 """
 from __future__ import annotations
 
@@ -117,6 +128,21 @@ def zero(values: np.ndarray) -> list[int]:
     return []
 
 
+def _ruptures_scaled(algo_name: str, scale: float):
+    import ruptures as rpt
+
+    def run(values: np.ndarray) -> list[int]:
+        x = values[np.isfinite(values)]
+        n = len(x)
+        if n < 4:
+            return []
+        pen = scale * 2.0 * robust_sigma(x) ** 2 * math.log(n)
+        algo = getattr(rpt, algo_name)(model="l2", min_size=2, jump=1).fit(x)
+        return [b for b in algo.predict(pen=pen) if b < n]
+
+    return run
+
+
 METHODS = {
     "ours": lambda v: find_change_points(v),
     "binseg_l2_bic": _ruptures_bic("Binseg"),
@@ -138,11 +164,141 @@ def load(data: Path):
     return cases
 
 
+# Leave-one-out: each family's configurations, the default first. Every choice that could
+# be made on data is a configuration here, so the LOO figure prices it in.
+PENALTY_SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
+OURS_DEFAULT = {"penalty_scale": 1.0, "short_max_ar": 0.5, "resolution": 0.005, "smooth": True}
+OURS_GRID = [
+    {"penalty_scale": p, "short_max_ar": a, "resolution": r, "smooth": True}
+    for a in (None, 0.5)
+    for r in (0.0, 0.005)
+    for p in (0.7, 1.0, 1.4)
+] + [{**OURS_DEFAULT, "smooth": False}]
+
+
+def _ours(kwargs: dict):
+    return lambda v: find_change_points(v, **kwargs)
+
+
+def _label(kwargs: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in kwargs.items()) or "default"
+
+
+def families() -> dict[str, list[tuple[str, object]]]:
+    grid = [OURS_DEFAULT] + [g for g in OURS_GRID if g != OURS_DEFAULT]
+    return {
+        "ours": [(_label(g), _ours(g)) for g in grid],
+        # the default before issue 18 (no smooth check, no resolution, short series keep the
+        # refit answer), for comparison: one configuration, so its LOO equals its dev figure
+        "ours_before": [("before", _ours({"short_max_ar": None, "resolution": 0.0, "smooth": False}))],
+        "binseg_l2_bic": [(f"scale={s}", _ruptures_scaled("Binseg", s)) for s in (1.0, *[x for x in PENALTY_SCALES if x != 1.0])],
+        "pelt_l2_bic": [(f"scale={s}", _ruptures_scaled("Pelt", s)) for s in (1.0, *[x for x in PENALTY_SCALES if x != 1.0])],
+        "zero": [("none", zero)],
+    }
+
+
+_JOBS: list = []
+
+
+def _run_job(i: int):
+    fn, values, ann = _JOBS[i]
+    n = len(values)
+    pred = clean(fn(values), n)
+    return f1(ann, pred), cover(ann, pred, n), len(pred)
+
+
+def _parallel(jobs: list, processes: int) -> list:
+    global _JOBS
+    _JOBS = jobs
+    if processes > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(processes) as pool:
+            return pool.map(_run_job, range(len(jobs)), chunksize=4)
+    return [_run_job(i) for i in range(len(jobs))]
+
+
+def loo_report(cases, processes: int, synthetic: int, seed: int = 0, verbose: bool = False) -> None:
+    real = [c for c in cases if not c[0].startswith("quality_control")]
+    fams = families()
+    jobs, index = [], []
+    for fam, configs in fams.items():
+        for j, (_, fn) in enumerate(configs):
+            for i, (_, values, ann) in enumerate(real):
+                jobs.append((fn, values, ann))
+                index.append((fam, j, i))
+    out = _parallel(jobs, processes)
+    scores = {fam: np.zeros((len(c), len(real), 2)) for fam, c in fams.items()}
+    for (fam, j, i), (f, c, _) in zip(index, out):
+        scores[fam][j, i] = (f, c)
+    print(f"leave-one-out over {len(real)} real series (choice by mean (F1+cover)/2 on the other {len(real) - 1})")
+    print(f"{'family':<16}{'configs':>8}{'dev F1':>8}{'cover':>7}{'best F1':>9}{'cover':>7}{'LOO F1':>8}{'cover':>7}   best on all 12")
+    for fam, configs in fams.items():
+        S = scores[fam]
+        obj = S.mean(axis=2)  # (config, series)
+        best_all = int(np.argmax(obj.mean(axis=1)))
+        picks = []
+        loo = np.zeros((len(real), 2))
+        for i in range(len(real)):
+            rest = np.delete(obj, i, axis=1).mean(axis=1)
+            j = int(np.argmax(rest))
+            picks.append(j)
+            loo[i] = S[j, i]
+        d = S[0].mean(axis=0)
+        b = S[best_all].mean(axis=0)
+        l = loo.mean(axis=0)
+        print(f"{fam:<16}{len(configs):>8}{d[0]:>8.3f}{d[1]:>7.3f}{b[0]:>9.3f}{b[1]:>7.3f}{l[0]:>8.3f}{l[1]:>7.3f}   {configs[best_all][0]}")
+        if len(configs) > 1 and verbose:
+            for j, (lab, _) in enumerate(configs):
+                m = S[j].mean(axis=0)
+                print(f"{'':<16}  [{j}] {lab}: dev {m[0]:.3f} / {m[1]:.3f}")
+        if len(configs) > 1:
+            chosen = ", ".join(f"{real[i][0]}:{picks[i]}" for i in range(len(real)))
+            print(f"{'':<16}fold choices (config index): {chosen}")
+    if synthetic:
+        synthetic_report(fams, synthetic, seed, processes)
+
+
+def synthetic_report(fams, n_series: int, seed: int, processes: int) -> None:
+    import tcpd_synthetic as ts
+
+    sets = {
+        "syn": [(x, {"truth": c}) for x, c, _ in ts.make_set(n_series, seed)],
+        "null": [(x, {"truth": []}) for x, _, _ in ts.make_null_set(n_series, seed)],
+        "short": [(x, {"truth": c}) for x, c, _ in ts.make_short_set(n_series, seed)],
+        "smooth": [(x, {"truth": []}) for x, _, _ in ts.make_smooth_set(n_series, seed)],
+    }
+    print(f"\nsynthetic (benchmarks/tcpd_synthetic.py, seed {seed}, {n_series} series per set; defaults only)")
+    print(f"{'family':<16}" + "".join(f"{k + ' F1':>11}{'cover':>7}" for k in ("syn", "short"))
+          + f"{'null FA':>9}{'short FA*':>10}{'smooth FA':>10}")
+    for fam, configs in fams.items():
+        fn = configs[0][1]
+        res = {}
+        for name, cases in sets.items():
+            res[name] = np.array(_parallel([(fn, v, a) for v, a in cases], processes))
+        short_null = np.array([len(a["truth"]) == 0 for _, a in sets["short"]])
+        print(
+            f"{fam:<16}"
+            + "".join(f"{res[k][:, 0].mean():>11.3f}{res[k][:, 1].mean():>7.3f}" for k in ("syn", "short"))
+            + f"{(res['null'][:, 2] > 0).mean():>9.3f}{(res['short'][short_null, 2] > 0).mean():>10.3f}"
+            + f"{(res['smooth'][:, 2] > 0).mean():>10.3f}"
+        )
+    print("FA = share of no-change series with any detected change; short FA* = on the short set's no-change series")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--verbose", action="store_true", help="print predicted indices")
+    parser.add_argument("--loo", action="store_true", help="leave-one-out over configurations")
+    parser.add_argument("--synthetic", type=int, default=0, help="with --loo: synthetic series per set")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.loo:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        loo_report(load(args.data), args.processes, args.synthetic, args.seed, args.verbose)
+        return 0
 
     cases = load(args.data)
     names = list(METHODS)

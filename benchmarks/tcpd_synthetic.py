@@ -28,7 +28,14 @@ Each is scored by whether *any* change is detected (after ``clean``).
 
     .venv/bin/python benchmarks/tcpd_synthetic.py [--series 300] [--null 300] [--seed 0]
         [--variant "max_ar=0.8"] [--variant "refits=2,criterion='mbic'"] [--no-baseline]
-        [--by] [--processes 2]
+        [--by] [--processes 2] [--short 300] [--smooth 300]
+
+Two more families, each from its own random stream (``family_rng``), so they are measured
+rather than fitted to the TCPD series: ``--short`` series of 15..120 points with 0..2
+changes (``make_short_series``: short yearly data) and ``--smooth`` no-change series of
+smooth growth (``make_smooth_series``: logistic, exponential or quadratic curves rising by
+20..200 noise sds). Reported: short F1 / cover, the share of the short no-change series
+with a detected change (short FA), and the share of smooth series cut (smooth FA).
 
 Each ``--variant`` is a comma-separated list of keyword arguments for find_change_points
 (``--variant "select=None"`` is the choice before the AR(1) selection). ``--null 0`` skips
@@ -128,6 +135,81 @@ def make_series(rng: np.random.Generator, changes: bool = True) -> tuple[np.ndar
     return x, cps, {"n": n, "k": k, "phi": phi, "period": period, "spikes": spikes}
 
 
+def _ar1_noise(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
+    e = rng.normal(0.0, math.sqrt(1.0 - phi * phi), n)
+    noise = np.empty(n)
+    noise[0] = rng.normal()
+    for i in range(1, n):
+        noise[i] = phi * noise[i - 1] + e[i]
+    return noise
+
+
+def make_short_series(rng: np.random.Generator) -> tuple[np.ndarray, list[int], dict]:
+    """Short yearly-like series: 15..120 points, 0 (25 %), 1 (40 %) or 2 (35 %) changes at
+    least 5 points apart and from the ends; a base trend (60 %); each change a level jump
+    (50 %), a slope change (25 %) or both, of 2..5 marginal sds (slope: over the next
+    segment); AR(1) noise with phi in 0..0.6 (yearly data are less persistent than
+    monthly); offset and scale as in ``make_series``."""
+    n = int(round(math.exp(rng.uniform(math.log(15), math.log(120)))))
+    k = int(rng.choice([0, 1, 2], p=[0.25, 0.4, 0.35]))
+    k = min(k, n // 5 - 1)
+    cps = _positions(rng, n, k, 5)
+    bounds = [0, *cps, n]
+    signal = np.empty(n)
+    level = 0.0
+    slope = rng.normal(0.0, 5.0) / n if rng.random() < 0.6 else 0.0
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if i > 0:
+            kind = rng.choice(["level", "slope", "both"], p=[0.5, 0.25, 0.25])
+            if kind in ("level", "both"):
+                level += rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 5.0)
+            if kind in ("slope", "both"):
+                slope += rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 5.0) / (b - a)
+        t = np.arange(b - a)
+        signal[a:b] = level + slope * t
+        level = level + slope * (b - a)
+    phi = rng.uniform(0.0, 0.6)
+    x = signal + _ar1_noise(rng, n, phi)
+    x = rng.uniform(-100, 100) + math.exp(rng.uniform(-3, 5)) * x
+    return x, [int(c) for c in cps], {"n": n, "k": len(cps), "phi": phi, "period": None, "spikes": 0}
+
+
+def make_smooth_series(rng: np.random.Generator) -> tuple[np.ndarray, list[int], dict]:
+    """Smooth growth without any change (a population, a cumulative count): 60..900
+    points of a logistic, exponential or quadratic curve rising by 20..200 noise sds, plus
+    AR(1) noise with phi in 0..0.95. The truth is "no change"."""
+    n = int(round(math.exp(rng.uniform(math.log(60), math.log(900)))))
+    u = np.linspace(0.0, 1.0, n)
+    shape = rng.choice(["logistic", "exponential", "quadratic"])
+    if shape == "logistic":
+        mid, width = rng.uniform(0.2, 0.8), rng.uniform(0.1, 0.4)
+        curve = 1.0 / (1.0 + np.exp(-(u - mid) / width))
+    elif shape == "exponential":
+        curve = np.expm1(rng.uniform(1.0, 3.0) * u)
+    else:
+        curve = u + rng.uniform(-0.8, 0.8) * u * u
+    curve = (curve - curve.min()) / (np.ptp(curve) or 1.0)
+    phi = rng.uniform(0.0, 0.95)
+    x = rng.uniform(20.0, 200.0) * curve + _ar1_noise(rng, n, phi)
+    x = rng.uniform(-100, 100) + math.exp(rng.uniform(-3, 5)) * x
+    return x, [], {"n": n, "k": 0, "phi": phi, "period": None, "spikes": 0, "shape": str(shape)}
+
+
+def family_rng(seed: int, family: int) -> np.random.Generator:
+    """A family's own stream (child of ``seed``), so adding one leaves the others unchanged."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(family,)))
+
+
+def make_short_set(n_series: int, seed: int):
+    rng = family_rng(seed, 2)
+    return [make_short_series(rng) for _ in range(n_series)]
+
+
+def make_smooth_set(n_series: int, seed: int):
+    rng = family_rng(seed, 3)
+    return [make_smooth_series(rng) for _ in range(n_series)]
+
+
 def make_set(n_series: int, seed: int):
     rng = np.random.default_rng(seed)
     return [make_series(rng) for _ in range(n_series)]
@@ -193,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip ruptures Pelt(l2, BIC)")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--by", action="store_true", help="also break the synthetic scores down")
+    parser.add_argument("--short", type=int, default=300, help="short yearly-like series (0 = none)")
+    parser.add_argument("--smooth", type=int, default=300, help="smooth-growth no-change series (0 = none)")
     args = parser.parse_args(argv)
 
     t_start = time.perf_counter()
@@ -205,6 +289,14 @@ def main(argv: list[str] | None = None) -> int:
     syn = evaluate(methods, syn_cases, args.processes)
     qc = evaluate(methods, qc_cases, args.processes)
     nul = (evaluate(methods, null_cases, args.processes) if null_cases
+           else {m: np.zeros((0, 4)) for m in methods})
+    short = make_short_set(args.short, args.seed)
+    short_cases = [(x, {"truth": cps}) for x, cps, _ in short]
+    sho = (evaluate(methods, short_cases, args.processes) if short_cases
+           else {m: np.zeros((0, 4)) for m in methods})
+    short_null = np.array([m["k"] == 0 for _, _, m in short], dtype=bool)
+    smooth_cases = [(x, {"truth": []}) for x, _, _ in make_smooth_set(args.smooth, args.seed)]
+    smo = (evaluate(methods, smooth_cases, args.processes) if smooth_cases
            else {m: np.zeros((0, 4)) for m in methods})
 
     label = {m: ("default" if m == "" else m) for m in methods}
@@ -229,6 +321,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{q[:, 0].mean():>8.3f}{q[:, 1].mean():>9.3f}{fa}"
             f"{s[:, 2].sum() + q[:, 2].sum() + z[:, 2].sum():>8.1f}{paired}"
         )
+    if short_cases or smooth_cases:
+        print(
+            f"\n{'method':<{width}}{'short F1':>9}{'cover':>7}{'short FA':>10}{'smooth FA':>10}{'changes/series':>16}"
+            f"   (short: {len(short_cases)} series, {int(short_null.sum())} without change; smooth growth: {len(smooth_cases)})"
+        )
+        for m in methods:
+            s_, z_ = sho[m], smo[m]
+            cells = [
+                f"{s_[:, 0].mean():>9.3f}{s_[:, 1].mean():>7.3f}" if len(s_) else f"{'-':>9}{'-':>7}",
+                f"{(s_[short_null, 3] > 0).mean():>10.3f}" if short_null.any() else f"{'-':>10}",
+                f"{(z_[:, 3] > 0).mean():>10.3f}{z_[:, 3].mean():>16.3f}" if len(z_) else f"{'-':>10}{'-':>16}",
+            ]
+            print(f"{label[m]:<{width}}" + "".join(cells))
     if null:
         meta = [m for _, _, m in null]
         groups = {

@@ -19,6 +19,8 @@ from monitor.config import ProjectConfig, load_config
 from monitor.dashboard import queries
 from monitor.dashboard.settings import DashboardSettings, dashboard_settings
 from monitor.engine.windows import GRAIN_STEP
+from monitor.events.annotations import chart_events
+from monitor.events.store import read_links
 from monitor.store import Store
 
 
@@ -170,6 +172,7 @@ def metric_data(store_key, metrics_dir, min_size, name: str, label: str, days: i
         series = queries.metric_series(con, header, segment, start=start, end=end, min_size=min_size)
         cps = queries.change_points(con, name, segment, start=start, end=end)
         incidents = queries.metric_incidents(con, header, start=start, end=end)
+        events = chart_events(con, name, segment, start=start, end=end)
         since = span[1] - dt.timedelta(days=27)
         values = {}
         for dim in header.get("dimensions") or []:
@@ -182,7 +185,7 @@ def metric_data(store_key, metrics_dir, min_size, name: str, label: str, days: i
                     values[(dim, first_dim)] = queries.slice_values(con, header, dim, within=within, since=since,
                                                                     min_size=min_size)
     return {"header": header, "span": span, "start": start, "end": end, "series": series,
-            "change_points": cps, "incidents": incidents, "slice_values": values}
+            "change_points": cps, "incidents": incidents, "slice_values": values, "events": events}
 
 
 @_cached
@@ -211,9 +214,11 @@ def incident_data(store_key, metrics_dir, min_size, incident_id: str):
                                     end=context_end)
         others, same = queries.related_incidents(con, incident, header)
         volumes = queries.attribution_volumes(con, incident, header)
+        events = chart_events(con, incident["metric"], incident["segment"], start=context_start, end=context_end)
+        links = read_links(con, [incident["incident_id"]]).get(incident["incident_id"], [])
     return {"incident": incident, "header": header, "headers": headers, "series": series, "change_points": cps,
             "other_metrics": others, "same_metric": same, "window": (context_start, context_end),
-            "volumes": volumes}
+            "volumes": volumes, "events": events, "links": links}
 
 
 def incident_end(row, grain: str):

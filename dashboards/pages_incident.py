@@ -16,6 +16,7 @@ from monitor.dashboard.formatting import (LABELS, SMALL_SEGMENTS, format_delta, 
 from monitor.dashboard.links import incident_url, metric_url
 from monitor.dashboard.why import why_lines
 from monitor.errors import MonitorError
+from monitor.events.describe import describe_link
 from monitor.store import slice_label
 
 VERDICT_TEXT = {
@@ -124,6 +125,9 @@ def render(ctx: AppContext) -> None:
              f"since {timestamp_text(inc['start_ts'], grain)}", f"last seen {timestamp_text(inc['last_ts'], grain)}"]
     if inc.get("acked_by"):
         facts.append(f"acknowledged by {inc['acked_by']}")
+    expected = next((link for link in data.get("links") or [] if link.get("expected_here")), None)
+    if expected:
+        facts.append(f"**expected** ({expected['kind']} {expected['title']!r}): does not page")
     if inc.get("label"):
         facts.append(f"labelled **{LABELS.get(inc['label'], inc['label'])}** by {inc.get('labelled_by') or '?'}")
     st.markdown(" · ".join(facts))
@@ -154,9 +158,10 @@ def render(ctx: AppContext) -> None:
                                                                       "end_ts", "last_ts")}]), grain)
             chart(series_chart(series, title=f"{header['title']} — {slice_text(inc['segment'])}", unit=unit,
                                grain=grain, incidents=shade, change_points=data["change_points"],
-                               highlight_id=inc["incident_id"], height=320))
+                               highlight_id=inc["incident_id"], height=320, events=data.get("events")))
             st.caption("Shaded: this incident · red dots: buckets outside the expected band · dashed purple: "
-                       "change points · blue band: the expected range.")
+                       "change points · blue band: the expected range · teal: our own changes (events).")
+        _our_changes(data.get("links") or [])
     with side:
         _actions(ctx, inc)
 
@@ -170,6 +175,20 @@ def render(ctx: AppContext) -> None:
         if view and view.baseline_label:
             st.markdown(f"- Attribution baseline: {view.baseline_label}.")
     st.caption(f"Incident `{inc['incident_id']}` · share: {incident_url(ctx.base_url, inc['incident_id'])}")
+
+
+def _our_changes(links: list[dict]) -> None:
+    """The events linked to the incident (monitor.events), best match first: "did we do this?"."""
+    st.subheader("Our changes before it")
+    if not links:
+        st.caption("No rule, model, promotion or deploy event of ours is linked to this incident "
+                   "(event files under events/, or `monitor event add`).")
+        return
+    rows = [{"Change": describe_link(link), "Kind": link["kind"], "Match": link["scope_match"],
+             "Score": round(float(link["score"]), 2), "Expected": "yes" if link.get("expected_here") else "",
+             "Link": link.get("url") or None} for link in links]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"Link": st.column_config.LinkColumn("Link")})
 
 
 def _too_small(inc: dict, series: pd.DataFrame, grain: str, min_size: float) -> bool:

@@ -133,9 +133,9 @@ def render(ctx: AppContext) -> None:
         _headline(series, unit, grain, segment, ctx.settings.min_segment_size)
         chart(series_chart(series, title=f"{header['title']} — {slice_text(segment)}", unit=unit, grain=grain,
                            incidents=shading_frame(here, grain), change_points=data["change_points"],
-                           focus_slice=label, compare=compare))
+                           focus_slice=label, compare=compare, events=data.get("events")))
         st.caption("Shaded: incidents of this slice · red dots: buckets outside the expected band · "
-                   "dashed purple: change points · blue band: the expected range.")
+                   "dashed purple: change points · blue band: the expected range · teal: our own changes (events).")
         visible = series.assign(volume=series["volume"].where(~series["hidden"].astype(bool)))
         chart(volume_chart(visible, kind=header["kind"], grain=grain))
         notes = []

@@ -64,9 +64,15 @@ def check(ctx: Context, no_dry_run: bool) -> None:
                 problems.extend(engine.dry_run(metric))
     _warn_stale(config, list(catalog.metrics.values()))
     click.echo(f"{len(catalog.files)} metric file(s), {len(catalog.metrics)} valid.")
+    from monitor.events.check import check_event_files
+
+    event_files, event_problems = check_event_files(config, set(catalog.metrics), dry_run=not no_dry_run)
+    if event_files:
+        click.echo(f"{event_files} event file(s).")
+    problems += event_problems
     if problems:
         raise CatalogError(problems)
-    click.echo("All metrics OK.")
+    click.echo("All metrics OK." + (" All event files OK." if event_files else ""))
 
 
 # -- backfill / run ---------------------------------------------------------------------------
@@ -198,6 +204,13 @@ def demo(ctx: Context, folder: str, seed: int, days: int, scale: float) -> None:
     click.echo(f"false paging incidents: {sum(false.values())} "
                f"({', '.join(f'{m}={n}' for m, n in sorted(false.items()) if n) or 'none'})")
     (Path(folder) / "evaluation.json").write_text(json.dumps(scored.to_dict(), indent=2, default=str))
+    from monitor.events.summary import event_lines
+
+    lines = event_lines(store)
+    if lines:
+        click.echo("\nOur own changes (events/) and the incidents linked to them:")
+        for line in lines:
+            click.echo(f"  {line}")
     click.echo("\nAlerts the demo would send (console receiver; also in alerts.log):")
     send_alerts(config, store, now=project.end)
     click.echo(f"\nNext: monitor --config {folder}/monitor.toml incidents")
@@ -243,6 +256,10 @@ def explain(ctx: Context, incident_id: str, fmt: str) -> None:
             raise MonitorError(f"Incident {incident['incident_id']} starts at {incident['start_ts']:%Y-%m-%d %H:%M}, "
                                f"after --as-of {ctx.now:%Y-%m-%d %H:%M}.")
         incident = as_known_then(incident, ctx.now)
+    from monitor.events.store import links_for
+    from monitor.store import Store
+
+    incident["events"] = links_for(Store(ctx.config.store_path), [incident["incident_id"]]).get(incident["incident_id"], [])
     if fmt == "json":
         click.echo(json.dumps(incident, indent=2, default=str))
     else:
@@ -337,6 +354,13 @@ def _report_cycle(cycle, *, computed: bool = True) -> None:
         click.echo(f"detection failed: {metric}: {error}", err=True)
     for metric in cycle.stale:
         click.echo(f"warning: {metric}: no new source rows lately (stale data); detection skipped.", err=True)
+    events = getattr(cycle, "events", None)
+    if events is not None:
+        if events.links:
+            click.echo(f"linked {events.links} incident-event pair(s) from {events.events} event(s)"
+                       + (f"; {events.expected} incident(s) expected, not paging." if events.expected else "."))
+        for problem in events.problems:
+            click.echo(f"warning: events: {problem}", err=True)
     for metric, note in cycle.outside_window:
         click.echo(f"warning: {metric}: {note}.", err=True)
 
@@ -345,12 +369,14 @@ def _attach_step_commands() -> None:
     """Commands that belong to later steps of the flow live with them."""
     from monitor.alert.cli import silence
     from monitor.dashboard.cli import dashboard
+    from monitor.events.cli import event
     from monitor.report.cli import report
     from monitor.scheduler.cli import attach
 
     cli.add_command(silence)
     cli.add_command(report)
     cli.add_command(dashboard)
+    cli.add_command(event)
     attach(cli)
 
 

@@ -113,4 +113,12 @@ def render_explanation(incident: dict) -> str:
         lines.append(render_text(incident["explanation"]))
     else:
         lines.append("  (no attribution stored yet: run `monitor detect`)")
+    if incident.get("events"):
+        from monitor.events.describe import describe_link
+
+        lines.append("Our changes before it (best match first):")
+        for link in incident["events"]:
+            tag = " [expected: does not page]" if link.get("expected_here") else ""
+            url = f" {link['url']}" if link.get("url") else ""
+            lines.append(f"  - {describe_link(link)} (score {link['score']:.2f}, {link['scope_match']}){tag}{url}")
     return "\n".join(lines)

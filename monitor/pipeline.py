@@ -218,6 +218,7 @@ class CycleResult:
     alerts: object | None = None
     detect_failures: list[tuple[str, str]] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # metrics skipped: their source stopped receiving data
+    events: object | None = None  # monitor.events.cycle.LinkResult: incidents linked to change events
     # (metric, message): stored rows exist but none inside detection's history window at `now`
     outside_window: list[tuple[str, str]] = field(default_factory=list)
 
@@ -275,7 +276,18 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
         except Exception as exc:  # noqa: BLE001 - isolate one metric's bug from the rest of the cycle
             log.exception("detection failed for %s", metric.name)
             result.detect_failures.append((metric.name, f"{type(exc).__name__}: {exc}"))
+    result.events = _link_events(config, store, now)
     return result
+
+
+def _link_events(config: ProjectConfig, store: Store, now: dt.datetime):
+    """Link incidents to change events (after attribution: links use the top causes)."""
+    from monitor.events.cycle import LinkResult, link_project_events
+
+    try:
+        return link_project_events(config, store, now=now)
+    except MonitorError as exc:  # events are context for the incidents: never stop the cycle
+        return LinkResult(problems=[str(exc)])
 
 
 def _outside_window(store: Store, metric: Metric, now: dt.datetime) -> str | None:

@@ -57,6 +57,28 @@ def test_demo_finds_and_explains_the_injected_incidents(demo):
     assert "channel=web&country=IN" in (folder / "alerts.log").read_text()
 
 
+@pytest.mark.slow
+def test_demo_links_the_rule_change_and_the_promotion_does_not_page(demo):
+    from monitor.events.store import links_for
+    from monitor.store import Store
+
+    folder, output, scored = demo
+    assert "rule 'R-142 relax risk_rule for PayPal' on payment_method=paypal: linked to" in output
+    assert "model 'M-13 fraud model v13 rollout' on country=JP: linked to no incident" in output
+    store = Store(load_config(folder / "monitor.toml").store_path)
+    outcome = next(o for o in scored["outcomes"] if (o["truth_id"], o["metric"]) == ("decline_rule_change",
+                                                                                       "payment_decline_rate"))
+    [link] = links_for(store, [outcome["incident_id"]])[outcome["incident_id"]]
+    assert (link["kind"], link["title"], link["scope"]) == ("rule", "R-142 relax risk_rule for PayPal",
+                                                            {"payment_method": "paypal"})
+    with store.connect(read_only=True) as con:
+        totals = con.execute("SELECT metric, incident_id FROM incidents WHERE slice = '' AND metric IN "
+                             "('orders', 'coupon_redemptions', 'fake_signups') AND start_ts = '2026-08-19'").fetchall()
+    assert sorted(m for m, _ in totals) == ["coupon_redemptions", "fake_signups", "orders"]
+    links = links_for(store, [i for _, i in totals])
+    assert all([(l["title"], l["expected_here"]) for l in links[i]] == [("Summer sale", True)] for _, i in totals)
+
+
 def _paging_starts(folder, metric: str, slice_: str) -> list[dt.datetime]:
     from monitor.store import Store
 

@@ -190,6 +190,9 @@ def test_any_ratio_input_gives_valid_segments(rows: list[tuple]) -> None:
         assert segment and set(segment) <= {"country", "device"}
         for dim, value in segment.items():
             assert value in set(leaves[dim].astype(str))
+    # never a segment and one of its ancestors: the coarser one already names the change
+    pairs = [set(segment.items()) for segment in found]
+    assert not any(a < b for a in pairs for b in pairs), found
 
 
 # -- demo-world regressions: shrinkage must not fake a segment change ------------------------
@@ -357,3 +360,86 @@ def test_small_integer_counts_per_leaf_still_localise() -> None:
     right = sum(localize(_signups_by_leaf(seed), ["country", "channel", "device_os"], "sum")
                 == [{"country": "IN", "channel": "web"}] for seed in range(20))
     assert right >= 14, right
+
+
+# -- thin data: the coarsest segment that explains the change --------------------------------
+
+
+def _takeover_leaves(seed: int, sibling_logins: float, sibling_factor: float) -> pd.DataFrame:
+    """Country x channel x account_age x device; BR & web is hit by an account-takeover wave.
+
+    BR & web & 30d+ has plenty of logins and its rate goes x5; its siblings (BR & web & the
+    other account ages) have ``sibling_logins`` logins per leaf and their rate goes
+    x``sibling_factor``. Every other leaf has a few hundred logins and does not change.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for country, channel, age, device in itertools.product(
+        ["BR", "US", "DE", "MX", "IN", "GB"], ["web", "app"], ["0-7d", "7-30d", "30d+"],
+        ["ios", "android", "windows"],
+    ):
+        rate, factor, logins = 0.01, 1.0, 300.0
+        if (country, channel) == ("BR", "web"):
+            big = age == "30d+"
+            factor = 5.0 if big else sibling_factor
+            logins = 1000.0 if big else sibling_logins
+        past = rng.poisson(logins, 4)
+        den = rng.poisson(logins)
+        rows.append({
+            "country": country, "channel": channel, "account_age": age, "device": device,
+            "expected_den": past.mean(), "expected_num": rng.binomial(past, rate).mean(),
+            "actual_den": den, "actual_num": rng.binomial(den, min(rate * factor, 1.0)),
+        })
+    return pd.DataFrame(rows)
+
+
+TAKEOVER_DIMS = ["country", "channel", "account_age", "device"]
+
+
+@pytest.mark.parametrize("sibling_logins, sibling_factor", [(20.0, 5.0), (40.0, 3.0)])
+def test_thin_siblings_hit_alike_give_the_parent(
+    sibling_logins: float, sibling_factor: float
+) -> None:
+    """The other account ages of BR & web are hit too (x3 to x5) but have 20-40 logins a leaf:
+    they cannot reject the x5 of the big leaf, so nothing supports the more specific segment.
+    (Climbing only when the siblings' own move was significant named BR & web & 30d+ in 7 of
+    these 20 worlds.)"""
+    right = sum(
+        localize(_takeover_leaves(seed, sibling_logins, sibling_factor), TAKEOVER_DIMS, "ratio")[:1]
+        == [{"country": "BR", "channel": "web"}]
+        for seed in range(10)
+    )
+    assert right >= 9, right
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_well_measured_unchanged_siblings_give_the_child(seed: int) -> None:
+    """Same wave, but the other account ages have 1000 logins a leaf and did not move: the
+    change is BR & web & 30d+ alone."""
+    leaves = _takeover_leaves(seed=seed, sibling_logins=1000.0, sibling_factor=1.0)
+    found = localize(leaves, TAKEOVER_DIMS, "ratio")
+    assert found[:1] == [{"country": "BR", "channel": "web", "account_age": "30d+"}], found
+
+
+def test_a_thin_segment_of_many_leaves_is_still_significant() -> None:
+    """A segment of 48 leaves with ~0.3 expected events each goes x4 (about 15 -> 60 events):
+    each leaf alone is noise, the segment is not. Each leaf's noise has a one-event floor,
+    which must not add up over the segment's leaves."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for country, channel, age, device in itertools.product(
+        [f"c{i}" for i in range(12)], ["web", "app", "api"], ["a", "b", "c", "d"],
+        ["ios", "android", "windows", "macos"],
+    ):
+        rate = 0.01
+        logins = 30.0
+        factor = 4.0 if (channel, device) == ("api", "ios") else 1.0
+        past = rng.poisson(logins, 4)
+        den = rng.poisson(logins)
+        rows.append({
+            "country": country, "channel": channel, "account_age": age, "device": device,
+            "expected_den": past.mean(), "expected_num": rng.binomial(past, rate).mean(),
+            "actual_den": den, "actual_num": rng.binomial(den, rate * factor),
+        })
+    found = localize(pd.DataFrame(rows), TAKEOVER_DIMS, "ratio")
+    assert found == [{"channel": "api", "device": "ios"}], found

@@ -117,6 +117,8 @@ def _alert_blocks(alert: dict[str, Any], *, created_at: str | None) -> list[dict
         blocks.append(_section(explanation))
     if alert.get("follows"):
         blocks.append(_context([_follows_text(alert["follows"])]))
+    if alert.get("events"):
+        blocks.append(_context([_events_text(alert["events"])]))
     children = alert.get("children") or []
     if children:
         blocks.append(_context([_children_text(children)]))
@@ -165,6 +167,15 @@ def _explanation_text(alert: dict[str, Any]) -> str | None:
 def _follows_text(lead: dict[str, Any]) -> str:
     incident = link(lead.get("link"), f"incident {lead['incident_id']}") or f"incident {literal(lead['incident_id'])}"
     return f"*Pointed at by* *{literal(lead.get('metric'))}* {incident}: its segment was tested here on its own"
+
+
+def _events_text(events: list[dict[str, Any]]) -> str:
+    """'*Our changes before it:* 3 h after rule 'R-142 ...' on payment_method=card' (linked when it has a URL)."""
+    shown = []
+    for e in events:
+        text = literal(e["text"])
+        shown.append(link(e.get("url"), e["text"]) if e.get("url") else text)
+    return "*Our changes before it:* " + " · ".join(shown)
 
 
 def _children_text(children: list[dict[str, Any]]) -> str:

@@ -101,6 +101,8 @@ def _alert_lines(alert: dict[str, Any], *, created_at: str | None) -> list[str]:
     if alert.get("follows"):
         lead = alert["follows"]
         row("follows", f"{lead.get('metric')} incident {lead['incident_id']} named this segment")
+    for i, event in enumerate(alert.get("events") or []):
+        row("changes" if i == 0 else "", event["text"] + (f"  {event['url']}" if event.get("url") else ""))
     children = alert.get("children") or []
     if children:
         shown = "; ".join(f"{c['slice']} {format_change(c).split(',')[0]}" for c in children[:MAX_CHILDREN])

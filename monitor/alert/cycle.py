@@ -23,6 +23,7 @@ from monitor.alert.notifiers import Notifier
 from monitor.alert.outbox import AfterSend, FlushResult, claim_head, deliver, enqueue, undelivered_rows
 from monitor.alert.silences import active_silences
 from monitor.clock import utc_naive
+from monitor.events.attach import attach_events
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def run_alert_cycle(store: Store, config, *, now: dt.datetime,
             incidents = _rows(con, "SELECT * FROM incidents WHERE status = 'open'"
                                    " OR incident_id IN (SELECT unnest(?::VARCHAR[]))", [notified_ids])
             headers = _headers(con, metrics_headers)
+            attach_events(con, config, incidents, now=now)
             prepared = prepare_alerts(incidents, headers, active_silences(con, now),
                                       inhibit_slices=cfg.inhibit_slices)
             undelivered = set(con.execute("SELECT DISTINCT receiver, group_key FROM alert_outbox"

@@ -259,6 +259,7 @@ def alert_entry(incident: dict[str, Any], header: dict[str, Any], *, fingerprint
                                              title=header.get("title") or incident["metric"]),
         "quiet": quiet,
         "follows": followed_incident(incident.get("why_json"), dashboard_url=dashboard_url),
+        "events": alert_events(incident.get("events")),
     }
     if children is not None:
         entry["children"] = children
@@ -277,6 +278,20 @@ def followed_incident(why_json: Any, *, dashboard_url: str | None) -> dict[str, 
         return None
     return {"metric": lead.get("metric"), "incident_id": lead["incident_id"], "start_ts": lead.get("start"),
             "link": incident_url(dashboard_url, lead["incident_id"]) if dashboard_url else None}
+
+
+def alert_events(links: list[dict[str, Any]] | None, *, limit: int = 3) -> list[dict[str, Any]]:
+    """Our own changes linked to the incident (monitor.events), best first, with their wording."""
+    from monitor.events.describe import describe_link
+
+    out = []
+    for link in (links or [])[:limit]:
+        out.append({"event_id": link["event_id"], "kind": link["kind"], "title": link["title"],
+                    "url": link.get("url"), "ts": _iso(link.get("ts")), "end_ts": _iso(link.get("end_ts")),
+                    "scope": dict(link.get("scope") or {}), "score": _num(link.get("score")),
+                    "lag_seconds": _num(link.get("lag_seconds")), "during": bool(link.get("during")),
+                    "expected": bool(link.get("expected_here")), "text": describe_link(link)})
+    return out
 
 
 def _num(value: Any) -> float | None:

@@ -82,6 +82,8 @@ class PreparedAlerts:
 
 
 def quiet_reason(incident: dict[str, Any]) -> str | None:
+    if incident.get("expected_by"):  # inside a planned change's window (monitor.events.expected)
+        return incident["expected_by"]
     if incident.get("acked_by"):
         return f"acknowledged by {incident['acked_by']}"
     if incident.get("label") in QUIET_LABELS:

@@ -26,12 +26,15 @@ partition + risk score). What this one does differently:
    ~0 when it is too small to tell. Capping keeps big leaves and heterogeneous effect sizes
    inside the true cause from dominating; tiny leaves have no power and cannot win.
 3. Greedy search over all cuboids with every cell scored in a few vectorised bincounts; after a
-   pick we climb to the parent when the parent's other leaves moved the same way (the search
-   found the loudest part of a broader cause; their significance is judged against the noise
-   of segments outside the parent) and mark the leaves as explained.
+   pick, the coarsest segment that explains the change is named (see ``_refine``): a child
+   instead of its parent only when the parent's other leaves reject, beyond their noise, the
+   move the child predicts for them. On thin data they cannot, and the parent is named. The
+   leaves are then marked as explained.
 4. Acceptance: a cause must be significant at segment level (z deflated by the observed spread
-   of one-dimension segments, since real leaf noise is correlated) and worth at least one fully
-   anomalous leaf; further causes need more (they must stand on their own).
+   of one-dimension segments, since real leaf noise is correlated; the leaves' one-event noise
+   floors count once per segment, not once per leaf) and worth at least one fully anomalous
+   leaf; further causes need more (they must stand on their own). A later cause that contains
+   an earlier one replaces it.
 """
 from __future__ import annotations
 
@@ -67,6 +70,10 @@ class LeafScores:
     observed: np.ndarray
     expected: np.ndarray
     sd: np.ndarray  # noise standard deviation of observed - expected
+    # The "one event" part of sd^2 (count data cannot resolve less). It bounds what a single
+    # tiny leaf may claim, but does not add up over a segment's leaves: a segment of 50 thin
+    # leaves still resolves one event, not 50 (see ``_segment_variance``).
+    floor: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,7 @@ class SearchOptions:
 
     clip: float = 3.0
     miss_cost: float = 1.0
-    merge_purity: float = 0.25
-    merge_z: float = 2.0
+    child_evidence: float = 3.84
     first_z: float = 3.0
     first_score: float = 1.0
     more_z: float = 5.0
@@ -119,8 +125,7 @@ def localize(
     more_z: float = _DEFAULTS.more_z,
     more_score: float = _DEFAULTS.more_score,
     miss_cost: float = _DEFAULTS.miss_cost,
-    merge_purity: float = _DEFAULTS.merge_purity,
-    merge_z: float = _DEFAULTS.merge_z,
+    child_evidence: float = _DEFAULTS.child_evidence,
 ) -> list[dict[str, str]]:
     """Root-cause segments of the change from ``expected`` to ``actual``, best first.
 
@@ -135,15 +140,16 @@ def localize(
       (a second cause must stand on its own, not be the leftovers of the first).
     - ``miss_cost``: penalty for a leaf that should have moved under the hypothesis and did not,
       relative to the reward for one that did.
-    - ``merge_purity`` / ``merge_z``: climb to the parent segment when the rest of the parent
-      also moved the same way (share of its power that did, and its significance).
+    - ``child_evidence``: a child segment is named instead of its parent only if it scores at
+      least as well and the parent's other leaves reject the move the child predicts for them
+      with twice a log-likelihood ratio of at least this (3.84: a 5 % test of one parameter).
+      Otherwise - they moved too, or are too thin to tell - the parent is named.
     """
     table = normalise_leaves(leaves=leaves, dimensions=dimensions, kind=kind)
     options = SearchOptions(
         clip=clip,
         miss_cost=miss_cost,
-        merge_purity=merge_purity,
-        merge_z=merge_z,
+        child_evidence=child_evidence,
         first_z=first_z,
         first_score=first_score,
         more_z=more_z,
@@ -172,7 +178,8 @@ def localize_table(
     # Leaves with nothing expected and nothing observed (no traffic) carry no evidence.
     keep = (scores.expected != 0) | (scores.observed != 0)
     scores = LeafScores(
-        observed=scores.observed[keep], expected=scores.expected[keep], sd=scores.sd[keep]
+        observed=scores.observed[keep], expected=scores.expected[keep], sd=scores.sd[keep],
+        floor=scores.floor[keep],
     )
     codes = table.codes[keep]
     layer_cap = len(dims) if max_layer is None else max(1, min(max_layer, len(dims)))
@@ -194,6 +201,10 @@ def localize_table(
         )
         if step.z < need_z or step.score < need_score:
             break
+        # A later cause containing an earlier one: the rest of its leaves moved as well, so the
+        # coarser segment is the cause and the earlier one only its loudest part.
+        pairs = set(zip(step.dims, step.values))
+        accepted = [a for a in accepted if not pairs < set(zip(a.dims, a.values))]
         accepted.append(step)
     return [
         {dims[d]: str(table.labels[d][code]) for d, code in zip(step.dims, step.values)}
@@ -211,9 +222,19 @@ def leaf_scores(table: LeafTable) -> LeafScores:
         observed = table.measures["actual"]
         expected = table.measures["expected"]
         variance = _sum_variance(observed=observed, expected=expected)
+        # counts: the part of the floor above Poisson (leaves expected to see less than one)
+        floor = (
+            np.clip(1.0 - np.abs(expected), 0.0, None) * (variance >= 1.0)
+            if _is_count_data(observed) else np.zeros_like(variance)
+        )
     else:
         observed, expected, variance = _ratio_counts(table=table)
-    return LeafScores(observed=observed, expected=expected, sd=np.sqrt(np.maximum(variance, 0.0)))
+        floor = np.ones_like(variance)
+    variance = np.maximum(variance, 0.0)
+    return LeafScores(
+        observed=observed, expected=expected, sd=np.sqrt(variance),
+        floor=np.minimum(floor, variance),
+    )
 
 
 def shrunk_rates(
@@ -417,6 +438,7 @@ class _State:
     expected: np.ndarray
     sd: np.ndarray
     active: np.ndarray  # leaves not yet explained
+    floor: np.ndarray  # see LeafScores
 
 
 def _search(
@@ -432,6 +454,7 @@ def _search(
         expected=scores.expected,
         sd=np.where(scores.sd > 0, scores.sd, np.inf),
         active=np.isfinite(scores.sd) & (scores.sd > 0),
+        floor=scores.floor,
     )
     by_dims = {c.dims: c for c in cuboids}
     steps: list[Step] = []
@@ -444,8 +467,8 @@ def _search(
         dims, values, score = best
         member = _members(by_dims=by_dims, dims=dims, values=values)
         spread = _segment_spread(cuboids=cuboids, state=state, exclude=member)
-        dims, values = _generalise(
-            dims=dims, values=values, cuboids=cuboids, by_dims=by_dims, state=state, options=options
+        dims, values = _refine(
+            dims=dims, values=values, by_dims=by_dims, state=state, options=options, pseudo=pseudo
         )
         member = _members(by_dims=by_dims, dims=dims, values=values)
         z = _segment_z(state=state, member=member & state.active, spread=spread)
@@ -500,69 +523,108 @@ def _ripple_scores(
     return np.bincount(cuboid.cell, weights=gain, minlength=cuboid.n_cells)
 
 
-def _generalise(
+def _refine(
     dims: tuple[int, ...],
     values: tuple[int, ...],
-    cuboids: list[Cuboid],
     by_dims: dict[tuple[int, ...], Cuboid],
     state: _State,
     options: SearchOptions,
+    pseudo: float,
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Climb to a parent segment when the rest of it moved the same way.
+    """The coarsest segment around the pick that explains the change.
 
-    The score favours the purest segment, but in real incidents the effect varies inside the
-    true cause (one device stalls 10x, another 3x). If the parent's other leaves also moved
-    significantly in the same direction, and a good share of their power did so as the chosen
-    segment predicts, the parent is the cause and the chosen segment only its loudest part.
-    Their significance is deflated by the spread of segments outside the parent: segments that
-    overlap the parent carry its change and would make the noise look larger than it is.
+    The capped score favours the purest segment: on thin data a child of the real cause can
+    look purest by chance (country x web x one account age, where every account age was hit
+    alike). A child is named instead of its parent only if it explains the change at least as
+    well and the parent's other leaves significantly reject the move the child predicts for
+    them (see ``_child_evidence``); when they moved too, or are too thin to tell, the parent is
+    named. We climb while some parent is not beaten, to the one with the least evidence
+    against it. (The reverse step, a child beating the pick, never changed an answer on B0,
+    RS or the thin synthetic worlds: the capped score already prefers such a child.)
     """
     while len(dims) > 1:
         own = _members(by_dims=by_dims, dims=dims, values=values) & state.active
-        factor = _factor(observed=state.observed[own], expected=state.expected[own])
         best = None
         for drop in range(len(dims)):
             p_dims, p_values = dims[:drop] + dims[drop + 1 :], values[:drop] + values[drop + 1 :]
-            rest = _members(by_dims=by_dims, dims=p_dims, values=p_values) & state.active & ~own
-            if not rest.any():
-                continue
-            change = state.observed[rest].sum() - state.expected[rest].sum()
-            if np.sign(change) != np.sign(factor - 1.0):
-                continue
-            purity = _purity(state=state, member=rest, factor=factor, clip=options.clip)
-            if purity < options.merge_purity or (best is not None and purity <= best[2]):
-                continue
-            spread = _segment_spread(cuboids=cuboids, state=state, exclude=rest | own)
-            if _segment_z(state=state, member=rest, spread=spread) >= options.merge_z:
-                best = (p_dims, p_values, purity)
+            parent = _members(by_dims=by_dims, dims=p_dims, values=p_values) & state.active
+            evidence = float(
+                _child_evidence(
+                    state=state, parent=parent, children=own[None, parent], options=options,
+                    pseudo=pseudo,
+                )[0]
+            )
+            if evidence < options.child_evidence and (best is None or evidence < best[2]):
+                best = (p_dims, p_values, evidence)
         if best is None:
             break
         dims, values = best[0], best[1]
     return dims, values
 
 
-def _factor(observed: np.ndarray, expected: np.ndarray) -> float:
-    total = float(expected.sum())
-    return float(observed.sum()) / total if total > 0 else 1.0
+def _child_evidence(
+    state: _State,
+    parent: np.ndarray,
+    children: np.ndarray,
+    options: SearchOptions,
+    pseudo: float,
+) -> np.ndarray:
+    """Evidence for naming each child instead of ``parent`` (a leaf mask); ``children`` holds
+    one row per child, a mask over the parent's leaves (in leaf order).
+
+    Per leaf, the capped ripple gain g = 2ap - p^2 (module docstring, point 2) is, before
+    capping, the log-likelihood ratio of "moved as predicted" over "unchanged" in units of
+    1/clip^2 of its noise. So -clip^2 x the gain of the child's siblings under the child's own
+    factor is twice the log-likelihood ratio of "the siblings did not move" over "they moved
+    like the child": large only when they are well measured and stayed put; ~0 when they are
+    thin; negative when they moved too (capping makes leaves that moved by more or less than
+    the child's factor count as having moved). -inf when the child scores below its parent (it
+    does not explain the change better) and when it has no siblings (the coarser name says the
+    same).
+    """
+    idx = np.nonzero(parent)[0]  # only the parent's leaves matter
+    siblings = ~children
+    observed, expected, sd = state.observed[idx], state.expected[idx], state.sd[idx]
+    unit = expected / (options.clip * sd)
+    moved = np.clip((observed - expected) / (options.clip * sd), -1.0, 1.0)
+
+    def predicted(factor: np.ndarray) -> np.ndarray:
+        return np.clip((factor - 1.0)[:, None] * unit[None, :], -1.0, 1.0)
+
+    k_child = _shrunk_factor(children @ observed, children @ expected, pseudo)
+    k_parent = _shrunk_factor(np.asarray([observed.sum()]), np.asarray([expected.sum()]), pseudo)
+    p_child = predicted(k_child)
+    per_leaf = (2.0 * moved[None, :] - options.miss_cost * p_child) * p_child
+    against = -(options.clip**2) * np.where(siblings, per_leaf, 0.0).sum(axis=1)
+    own = np.where(children, per_leaf, 0.0).sum(axis=1)
+    p_parent = predicted(k_parent)[0]
+    whole = float(((2.0 * moved - options.miss_cost * p_parent) * p_parent).sum())
+    against[(own < whole) | ~siblings.any(axis=1)] = -np.inf
+    return against
 
 
-def _purity(state: _State, member: np.ndarray, factor: float, clip: float) -> float:
-    """Share of the leaves' power that moved as a segment with ``factor`` predicts, in [-1, 1]."""
-    sd = state.sd[member]
-    moved = np.clip((state.observed[member] - state.expected[member]) / (clip * sd), -1.0, 1.0)
-    predicted = np.clip((factor - 1.0) * state.expected[member] / (clip * sd), -1.0, 1.0)
-    power = float(np.sum(predicted**2))
-    return float(np.sum(moved * predicted)) / power if power > 0 else 0.0
+def _shrunk_factor(observed: np.ndarray, expected: np.ndarray, pseudo: float) -> np.ndarray:
+    """observed / expected with ``pseudo`` events on both sides (1 where nothing is expected)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(expected > 0, (observed + pseudo) / (expected + pseudo), 1.0)
 
 
 def _segment_z(state: _State, member: np.ndarray, spread: float) -> float:
     """Absolute deviation of a segment in standard errors, deflated by the segment spread."""
-    sd = state.sd[member]
-    var = float(np.sum(sd[np.isfinite(sd)] ** 2))
+    var = float(_segment_variance(state=state, members=member[None, :])[0])
     if var <= 0:
         return 0.0
     change = state.observed[member].sum() - state.expected[member].sum()
     return float(abs(change) / np.sqrt(var) / spread)
+
+
+def _segment_variance(state: _State, members: np.ndarray) -> np.ndarray:
+    """Noise variance of the sum of each segment (rows of a leaf mask): the leaves' variances
+    add, their one-event floors do not (the largest one counts)."""
+    finite = np.isfinite(state.sd)
+    summable = np.where(finite, state.sd**2 - state.floor, 0.0)
+    top = np.where(members & finite[None, :], state.floor[None, :], 0.0).max(axis=1, initial=0.0)
+    return members @ summable + top
 
 
 def _segment_spread(cuboids: list[Cuboid], state: _State, exclude: np.ndarray) -> float:
@@ -574,13 +636,18 @@ def _segment_spread(cuboids: list[Cuboid], state: _State, exclude: np.ndarray) -
     """
     weight = (state.active & ~exclude).astype(float)
     deviation = (state.observed - state.expected) * weight
-    variance = np.where(np.isfinite(state.sd), state.sd**2, 0.0) * weight
+    finite = np.isfinite(state.sd)
+    variance = np.where(finite, state.sd**2 - state.floor, 0.0) * weight
+    floor = np.where(finite, state.floor, 0.0) * weight
     zs = []
     for cuboid in cuboids:
         if len(cuboid.dims) != 1:
             break
         dev = np.bincount(cuboid.cell, weights=deviation, minlength=cuboid.n_cells)
         var = np.bincount(cuboid.cell, weights=variance, minlength=cuboid.n_cells)
+        top = np.zeros(cuboid.n_cells)
+        np.maximum.at(top, cuboid.cell, floor)
+        var = var + top
         zs.append(dev[var > 0] / np.sqrt(var[var > 0]))
     all_z = np.concatenate(zs) if zs else np.empty(0)
     if all_z.size < 3:

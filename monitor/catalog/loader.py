@@ -201,7 +201,29 @@ def load_metric_file(path: Path) -> tuple[Metric | None, list[Problem]]:
     return parse_metric(text, path)
 
 
-def parse_metric(text: str, path: Path) -> tuple[Metric | None, list[Problem]]:
+@dataclass(frozen=True)
+class Header:
+    """A definition file split into its YAML header and its SQL, with the line of every key.
+
+    Shared by every kind of definition file (metrics, events) so that all of them read
+    the header the same way and report problems at the same ``file:line``.
+    """
+
+    data: dict
+    lines: dict[str, int]  # top-level key -> line in the file
+    nested_lines: dict[str, dict[str, int]]  # mapping key -> {sub key -> line}
+    first_line: int  # line of the first header key
+    text: str  # the raw YAML
+    sql: str  # everything after the header
+    sql_line: int  # line where the query starts
+
+    def line_of(self, key: str) -> int:
+        return self.lines.get(key, self.first_line)
+
+
+def read_header(text: str, path: Path, *, what: str = "name, kind, grain, dimensions, schedule"
+                ) -> tuple[Header | None, list[Problem]]:
+    """Split ``/* --- yaml --- */ sql``; on failure, the problems (file:line) and None."""
     problems: list[Problem] = []
 
     def problem(line: int, message: str) -> None:
@@ -232,14 +254,26 @@ def parse_metric(text: str, path: Path) -> tuple[Metric | None, list[Problem]]:
         problem(line, f"invalid YAML in header: {reason}; check indentation and quoting (cron strings need quotes)")
         return None, problems
     if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
-        problem(header_first_line, "header must be a YAML mapping of keys such as name, kind, grain, dimensions, schedule")
+        problem(header_first_line, f"header must be a YAML mapping of keys such as {what}")
         return None, problems
 
     lines = {k.value: header_first_line + k.start_mark.line for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
-    detect_lines: dict[str, int] = {}
-    for k, v in node.value:
-        if getattr(k, "value", None) == "detect" and isinstance(v, yaml.MappingNode):
-            detect_lines = {dk.value: header_first_line + dk.start_mark.line for dk, _ in v.value}
+    nested = {k.value: {dk.value: header_first_line + dk.start_mark.line for dk, _ in v.value}
+              for k, v in node.value if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.MappingNode)}
+    return Header(data, lines, nested, header_first_line, header, sql, sql_line), []
+
+
+def parse_metric(text: str, path: Path) -> tuple[Metric | None, list[Problem]]:
+    parsed, problems = read_header(text, path)
+    if parsed is None:
+        return None, problems
+
+    def problem(line: int, message: str) -> None:
+        problems.append(Problem(path, line, message))
+
+    data, lines, header_first_line = parsed.data, parsed.lines, parsed.first_line
+    header, sql, sql_line = parsed.text, parsed.sql, parsed.sql_line
+    detect_lines: dict[str, int] = parsed.nested_lines.get("detect", {})
 
     def line_of(key: str) -> int:
         return lines.get(key, header_first_line)
@@ -390,4 +424,4 @@ def _key_line(path: Path, key: str) -> int:
     return 1
 
 
-__all__ = ["Catalog", "Problem", "HEADER_KEYS", "load_catalog", "load_metric_file", "parse_metric", "MEASURES"]
+__all__ = ["Catalog", "Header", "Problem", "HEADER_KEYS", "read_header", "load_catalog", "load_metric_file", "parse_metric", "MEASURES"]

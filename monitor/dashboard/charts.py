@@ -26,6 +26,7 @@ ANOMALY = "#d62728"
 CHANGE_POINT = "#6a3d9a"
 INCIDENT = "#d62728"
 OTHER_INCIDENT = "#ff9f40"
+EVENT = "#2a9d8f"  # our own changes (monitor.events)
 UP, DOWN, TOTAL = "#d9534f", "#2e8b57", "#5b7fa6"
 PARTS = {"rate": "#d9534f", "mix": "#5b7fa6", "interaction": "#b8b8b8"}
 SERIES_NAMES = {"observed": "observed", "expected": "expected", "previous_week": "same time last week"}
@@ -93,16 +94,40 @@ def _time_axis(grain: str) -> alt.Axis:
 def series_chart(frame: pd.DataFrame, *, title: str, unit: str, grain: str = "day",
                  incidents: pd.DataFrame | None = None, change_points: list | None = None,
                  focus_slice: str | None = None, highlight_id: str | None = None,
-                 compare: bool = True, height: int = 360) -> Figure:
+                 compare: bool = True, height: int = 360, events: pd.DataFrame | None = None) -> Figure:
     """The series with its expected band, anomalies, change points and incidents shaded.
 
     `incidents` needs start_ts, end (exclusive), slice, severity, incident_id;
     those of `focus_slice` (or `highlight_id`) are shaded red, other slices orange.
+    `events` (monitor.events.annotations.chart_events) are drawn as teal rules at their time,
+    with their window (a promotion) as a teal band.
     """
     with debug_mode(False):
-        return _series_chart(frame, title=title, unit=unit, grain=grain, incidents=incidents,
-                             change_points=change_points, focus_slice=focus_slice, highlight_id=highlight_id,
-                             compare=compare, height=height)
+        fig = _series_chart(frame, title=title, unit=unit, grain=grain, incidents=incidents,
+                            change_points=change_points, focus_slice=focus_slice, highlight_id=highlight_id,
+                            compare=compare, height=height)
+        if events is not None and not events.empty:
+            _event_layers(fig, events, frame)
+        return fig
+
+
+def _event_layers(fig: Figure, events: pd.DataFrame, frame: pd.DataFrame) -> None:
+    data = events.copy()
+    data["ts"] = pd.to_datetime(data["ts"])
+    data["end"] = pd.to_datetime(data["end"])
+    if len(frame):  # a window that began before the chart starts is drawn from its left edge
+        first = pd.to_datetime(frame["ts"]).min()
+        data["band_start"] = data["ts"].clip(lower=first)
+    else:
+        data["band_start"] = data["ts"]
+    tooltip = [alt.Tooltip("text:N", title="our change"), alt.Tooltip("ts:T", title="at"),
+               alt.Tooltip("end:T", title="until")]
+    windows = data[data["end"].notna()]
+    if len(windows):
+        fig.add(alt.Chart(fig.data("event_windows", windows[["band_start", "end", "text", "ts"]])).mark_rect(
+            opacity=0.10, color=EVENT).encode(x=alt.X("band_start:T"), x2=alt.X2("end"), tooltip=tooltip))
+    fig.add(alt.Chart(fig.data("events", data[["ts", "end", "text", "kind"]])).mark_rule(
+        color=EVENT, strokeWidth=2).encode(x=alt.X("ts:T"), tooltip=tooltip))
 
 
 def _series_chart(frame, *, title, unit, grain, incidents, change_points, focus_slice, highlight_id, compare,

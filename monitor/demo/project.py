@@ -78,6 +78,14 @@ def build_demo_project(folder: Path, *, seed: int = 7, days: int = 120, scale: f
     for source in DEMO_METRICS.iterdir():
         if source.name.endswith(".sql"):
             (metrics / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    from monitor.demo.changes import EVENT_FILES
+
+    events = folder / "events"  # our own changes, read from the source's change log
+    if events.exists():
+        shutil.rmtree(events)
+    events.mkdir()
+    for name, text in EVENT_FILES.items():
+        (events / name).write_text(text)
     (folder / "monitor.toml").write_text(DEMO_CONFIG)
     begin = dt.datetime.combine(start, dt.time())
     return DemoProject(load_config(folder / "monitor.toml"), world, begin, begin + dt.timedelta(days=days))

@@ -1,7 +1,8 @@
 """The demo world: a synthetic e-commerce risk dataset with known, injected incidents.
 
-``build_world(db_path)`` writes five event tables into a DuckDB file and the list of what was
-injected (the ground truth) to ``ground_truth.json`` beside it::
+``build_world(db_path)`` writes five event tables (and the change log of ``monitor.demo.changes``)
+into a DuckDB file and the list of what was injected (the ground truth) to ``ground_truth.json``
+beside it::
 
     orders              one row per order (fraud and chargeback flags, amount, coupon)
     payment_attempts    one row per authorisation attempt (declined, reason, card BIN range)
@@ -163,8 +164,10 @@ def ground_truth(seed: int = 7, days: int = 120, start: dt.date = DEFAULT_START)
               "(its fake count goes ~5x, ~20 % of the total)."),
     ]
     incidents.sort(key=lambda i: i["start"])
+    from monitor.demo.changes import truth_events
+
     return {"seed": seed, "start": start.isoformat(), "end": day(days), "days": days,
-            "incidents": incidents}
+            "incidents": incidents, "events": truth_events(incidents)}
 
 
 def build_world(db_path: str | Path, *, seed: int = 7, days: int = 120, start: dt.date = DEFAULT_START,
@@ -210,6 +213,13 @@ def build_world(db_path: str | Path, *, seed: int = 7, days: int = 120, start: d
             con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {select} FROM _demo_source")
             con.unregister("_demo_source")
             rows[name] = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+        from monitor.demo.changes import SCHEMAS as CHANGE_SCHEMAS, change_log
+
+        for name, table in change_log(truth).items():  # our own changes, for the event files
+            select = ", ".join(f"CAST({col} AS {typ}) AS {col}" for col, typ in CHANGE_SCHEMAS[name])
+            con.register("_demo_source", table)
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {select} FROM _demo_source")
+            con.unregister("_demo_source")
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -7,38 +7,25 @@ incidents (one per episode, slices linked under the total).
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from monitor.catalog import Metric
 from monitor.detect.follows import follow_rows
 from monitor.detect.incident_rows import incident_row, lies_within, same_episode
 from monitor.detect.mix import merge_runs, mix_runs, mix_series
 from monitor.detect.options import DetectOptions, sensitivity_multiplier
+from monitor.detect.slices import MAX_PAIR_SLICES, PAIR_MIN_SHARE, SliceSeries, build_slices  # noqa: F401
 from monitor.engine import GRAIN_STEP
-from monitor.store import Store, slice_label
+from monitor.store import Store
 
 # How much history one detection looks at: enough for a seasonal baseline, bounded for speed.
 HISTORY = {"day": dt.timedelta(days=400), "hour": dt.timedelta(days=150)}
-# Two-dimension slices need this share of the metric's volume (header slice_min_volume overrides).
-PAIR_MIN_SHARE = 0.01
-MAX_PAIR_SLICES = 400
-
-
-@dataclass(frozen=True)
-class SliceSeries:
-    segment: dict[str, str]
-    values: np.ndarray  # value (sum) or numerator (ratio) per bucket
-    volume: np.ndarray  # value (sum) or denominator (ratio) per bucket
-
-    @property
-    def label(self) -> str:
-        return slice_label(self.segment)
 
 
 @dataclass
@@ -53,60 +40,10 @@ class DetectionResult:
 
 
 def load_slices(store: Store, metric: Metric, *, end: dt.datetime) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
-    """Total, one-dimension and (above a volume floor) two-dimension series on a dense time axis."""
-    step = GRAIN_STEP[metric.grain]
-    start = end - HISTORY[metric.grain]
-    value_col = "numerator" if metric.kind == "ratio" else "value"
-    volume_col = "denominator" if metric.kind == "ratio" else "value"
+    """Total, one-dimension and (above a volume floor) two-dimension series on a dense time
+    axis, aggregated by the database (see ``monitor.detect.slices``)."""
     with store.connect(read_only=True) as con:
-        leaves = store.read_leaves(metric, start=start, end=end, con=con)
-    if leaves.empty:
-        return pd.DatetimeIndex([]), []
-    axis = pd.date_range(leaves["ts"].min(), leaves["ts"].max(), freq=pd.Timedelta(step))
-
-    def dense(frame: pd.DataFrame, keys: list[str]) -> list[SliceSeries]:
-        grouped = frame.groupby([*keys, "ts"], sort=True)[[value_col, volume_col] if value_col != volume_col else [value_col]].sum()
-        out = []
-        if not keys:
-            g = grouped.reindex(axis, fill_value=0.0)
-            return [SliceSeries({}, g[value_col].to_numpy(float), g[volume_col].to_numpy(float))]
-        for key, part in grouped.groupby(level=list(range(len(keys))) if len(keys) > 1 else 0, sort=True):
-            key = key if isinstance(key, tuple) else (key,)
-            part = part.droplevel(list(range(len(keys)))).reindex(axis, fill_value=0.0)
-            out.append(SliceSeries(dict(zip(keys, map(str, key))), part[value_col].to_numpy(float),
-                                   part[volume_col].to_numpy(float)))
-        return out
-
-    series = dense(leaves, [])
-    for dim in metric.dimensions:
-        series += dense(leaves, [dim])
-    if metric.detect.max_slice_depth >= 2 and len(metric.dimensions) >= 2:
-        total_volume = float(series[0].volume.sum())
-        floor = metric.detect.slice_min_volume
-        pairs: list[SliceSeries] = []
-        singles = {(d, s.segment[d]): s for s in series[1:] for d in s.segment}
-        for a, b in itertools.combinations(metric.dimensions, 2):
-            for s in dense(leaves, [a, b]):
-                if _same_as_a_parent(s, singles):
-                    continue  # e.g. card_bin=none & method=paypal when paypal is always card_bin=none
-                mean_volume = s.volume.sum() / max(len(axis), 1)
-                if (floor is not None and mean_volume >= floor) or (floor is None and s.volume.sum() >= PAIR_MIN_SHARE * total_volume):
-                    pairs.append(s)
-        pairs.sort(key=lambda s: -s.volume.sum())
-        series += pairs[:MAX_PAIR_SLICES]
-    if metric.detect.max_slice_depth == 0:
-        series = series[:1]
-    return axis, series
-
-
-def _same_as_a_parent(pair: SliceSeries, singles: dict[tuple[str, str], SliceSeries]) -> bool:
-    """A two-dimension slice that holds exactly its one-dimension parent's traffic (every
-    bucket) is the same segment under a longer name: judging it again only doubles incidents."""
-    for dim, value in pair.segment.items():
-        parent = singles.get((dim, value))
-        if parent is not None and np.array_equal(parent.volume, pair.volume) and np.array_equal(parent.values, pair.values):
-            return True
-    return False
+        return build_slices(con, metric, start=end - HISTORY[metric.grain], end=end, step=GRAIN_STEP[metric.grain])
 
 
 def slice_sensitivity(base, n_slices: int):
@@ -302,17 +239,10 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now) ->
     Human fields (ack, label) and explanations of incidents that did not change
     are kept; open incidents that re-detection no longer finds are resolved.
     """
-    exp_frames, cps = [], []
+    expectations = _expectation_rows(axis, series, detections)
     ts = axis.to_pydatetime()
-    for s, det in zip(series, detections):
-        if len(s.segment) > 1:
-            continue  # the band is kept for the total and one-dimension slices only
-        exp_frames.append(pd.DataFrame({
-            "metric": metric.name, "slice": s.label, "ts": ts, "observed": det.observed, "volume": s.volume,
-            "expected": det.expected, "lower": det.lower, "upper": det.upper, "score": det.score,
-            "anomalous": det.anomalous.astype(bool)}))
-        cps += [(metric.name, s.label, ts[i]) for i in det.change_points if 0 <= i < len(ts)]
-    expectations = pd.concat(exp_frames, ignore_index=True) if exp_frames else None
+    cps = [(metric.name, s.label, ts[i]) for s, det in zip(series, detections) if len(s.segment) <= 1
+           for i in det.change_points if 0 <= i < len(ts)]
     with store.connect() as con:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -345,13 +275,43 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now) ->
             con.execute("DELETE FROM expectations WHERE metric = ?", [metric.name])
             if expectations is not None:
                 con.register("new_expectations", expectations)
-                con.execute("INSERT INTO expectations SELECT metric, slice, ts, observed, volume, expected, lower, upper,"
-                            " score, anomalous FROM new_expectations")
+                con.execute("INSERT INTO expectations SELECT ?, slice, ts, observed, volume, expected, lower, upper,"
+                            " score, anomalous FROM new_expectations", [metric.name])
                 con.unregister("new_expectations")
             con.execute("DELETE FROM change_points WHERE metric = ?", [metric.name])
             if cps:
-                con.executemany("INSERT INTO change_points VALUES (?, ?, ?)", cps)
+                con.register("new_change_points", pa.table({"slice": [c[1] for c in cps], "ts": [c[2] for c in cps]}))
+                con.execute("INSERT INTO change_points SELECT ?, slice, ts FROM new_change_points", [metric.name])
+                con.unregister("new_change_points")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+
+def _expectation_rows(axis: pd.DatetimeIndex, series: list[SliceSeries], detections) -> pa.Table | None:
+    """The band of the total and one-dimension slices (not pairs), one Arrow table for one
+    bulk insert: series x buckets arrays flattened, the slice label a dictionary column.
+    NaN (not judged, below the volume floor) becomes NULL, as the store keeps it."""
+    keep = [i for i, s in enumerate(series) if len(s.segment) <= 1]
+    if not keep or not len(axis):
+        return None
+    n = len(axis)
+
+    def flat(rows) -> pa.Array:
+        return pa.array(np.vstack(rows).astype(float, copy=False).ravel(), from_pandas=True)
+
+    dets = [detections[i] for i in keep]
+    labels = pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(len(keep), dtype=np.int32), n)),
+                                            pa.array([series[i].label for i in keep], pa.string()))
+    return pa.table({
+        "slice": labels,
+        "ts": pa.array(np.tile(axis.values.astype("datetime64[us]"), len(keep))),
+        "observed": flat([d.observed for d in dets]),
+        "volume": flat([series[i].volume for i in keep]),
+        "expected": flat([d.expected for d in dets]),
+        "lower": flat([d.lower for d in dets]),
+        "upper": flat([d.upper for d in dets]),
+        "score": flat([d.score for d in dets]),
+        "anomalous": pa.array(np.vstack([d.anomalous for d in dets]).astype(bool).ravel()),
+    })

@@ -35,6 +35,12 @@ def render_markdown(data: ReportData, *, html_url: str | None = None) -> str:
         for incident in listed:
             lines += _incident_lines(incident, infos.get(incident.metric), data)
 
+    expected = [i for i in data.all_incidents() if i.expected]
+    if expected:
+        lines += ["", f"### Expected changes ({len(expected)})", "",
+                  "Started inside a planned event's window: recorded, not paged.", ""]
+        lines += [f"- {_title(i, infos)} ({i.where}): {i.expected}" for i in expected]
+
     lines += ["", "## Metrics", "",
               f"| Metric | Value | Day over day | Week over week | vs {data.baseline_days}-day baseline | Top mover | Incidents |",
               "|---|---:|---:|---:|---:|---|---:|"]
@@ -133,6 +139,9 @@ def _incident_lines(incident: IncidentView, info: MetricInfo | None, data: Repor
         if fmt.mix_rate(e):
             bits.append("mix vs rate: " + fmt.mix_rate(e))
         lines += [f"  - {b}" for b in bits]
+    lines += [f"  - our change: {text}" for text in incident.events]
+    if incident.expected:
+        lines.append(f"  - {incident.expected}: did not page")
     for child in incident.children:
         lines.append(f"  - slice `{child.where}` ({child.category}): {fmt.incident_change(child, unit)}, "
                      f"{child.severity} - id `{child.incident_id}`")
@@ -151,6 +160,10 @@ def _incident_line(incident: IncidentView, info: MetricInfo | None, data: Report
         text += f" ({fmt.verdict(e.verdict)})"
     if incident.children:
         text += f" + {len(incident.children)} slice{'s' if len(incident.children) != 1 else ''}"
+    if incident.expected:
+        text += f" - {neutral(incident.expected)}"
+    elif incident.events:
+        text += f" - {neutral(incident.events[0])}"
     return text
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from monitor.catalog import Catalog, load_catalog
 from monitor.config import ProjectConfig
 from monitor.errors import first_line
+from monitor.events.report import with_events
 from monitor.report.explanations import read_explanation
 from monitor.report.model import (
     CATEGORIES, AlertQuality, Change, DataHealth, FailedRuns, Freshness, IncidentView, MetricDay, MetricInfo,
@@ -45,7 +46,7 @@ def gather_report(config: ProjectConfig, *, date: dt.date, settings: ReportSetti
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         stored = _stored_definitions(con)
         infos = _metric_infos(catalog, stored)
-        incidents = _day_incidents(con, day_start)
+        incidents = with_events(con, _day_incidents(con, day_start))
         by_metric: dict[str, list[IncidentView]] = {}
         for incident in incidents:
             by_metric.setdefault(incident.metric, []).append(incident)

@@ -146,6 +146,8 @@ class IncidentView:
     children: tuple["IncidentView", ...] = ()
     series: tuple[tuple[dt.datetime, float | None], ...] = ()  # the slice's values around the incident
     band: tuple[tuple[dt.datetime, float | None, float | None, float | None], ...] = ()  # ts, expected, lo, hi
+    events: tuple[str, ...] = ()  # our own changes linked to it (monitor.events), in words, best first
+    expected: str | None = None  # "expected: promotion 'Summer sale' ...": it did not page
 
     @property
     def where(self) -> str:

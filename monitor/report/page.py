@@ -140,6 +140,13 @@ def _incidents(data: ReportData, svgs: dict[str, str]) -> str:
             out.append('<p class="note">None.</p>')
         for incident in listed:
             out.append(_incident(incident, data, units.get(incident.metric), svgs.get(_incident_key(incident))))
+    expected = [i for i in data.all_incidents() if i.expected]
+    if expected:
+        out.append(f'<h3 id="incidents-expected">Expected changes ({len(expected)})'
+                   ' <span class="note">started inside a planned event\'s window: recorded, not paged</span></h3><ul>')
+        out += [f"<li>{escape(units[i.metric].title if i.metric in units else i.metric)} · {escape(i.where)} · "
+                f"{escape(i.expected)}</li>" for i in expected]
+        out.append("</ul>")
     out.append("</section>")
     return "\n".join(out)
 
@@ -156,6 +163,8 @@ def _incident(incident: IncidentView, data: ReportData, info, svg: str | None) -
         meta.append(f"labelled {LABELS.get(incident.label, incident.label)}")
     if incident.acked_by:
         meta.append(f"acked by {incident.acked_by}")
+    if incident.expected:
+        meta.append(f"{incident.expected} (did not page)")
     meta.append(f"id {incident.incident_id}")
     out = [
         f'<article class="incident {escape(incident.severity)}" id="incident-{escape(incident.incident_id)}" '
@@ -166,6 +175,9 @@ def _incident(incident: IncidentView, data: ReportData, info, svg: str | None) -
         f'<div class="meta">{escape(" · ".join(meta))}</div>',
         _explanation(incident, unit),
     ]
+    if incident.events:
+        out.append('<div class="meta events">Our changes before it: '
+                   + escape(" · ".join(incident.events)) + "</div>")
     if svg:
         out.append(f'<div class="chart">{svg}</div>')
     if incident.children:

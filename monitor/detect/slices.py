@@ -1,0 +1,220 @@
+"""The series detection judges, built by the database: the total, every value of every
+dimension and (above a volume floor) two-dimension slices, as dense series x bucket arrays.
+
+One GROUPING SETS query aggregates the leaves of the history window into the total and
+every one-dimension slice per bucket. Pairs are looked for only among values whose own
+volume can reach the pair floor (a pair holds no more than its parents), so 20,000 sellers
+do not make 60,000 seller x channel series to sum and drop. The long result (slice id,
+bucket, numerator, denominator) crosses to numpy through Arrow and is scattered into dense
+series x bucket arrays: no Python or pandas work per slice. Which slices exist follows
+the rules the pandas version had (see `build_slices`; tests/test_slices_db.py compares).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from monitor.catalog import Metric
+from monitor.slices import slice_label
+from monitor.store import leaves_table
+
+# Two-dimension slices need this share of the metric's volume (header slice_min_volume overrides).
+PAIR_MIN_SHARE = 0.01
+MAX_PAIR_SLICES = 400
+# Up to this many possible pairs of two dimensions are summed per bucket at once; more are
+# first narrowed to those whose volume reaches the floor.
+PAIR_DIRECT = 2000
+
+
+@dataclass(frozen=True)
+class SliceSeries:
+    segment: dict[str, str]
+    values: np.ndarray  # value (sum) or numerator (ratio) per bucket
+    volume: np.ndarray  # value (sum) or denominator (ratio) per bucket
+
+    @property
+    def label(self) -> str:
+        return slice_label(self.segment)
+
+
+def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.datetime, end: dt.datetime,
+                 step: dt.timedelta) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
+    """Series of the leaves with start <= ts < end on a dense axis from the first to the
+    last stored bucket (empty buckets are 0; a ts off that grid is left out).
+
+    Order and rules: the total; each dimension's values (sorted); then, with
+    max_slice_depth 2, two-dimension slices whose mean volume per bucket reaches
+    slice_min_volume (or, without it, whose volume is PAIR_MIN_SHARE of the total's), that
+    are not their one-dimension parent under a longer name, largest volume first, at most
+    MAX_PAIR_SLICES. max_slice_depth 0 keeps the total only.
+    """
+    table = leaves_table(metric.name)
+    num = "numerator" if metric.kind == "ratio" else "value"
+    den = "denominator" if metric.kind == "ratio" else "value"
+    first, last = con.execute(f'SELECT min(ts), max(ts) FROM "{table}" WHERE ts >= ? AND ts < ?', [start, end]).fetchone()
+    if first is None:
+        return pd.DatetimeIndex([]), []
+    axis = pd.date_range(first, last, freq=pd.Timedelta(step))
+    step_us = int(step / dt.timedelta(microseconds=1))
+    dims = list(metric.dimensions)
+    depth = metric.detect.max_slice_depth
+    # the window's leaves on the grid, with their bucket index
+    window = (f'SELECT * EXCLUDE (ts), ((epoch_us(ts) - epoch_us(?::TIMESTAMP)) // {step_us})::INTEGER AS __bucket'
+              f' FROM "{table}" WHERE ts >= ? AND ts < ? AND (epoch_us(ts) - epoch_us(?::TIMESTAMP)) % {step_us} = 0')
+    window_params = [first, start, end, first]
+    quoted = [f'"{d}"' for d in dims]
+    single_sets = [()] + ([(d,) for d in dims] if depth >= 1 else [])
+    pair_sets = list(itertools.combinations(dims, 2)) if depth >= 2 and len(dims) >= 2 else []
+
+    def gid(kept: tuple[str, ...]) -> int:
+        """GROUPING(...) of a set: one bit per dimension grouped out, first dimension highest."""
+        return sum(1 << (len(dims) - 1 - i) for i, d in enumerate(dims) if d not in kept)
+
+    def select_keys(kept: tuple[str, ...]) -> str:
+        return ", ".join(f'w."{d}"' if d in kept else f'NULL::VARCHAR AS "{d}"' for d in dims)
+
+    # one pass: the total and every one-dimension slice per bucket
+    if len(single_sets) > 1:
+        singles = (f'SELECT GROUPING({", ".join(quoted)}) AS __gid, {", ".join(quoted)}, __bucket, sum("{num}") AS __num,'
+                   f' sum("{den}") AS __den FROM w GROUP BY GROUPING SETS ('
+                   + ", ".join("(" + ", ".join(["__bucket", *map(_q, s)]) + ")" for s in single_sets) + ")")
+    else:  # the total only (no dimension, or max_slice_depth 0)
+        singles = (f'SELECT {gid(())} AS __gid, {select_keys(()) + "," if dims else ""} __bucket, sum("{num}") AS __num,'
+                   f' sum("{den}") AS __den FROM w GROUP BY __bucket')
+    con.execute(f"CREATE OR REPLACE TEMP TABLE slice_agg AS WITH w AS ({window}) {singles}", window_params)
+    sets = single_sets + pair_sets
+    if pair_sets:
+        _add_pairs(con, metric, window, window_params, dims, pair_sets, gid, select_keys, len(axis), num, den)
+    rank = " ".join(f"WHEN {gid(s)} THEN {i}" for i, s in enumerate(sets))
+    con.execute(f'CREATE OR REPLACE TEMP TABLE slice_keys AS SELECT __gid, {", ".join(quoted + [""])}'
+                f'row_number() OVER (ORDER BY CASE __gid {rank} END, {", ".join(quoted + ["__gid"])}) - 1 AS __sid'
+                f' FROM (SELECT DISTINCT __gid, {", ".join(quoted + [""])} 0 FROM slice_agg)')
+    same = " AND ".join(["a.__gid = k.__gid", *(f'a."{d}" IS NOT DISTINCT FROM k."{d}"' for d in dims)])
+    long = _arrow(con.execute(f"SELECT k.__sid, a.__bucket, a.__num, a.__den FROM slice_agg a JOIN slice_keys k ON {same}"))
+    keys = _arrow(con.execute(f'SELECT __gid, {", ".join(quoted + [""])} __sid FROM slice_keys ORDER BY __sid'))
+    parents = _parent_ids(con, dims, pair_sets, gid) if pair_sets else np.zeros((0, 2), np.int64)
+    for name in ("slice_agg", "slice_keys"):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    n_series = keys.num_rows
+    sid = _column(long, "__sid").astype(np.int64)
+    bucket = _column(long, "__bucket").astype(np.int64)
+    values = np.zeros((n_series, len(axis)))
+    volume = np.zeros((n_series, len(axis))) if num != den else values
+    values[sid, bucket] = _column(long, "__num")
+    if num != den:
+        volume[sid, bucket] = _column(long, "__den")
+
+    gids = _column(keys, "__gid").astype(np.int64)
+    order = np.arange(n_series)
+    pair_gids = [gid(p) for p in pair_sets]
+    is_pair = np.isin(gids, pair_gids)
+    if is_pair.any():
+        order = _kept_pairs(metric, values, volume, is_pair, parents, len(axis))
+    columns = {d: keys.column(d).to_pylist() for d in dims}
+    return axis, [SliceSeries({d: columns[d][i] for d in dims if columns[d][i] is not None}, values[i], volume[i])
+                  for i in order.tolist()]
+
+
+def _add_pairs(con, metric: Metric, window: str, params: list, dims: list[str], pair_sets, gid, select_keys,
+               n_buckets: int, num: str, den: str) -> None:
+    """Per-bucket sums of the two-dimension slices whose volume can reach the floor, added
+    to slice_agg. With volumes >= 0 a pair holds no more than either parent, so only pairs
+    of values whose one-dimension volume reaches the floor are looked at (with 20,000
+    sellers and the 1 % floor: none of the seller pairs). The floor here is loose by a
+    hair, so rounding cannot drop a pair the exact test on the dense series keeps."""
+    floor = metric.detect.slice_min_volume
+    total_gid = gid(())
+    if floor is not None:
+        threshold = float(floor) * n_buckets
+    else:
+        total = con.execute(f"SELECT coalesce(sum(__den), 0) FROM slice_agg WHERE __gid = {total_gid}").fetchone()[0]
+        threshold = PAIR_MIN_SHARE * float(total)
+    threshold -= 1e-9 * abs(threshold) + 1e-9
+    nonnegative = con.execute(f'WITH w AS ({window}) SELECT coalesce(min("{den}"), 0) >= 0 FROM w', params).fetchone()[0]
+    single_gids = ", ".join(str(gid((d,))) for d in dims)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE pair_parents AS SELECT __gid, {', '.join(map(_q, dims))}"
+                f" FROM slice_agg WHERE __gid IN ({single_gids}) GROUP BY ALL HAVING sum(__den) >= ?", [threshold])
+    counts = dict(con.execute("SELECT __gid, count(*) FROM pair_parents GROUP BY ALL").fetchall())
+    distinct = dict(con.execute(f"SELECT __gid, count(*) FROM slice_agg WHERE __gid IN ({single_gids})"
+                                f" GROUP BY ALL").fetchall()) if nonnegative else {}
+    for pair in pair_sets:
+        filters, combinations = [], 1
+        for d in pair:
+            if nonnegative:
+                qualified = counts.get(gid((d,)), 0)
+                if qualified < distinct.get(gid((d,)), 0):  # a filter only when it leaves values out
+                    filters.append(f'"{d}" IN (SELECT "{d}" FROM pair_parents WHERE __gid = {gid((d,))})')
+                combinations *= qualified
+            else:
+                combinations = PAIR_DIRECT + 1
+        if combinations == 0:
+            continue  # no value of one of the dimensions carries enough volume
+        where = " AND ".join(filters) or "TRUE"
+        cols = ", ".join(f'w."{d}"' for d in pair)
+        select = f"SELECT {gid(pair)}, {select_keys(pair)}, __bucket, sum(\"{num}\"), sum(\"{den}\") FROM f w"
+        if combinations <= PAIR_DIRECT:
+            # few possible pairs: all per bucket in one pass, the exact floor applies later
+            con.execute(f"INSERT INTO slice_agg WITH f AS (SELECT * FROM ({window}) WHERE {where})"
+                        f" {select} GROUP BY {cols}, __bucket", params)
+            continue
+        # many: first the pairs whose volume reaches the floor, then only those per bucket
+        on = " AND ".join(f'c."{d}" = w."{d}"' for d in pair)
+        con.execute(
+            f"INSERT INTO slice_agg WITH f AS (SELECT * FROM ({window}) WHERE {where}),"
+            f' c AS (SELECT {", ".join(map(_q, pair))} FROM f GROUP BY ALL HAVING sum("{den}") >= ?)'
+            f" {select} SEMI JOIN c ON {on} GROUP BY {cols}, __bucket", params + [threshold])
+    con.execute("DROP TABLE IF EXISTS pair_parents")
+
+
+def _parent_ids(con, dims: list[str], pair_sets, gid) -> np.ndarray:
+    """(pair sid, one-dimension parent sid) for both parents of every pair slice."""
+    joins = [f'SELECT p.__sid AS __pair, s.__sid AS __parent FROM slice_keys p JOIN slice_keys s'
+             f' ON p.__gid = {gid(pair)} AND s.__gid = {gid((d,))} AND s."{d}" = p."{d}"'
+             for pair in pair_sets for d in pair]
+    rows = _arrow(con.execute(" UNION ALL ".join(joins)))
+    return np.column_stack([_column(rows, "__pair"), _column(rows, "__parent")]).astype(np.int64)
+
+
+def _kept_pairs(metric: Metric, values: np.ndarray, volume: np.ndarray, is_pair: np.ndarray,
+                parents: np.ndarray, n_buckets: int) -> np.ndarray:
+    """Series ids in output order: every non-pair slice, then the pairs that pass the
+    floor and are not a parent under a longer name, largest volume first (ties keep
+    dimension order), at most MAX_PAIR_SLICES."""
+    # a pair that holds exactly its one-dimension parent's traffic in every bucket is the
+    # same segment under a longer name (card_bin=none & method=paypal when paypal is always
+    # card_bin=none): judging it again only doubles incidents
+    pair, parent = parents[:, 0], parents[:, 1]
+    equal = (values[pair] == values[parent]).all(axis=1) & (volume[pair] == volume[parent]).all(axis=1)
+    duplicate = np.zeros(len(is_pair), bool)
+    duplicate[pair[equal]] = True
+    ids = np.flatnonzero(is_pair & ~duplicate)
+    sums = volume[ids].sum(axis=1)
+    floor = metric.detect.slice_min_volume
+    if floor is not None:
+        passes = sums / max(n_buckets, 1) >= floor
+    else:
+        passes = sums >= PAIR_MIN_SHARE * volume[0].sum()
+    ids, sums = ids[passes], sums[passes]
+    ids = ids[np.argsort(-sums, kind="stable")][:MAX_PAIR_SLICES]
+    return np.concatenate([np.flatnonzero(~is_pair), ids])
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def _arrow(result) -> pa.Table:
+    """The result as an Arrow table (DuckDB >= 1.4 hands back a batch reader from .arrow())."""
+    out = result.arrow()
+    return out.read_all() if isinstance(out, pa.RecordBatchReader) else out
+
+
+def _column(table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy()
