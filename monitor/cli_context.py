@@ -43,9 +43,9 @@ class Context:
     @property
     def now(self) -> dt.datetime:
         from monitor.engine import parse_when
-        from monitor.store import utcnow
+        from monitor.clock import utc_naive
 
-        return parse_when(self._now) if self._now else utcnow()
+        return parse_when(self._now) if self._now else utc_naive()
 
 
 def handle_errors(fn):

@@ -38,3 +38,13 @@ class StoreError(MonitorError):
 
 class EmptyResultError(MonitorError):
     """A query returned nothing for a window that holds stored rows (refused unless allowed)."""
+
+
+def first_line(error: BaseException | str | None) -> str:
+    """The first line of an error (or of an error text), for one-sentence messages: an
+    exception without text gives its type's name, a missing text ''."""
+    text = (error if isinstance(error, str) or error is None else str(error)) or ""
+    lines = text.strip().splitlines()
+    if lines:
+        return lines[0]
+    return type(error).__name__ if isinstance(error, BaseException) else ""

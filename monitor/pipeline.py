@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from monitor.catalog import Catalog, Metric, load_catalog
+from monitor.clock import utc_naive
 from monitor.config import ProjectConfig
 from monitor.engine import GRAIN_STEP, Window, floor_to_grain, make_engine, split_windows
 from monitor.errors import MonitorError
-from monitor.store import Store, utcnow
+from monitor.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class ComputeResult:
 
 def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger: str,
             store: Store | None = None, on_window: Callable[[Metric, Window], None] | None = None,
-            clock: Callable[[], dt.datetime] = utcnow, allow_empty: bool = False) -> ComputeResult:
+            clock: Callable[[], dt.datetime] = utc_naive, allow_empty: bool = False) -> ComputeResult:
     """Run every (metric, window) of the plan; a failing metric does not stop the others.
 
     After the first failure of a metric its remaining windows are skipped (they
@@ -254,7 +255,7 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
     from monitor.attribute.incident_attribution import attribute_incidents
     from monitor.detect.run_detection import detect_metric
 
-    from monitor.scheduler import is_stale
+    from monitor.store.stale import is_stale
 
     store = store or Store(config.store_path)
     result = CycleResult(ComputeResult())

@@ -41,14 +41,14 @@ CREATE TABLE IF NOT EXISTS incidents (
     end_ts           TIMESTAMP,            -- exclusive; NULL while open
     last_ts          TIMESTAMP NOT NULL,   -- last bucket seen anomalous
     direction        VARCHAR NOT NULL,     -- up | down
-    kind             VARCHAR NOT NULL,     -- level_shift | spike
+    kind             VARCHAR NOT NULL,     -- level_shift | spike | mix_shift (the traffic mix alone moved a ratio total)
     baseline         DOUBLE,
     observed         DOUBLE,
     relative_change  DOUBLE,
     score            DOUBLE NOT NULL,
     severity         VARCHAR NOT NULL,
     status           VARCHAR NOT NULL,     -- open | resolved
-    resolution       VARCHAR,              -- recovered | new_normal | NULL while open
+    resolution       VARCHAR,              -- recovered | new_normal | withdrawn (no longer detected after a re-run) | NULL while open
     why_json         VARCHAR NOT NULL,     -- detector, parameters, baseline window
     explanation_json VARCHAR,              -- monitor.attribute Explanation.to_dict()
     created_at       TIMESTAMP NOT NULL,

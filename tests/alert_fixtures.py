@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from typing import Any
 
 from monitor.alert.config import AlertConfig, parse_alert_config
 from monitor.alert.notifiers import SENT, Delivery, Notifier
+from monitor.detect.incident_rows import incident_id  # the ids detection writes (12 hex characters)
 from monitor.store import Store, slice_label
 
 T0 = dt.datetime(2026, 3, 4, 6, 10)
@@ -41,10 +41,6 @@ def make_store(tmp_path) -> Store:
             con.execute("INSERT INTO metric_definitions VALUES (?, 'h', ?, ?, ?, ?, NULL, ?)",
                         [name, header["kind"], header["grain"], header["dimensions"], json.dumps(header), T0])
     return store
-
-
-def incident_id(metric: str, slice_: str, start: dt.datetime) -> str:
-    return hashlib.sha256(f"{metric}|{slice_}|{start.isoformat()}".encode()).hexdigest()[:16]
 
 
 def incident_row(metric: str = "fraud_rate", segment: dict[str, str] | None = None, *,
@@ -118,7 +114,7 @@ class Sim:
     """The engine without the store: incidents, silences and group state in memory.
 
     For rules that need many cycles; the store-backed path is covered in
-    test_alert_engine.py's integration tests and the delivery tests.
+    test_alert_planner.py's integration tests and the delivery tests.
     """
 
     def __init__(self, cfg: AlertConfig):
@@ -146,7 +142,7 @@ class Sim:
                                      author="t", comment="t", created_at=start, starts_at=start, ends_at=end))
 
     def step(self, now: dt.datetime) -> list[dict]:
-        from monitor.alert.engine import plan_notifications, prepare_alerts
+        from monitor.alert.planner import plan_notifications, prepare_alerts
 
         notified = {i for state in self.groups.values() for i in state.notified.values()}
         rows = [dict(r) for r in self.incidents.values() if r["status"] == "open" or r["incident_id"] in notified]

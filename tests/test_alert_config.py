@@ -52,7 +52,7 @@ def test_every_problem_is_reported_at_once_naming_its_key():
 
 
 def test_unknown_notifier_type_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match=r"valid types are \['console', 'file', 'slack', 'webhook'\]"):
+    with pytest.raises(ConfigError, match=r"valid notifier types are: console, file, slack, webhook"):
         notifier_class("pagerduty")
 
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from slack_server import INVALID_BLOCKS, OK, SERVER_ERROR, FakeEndpoint
 
 from monitor.cli import cli
-from monitor.scheduler.meta import meta_alert_history, open_meta_alerts
+from monitor.alert.meta import meta_alert_history, open_meta_alerts
 from monitor.store import Store
 
 ENV = "SLACK_WEBHOOK_LOST_TEST"

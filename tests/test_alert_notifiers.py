@@ -12,8 +12,9 @@ import pytest
 from alert_fixtures import T0
 from slack_server import FakeEndpoint
 
-from monitor.alert.config import ReceiverConfig, Setting
+from monitor.alert.config import ReceiverConfig
 from monitor.alert.notifiers import FAILED, RETRY, SENT, make_notifier, notifier_class, notifier_types
+from monitor.settings import Setting
 
 MESSAGE = {
     "schema": "monitor.alert/v1", "message_id": "m-1", "receiver": "r", "group_key": "route:{}",
@@ -40,6 +41,10 @@ class SlackTarget:
     def received(self) -> str:
         return "\n".join(r.raw.decode() for r in self.endpoint.accepted())
 
+    def touched(self) -> bool:
+        """Any I/O reached the target (a request, accepted or not)."""
+        return bool(self.endpoint.requests)
+
     def break_(self):
         self.endpoint.stop()
 
@@ -65,6 +70,10 @@ class ConsoleTarget:
     def received(self) -> str:
         return self.capsys.readouterr().out
 
+    def touched(self) -> bool:
+        captured = self.capsys.readouterr()
+        return bool(captured.out or captured.err)
+
     def break_(self):
         return None  # a terminal cannot be unreachable
 
@@ -80,6 +89,9 @@ class FileTarget(ConsoleTarget):
 
     def received(self) -> str:
         return self.path.read_text() if self.path.exists() else ""
+
+    def touched(self) -> bool:
+        return self.path.parent.exists()
 
     def break_(self):
         self.path.mkdir(parents=True)  # a directory where the file should be: the write fails
@@ -130,12 +142,23 @@ def test_unreachable_target_is_a_retry_not_an_exception(target):
     assert delivery.outcome == RETRY and delivery.error
 
 
-def test_constructing_does_no_io_and_a_missing_secret_is_a_retry(target):
+def test_constructing_does_no_io(target):
+    kind, made = target
+    assert not made.touched()
+    make_notifier(receiver_config(kind, made.options), env=made.env)
+    assert not made.touched()
+    # the probe sees I/O when there is some: sending does reach the target
+    make_notifier(receiver_config(kind, made.options), env=made.env).send(MESSAGE, idempotency_key="m-1", now=T0)
+    assert made.touched()
+
+
+def test_a_missing_secret_is_a_retry_without_io(target):
     kind, made = target
     env_options = [o.name for o in notifier_class(kind).OPTIONS if o.kind == "env"]
-    notifier = make_notifier(receiver_config(kind, made.options), env={})  # no variables at all
     if not env_options:
-        return
+        pytest.skip(f"{kind} reads no secret from the environment")
+    notifier = make_notifier(receiver_config(kind, made.options), env={})  # no variables at all
     delivery = notifier.send(MESSAGE, idempotency_key="m-1", now=T0)
     assert delivery.outcome == RETRY and "not set" in delivery.error
     assert delivery.outcome not in (SENT, FAILED)
+    assert not made.touched()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from monitor.alert.blocks import MAX_BLOCKS, MAX_HEADER, MAX_TEXT, clip, render_blocks, slack_len, validate_blocks
 from monitor.alert.console import render_text
-from monitor.alert.engine import fingerprint
+from monitor.alert.planner import fingerprint
 from monitor.alert.message import alert_entry, build_message, summarize_explanation
 from monitor.alert.routing import incident_labels
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import textwrap
 
 import click
@@ -109,13 +110,26 @@ def test_daily_job_writes_the_files_and_sends(project):
     assert report.html_path == project.root / "reports" / "report-2026-03-20.html" and report.html_path.is_file()
 
 
-def test_without_a_sender_the_error_says_what_is_missing(project, generated, monkeypatch, caplog):
-    import monitor.alert as alert
-
-    monkeypatch.delattr(alert, "send_message", raising=False)
-    with pytest.raises(MonitorError, match="cannot send a report digest"):
-        send_digest(project, generated, now=dt.datetime(2026, 3, 21, 7))
-    # The scheduled job still writes the report, and says why nothing was sent.
-    report = daily_report_job(project, now=dt.datetime(2026, 3, 21, 7))
+def test_without_a_sender_the_digest_goes_through_the_alert_receivers(tmp_path):
+    # No sender given: the daily job sends through the alert module's real outbox and notifiers.
+    project = build_project(tmp_path)
+    toml = project.root / "monitor.toml"
+    toml.write_text(toml.read_text() + textwrap.dedent("""\
+        [[alerts.receivers]]
+        name = "log"
+        type = "file"
+        path = "digest.jsonl"
+        format = "jsonl"
+        [alerts.route]
+        receiver = "log"
+    """))
+    report = daily_report_job(load_config(toml), now=dt.datetime(2026, 3, 21, 7))
     assert report.html_path.is_file()
-    assert "written but not sent" in caplog.text and "send_message" in caplog.text
+    lines = (project.root / "digest.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    assert json.loads(lines[0])["url"] == "https://reports.example.com/risk/report-2026-03-20.html"
+
+
+def test_without_alerting_set_up_sending_says_so(project, generated):
+    with pytest.raises(ConfigError, match=r"alerting is not configured .*\[report\] send = false"):
+        send_digest(project, generated, now=dt.datetime(2026, 3, 21, 7))

@@ -8,14 +8,14 @@ anything new. Silences are managed with ``add_silence`` / ``list_silences`` /
 the same outbox: queued once per day and receiver, retried, never posted twice.
 """
 from monitor.alert.config import AlertConfig, AlertConfigError, load_alert_config, parse_alert_config
-from monitor.alert.cycle import CycleResult, run_alert_cycle
+from monitor.alert.cycle import AlertCycleResult, run_alert_cycle
 from monitor.alert.notifiers import Delivery, Notifier, make_notifier, notifier_types, register
 from monitor.alert.outbox import FlushResult, OutboxEntry, flush_outbox, outbox_entries, outbox_payload
 from monitor.alert.send import SendError, SendResult, send_message
 from monitor.alert.silences import Silence, add_silence, expire_silence, list_silences
 
 __all__ = [
-    "AlertConfig", "AlertConfigError", "CycleResult", "Delivery", "FlushResult", "Notifier", "OutboxEntry",
+    "AlertConfig", "AlertConfigError", "AlertCycleResult", "Delivery", "FlushResult", "Notifier", "OutboxEntry",
     "SendError", "SendResult", "Silence", "add_silence", "expire_silence", "flush_outbox", "list_silences",
     "load_alert_config", "make_notifier", "notifier_types", "outbox_entries", "outbox_payload", "parse_alert_config",
     "register", "run_alert_cycle", "send_message",

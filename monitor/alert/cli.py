@@ -17,9 +17,10 @@ import click
 
 from monitor.alert.config import parse_duration
 from monitor.alert.silences import Silence, add_silence, expire_silence, list_silences
+from monitor.clock import utc_naive
 from monitor.config import ProjectConfig, load_config
 from monitor.errors import ConfigError, MonitorError
-from monitor.store import Store, utcnow
+from monitor.store import Store
 
 
 # -- helpers that take the config (what the commands do, callable without click) ---------------
@@ -83,7 +84,7 @@ def _now(ctx: click.Context) -> dt.datetime:
         return obj["now"]
     if obj is not None and not isinstance(obj, dict) and hasattr(obj, "now"):
         return obj.now
-    return utcnow()
+    return utc_naive()
 
 
 def _parse_time(text: str, option: str) -> dt.datetime:

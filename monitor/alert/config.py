@@ -20,6 +20,8 @@ from typing import Any
 from monitor.alert.matchers import LABEL_NAME, Matcher, make_matcher, parse_matcher
 from monitor.config import parse_duration  # noqa: F401 - re-exported for alert config users
 from monitor.errors import ConfigError
+from monitor.registry import NOTIFIERS
+from monitor.settings import Setting
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Keys people write when they mean the *_env form; caught with a hint instead of "unknown key".
@@ -45,18 +47,6 @@ def format_duration(delta: dt.timedelta) -> str:
 
 
 # -- settings as data -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Setting:
-    """One config key: its name, default, how to read it, and the help shown in docs/alerts.md."""
-
-    name: str
-    default: Any
-    kind: str  # bool | int | str | duration | labels | env | path | choice
-    help: str
-    required: bool = False
-    choices: tuple[str, ...] = ()
-
-
 def _parse_value(setting: Setting, value: Any) -> Any:
     """The parsed value, or ValueError whose text says what was expected (never echoes secrets)."""
     kind = setting.kind
@@ -208,7 +198,6 @@ def load_alert_config(config) -> AlertConfig:
 def parse_alert_config(section: dict[str, Any], *, root: Path = Path("."), dashboard_url: str | None = None,
                        source: str = "monitor.toml") -> AlertConfig:
     """Validate the [alerts] table; raise AlertConfigError listing every problem."""
-    from monitor.alert.notifiers import notifier_class, notifier_types
 
     problems: list[str] = []
     if not isinstance(section, dict):
@@ -235,9 +224,9 @@ def parse_alert_config(section: dict[str, Any], *, root: Path = Path("."), dashb
         options_decl: tuple[Setting, ...] = ()
         if kind is not None:
             try:
-                options_decl = notifier_class(kind).OPTIONS
+                options_decl = NOTIFIERS.get(kind).OPTIONS
             except ConfigError:
-                problems.append(f"{where}.type: unknown notifier type {kind!r}; valid types are {notifier_types()}")
+                problems.append(f"{where}.type: unknown notifier type {kind!r}; valid types are {NOTIFIERS.keys_sorted()}")
                 kind = None
         allowed = {s.name for s in RECEIVER_SETTINGS} | {o.name for o in options_decl}
         env_keys = [o.name for o in options_decl if o.kind == "env"]

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from monitor.alert.config import Setting
+from monitor.settings import Setting
 from monitor.alert.message import (describe_resolution, describe_segment, describe_verdict, format_change,
                                    format_since, format_value, is_alert_message)
 from monitor.alert.notifiers import RETRY, SENT, Delivery, Notifier, register

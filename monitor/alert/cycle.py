@@ -1,7 +1,7 @@
 """The entry point the rest of the product calls once per cycle.
 
 ``run_alert_cycle`` reads incidents, silences and group state from the store,
-plans what is due (``monitor.alert.engine``), queues it in the outbox in one
+plans what is due (``monitor.alert.planner``), queues it in the outbox in one
 transaction, then flushes the outbox. Time is passed in (``now``), so a
 scheduled run, ``monitor run --now`` and tests share one path. Calling it again
 with the same ``now`` sends nothing new, so it is safe to call after every
@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from monitor.alert.config import AlertConfig, load_alert_config
-from monitor.alert.engine import PlannedMessage, plan_notifications, prepare_alerts, state_from_row, state_to_row
+from monitor.alert.planner import PlannedMessage, plan_notifications, prepare_alerts, state_from_row, state_to_row
 from monitor.alert.lost import describe_lost, report_lost
 from monitor.alert.notifiers import Notifier
 from monitor.alert.outbox import AfterSend, FlushResult, claim_head, deliver, enqueue, undelivered_rows
 from monitor.alert.silences import active_silences
+from monitor.clock import utc_naive
 from monitor.events.attach import attach_events
 from monitor.store import Store
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class CycleResult:
+class AlertCycleResult:
     enabled: bool = True
     incidents: int = 0  # open incidents seen
     queued: list[PlannedMessage] = field(default_factory=list)
@@ -64,7 +65,7 @@ class CycleResult:
 def run_alert_cycle(store: Store, config, *, now: dt.datetime,
                     metrics_headers: Mapping[str, Any] | None = None,
                     notifiers: Mapping[str, Notifier] | None = None, env: Mapping[str, str] | None = None,
-                    flush: bool = True, after_send: AfterSend | None = None) -> CycleResult:
+                    flush: bool = True, after_send: AfterSend | None = None) -> AlertCycleResult:
     """Route, group, dedup and queue what is due at ``now``, then deliver what the outbox holds.
 
     ``config`` is the ProjectConfig (or an AlertConfig). ``metrics_headers``
@@ -72,10 +73,10 @@ def run_alert_cycle(store: Store, config, *, now: dt.datetime,
     stored with the metric definitions are used.
     """
     cfg: AlertConfig = load_alert_config(config)
-    now = _naive(now)
+    now = utc_naive(now)
     if not cfg.active:
-        return CycleResult(enabled=False)
-    result = CycleResult()
+        return AlertCycleResult(enabled=False)
+    result = AlertCycleResult()
     with store.connect() as con:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -135,9 +136,3 @@ def _headers(con, given: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     for name, header in (given or {}).items():
         headers[name] = header.header_dict() if hasattr(header, "header_dict") else dict(header)
     return headers
-
-
-def _naive(ts: dt.datetime) -> dt.datetime:
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return ts

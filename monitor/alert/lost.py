@@ -6,7 +6,7 @@ delivery the alert cycle calls ``report_lost``: a receiver that lost messages
 opens (or refreshes) the ``alert_lost`` meta-alert for that receiver, naming
 them, which reaches the toolkit's owner (``[scheduler] owner_receiver``) and
 ``monitor status``; a receiver that delivered again without losing one resolves
-it. ``monitor run`` exits non-zero when its cycle lost one (``CycleResult.lost``).
+it. ``monitor run`` exits non-zero when its cycle lost one (``AlertCycleResult.lost``).
 """
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import datetime as dt
 import logging
 from typing import Iterable
 
+from monitor.alert.meta import MetaAlerts, meta_alert
 from monitor.alert.outbox import FlushResult, OutboxEntry
+from monitor.errors import ConfigError
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,6 @@ def report_lost(store: Store, config, flush: FlushResult, *, now: dt.datetime) -
     delivered = {e.receiver for e in flush.sent} - set(lost)
     if not lost and not delivered:
         return
-    from monitor.scheduler.meta import MetaAlerts, meta_alert
-
     try:
         meta = MetaAlerts(store, config, receiver=_owner_receiver(config))
     except Exception as exc:  # noqa: BLE001 - a bad [scheduler] section must not hide the loss: keep it in the store
@@ -58,6 +58,8 @@ def _owner_receiver(config) -> str | None:
     """``[scheduler] owner_receiver`` of a project config; None for an AlertConfig alone."""
     if not hasattr(config, "section"):
         return None
-    from monitor.scheduler.settings import load_settings
-
-    return load_settings(config).owner_receiver
+    # Read here rather than through the scheduler's settings: alerting sits below the scheduler.
+    value = config.section("scheduler").get("owner_receiver")
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"[scheduler] owner_receiver must be a non-empty string, got {value!r}")
+    return value

@@ -16,13 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Protocol
 
-from monitor.alert.config import ReceiverConfig, Setting
-from monitor.errors import ConfigError
-
-_REGISTRY: dict[str, type["Notifier"]] = {}
-_BUILTINS = ("monitor.alert.slack", "monitor.alert.webhook", "monitor.alert.console")
+from monitor.alert.config import ReceiverConfig
+from monitor.registry import NOTIFIERS
+from monitor.settings import Setting
 
 SENT, RETRY, FAILED = "sent", "retry", "failed"
 
@@ -35,6 +33,17 @@ class Delivery:
     status_code: int | None = None
     error: str | None = None
     retry_after: float | None = None  # seconds the receiver asked us to wait (HTTP 429 Retry-After)
+
+
+class NotifierProtocol(Protocol):
+    """What a class registered in ``NOTIFIERS`` provides (``Notifier`` below is its base)."""
+
+    type_name: ClassVar[str]
+    OPTIONS: ClassVar[tuple[Setting, ...]]
+
+    def __init__(self, receiver: ReceiverConfig, *, env: Mapping[str, str] | None = None) -> None: ...
+
+    def send(self, message: dict[str, Any], *, idempotency_key: str, now: dt.datetime) -> "Delivery": ...
 
 
 class Notifier:
@@ -69,33 +78,19 @@ def register(type_name: str):
     """Class decorator: make a notifier available as ``type = "<type_name>"``."""
 
     def wrap(cls: type[Notifier]) -> type[Notifier]:
-        if type_name in _REGISTRY and _REGISTRY[type_name] is not cls:
-            raise ValueError(f"notifier type {type_name!r} is already registered")
         cls.type_name = type_name
-        _REGISTRY[type_name] = cls
-        return cls
+        return NOTIFIERS.register(type_name)(cls)
 
     return wrap
 
 
-def _load_builtins() -> None:
-    import importlib
-
-    for module in _BUILTINS:
-        importlib.import_module(module)
-
-
 def notifier_types() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return NOTIFIERS.keys_sorted()
 
 
 def notifier_class(type_name: str) -> type[Notifier]:
-    _load_builtins()
-    try:
-        return _REGISTRY[type_name]
-    except KeyError:
-        raise ConfigError(f"Unknown notifier type {type_name!r}; valid types are {sorted(_REGISTRY)}.") from None
+    """The class registered as ``type_name``; UnknownKeyError (a ConfigError) listing the valid ones."""
+    return NOTIFIERS.get(type_name)
 
 
 def make_notifier(receiver: ReceiverConfig, *, env: Mapping[str, str] | None = None) -> Notifier:

@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from monitor.alert.config import AlertConfig, ReceiverConfig, load_alert_config
-from monitor.alert.engine import PlannedMessage
+from monitor.alert.planner import PlannedMessage
 from monitor.alert.notifiers import FAILED, RETRY, SENT, Delivery, Notifier, make_notifier
+from monitor.clock import utc_naive
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def flush_outbox(store: Store, config, *, now: dt.datetime, notifiers: Mapping[s
         return FlushResult()
     with store.connect() as con:
         rows = undelivered_rows(con)
-    return deliver(store, cfg, rows, now=_naive(now), notifiers=notifiers, env=env, after_send=after_send)
+    return deliver(store, cfg, rows, now=utc_naive(now), notifiers=notifiers, env=env, after_send=after_send)
 
 
 def undelivered_rows(con) -> list[tuple]:
@@ -337,9 +338,3 @@ def _span(delta: dt.timedelta) -> str:
     if hours:
         return f"{hours}h {minutes}m" if minutes else f"{hours}h"
     return f"{minutes}m" if minutes else f"{seconds}s"
-
-
-def _naive(ts: dt.datetime) -> dt.datetime:
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return ts

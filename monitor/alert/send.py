@@ -31,6 +31,7 @@ from monitor.alert.blocks import message_title
 from monitor.alert.config import AlertConfig, load_alert_config
 from monitor.alert.notifiers import Notifier
 from monitor.alert.outbox import FlushResult, OutboxEntry, _entries, deliver, enqueue_keyed, undelivered_rows
+from monitor.clock import utc_naive
 from monitor.errors import ConfigError, MonitorError
 from monitor.store import Store
 
@@ -137,7 +138,7 @@ def send_message(config, message: Mapping[str, Any], *, receivers: Iterable[str]
         if not hasattr(config, "store_path"):
             raise TypeError("send_message needs store= when config is an AlertConfig")
         store = Store(config.store_path)
-    now = _naive(now)
+    now = utc_naive(now)
     project = str(message.get("project") or getattr(config, "name", "") or "")
     title = message_title(message)
     group_key = f"{REASON}:{message['schema']}:{project}"
@@ -207,9 +208,3 @@ def _targets(cfg: AlertConfig, receivers: Iterable[str] | str | None) -> list[st
                           f"{', '.join(repr(n) for n in unknown)}; configured receivers are {sorted(cfg.receivers)} "
                           "(names of [[alerts.receivers]], e.g. in [report] receivers).")
     return list(dict.fromkeys(names))
-
-
-def _naive(ts: dt.datetime) -> dt.datetime:
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return ts

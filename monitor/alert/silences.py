@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from monitor.alert.matchers import Matcher, matches_all, parse_matcher
+from monitor.clock import utc_naive
 from monitor.errors import ConfigError, MonitorError
 from monitor.store import Store
 
@@ -68,9 +69,9 @@ def add_silence(store: Store, *, matchers: list[str] | list[Matcher], author: st
         raise ConfigError("A silence needs a comment saying why (--comment).")
     if (duration is None) == (ends_at is None):
         raise ConfigError("Give exactly one of a duration (--duration 2h) or an end time (--until).")
-    now = _naive(now)
-    start = _naive(starts_at) if starts_at else now
-    end = _naive(ends_at) if ends_at else start + duration
+    now = utc_naive(now)
+    start = utc_naive(starts_at) if starts_at else now
+    end = utc_naive(ends_at) if ends_at else start + duration
     if end <= start:
         raise ConfigError(f"The silence would end ({end:%Y-%m-%d %H:%M}) before it starts ({start:%Y-%m-%d %H:%M}).")
     silence = Silence(silence_id="s-" + uuid.uuid4().hex[:10], matchers=parsed, author=author.strip(),
@@ -91,7 +92,7 @@ def list_silences(store: Store, *, now: dt.datetime, include_expired: bool = Fal
         rows = con.execute("SELECT silence_id, matchers_json, author, comment, created_at, starts_at, ends_at,"
                            " expired_at FROM alert_silences"
                            + ("" if include_expired else " WHERE ends_at > ?") + " ORDER BY created_at DESC",
-                           [] if include_expired else [_naive(now)]).fetchall()
+                           [] if include_expired else [utc_naive(now)]).fetchall()
     return [_from_row(r) for r in rows]
 
 
@@ -103,7 +104,7 @@ def active_silences(con, now: dt.datetime) -> list[Silence]:
 
 def expire_silence(store: Store, silence_id: str, *, now: dt.datetime) -> Silence:
     """End a silence now; alerts it muted come back on the next cycle."""
-    now = _naive(now)
+    now = utc_naive(now)
     with store.connect() as con:
         row = con.execute("SELECT silence_id, matchers_json, author, comment, created_at, starts_at, ends_at,"
                           " expired_at FROM alert_silences WHERE silence_id = ?", [silence_id]).fetchone()
@@ -122,10 +123,3 @@ def _from_row(row) -> Silence:
     return Silence(silence_id=sid, matchers=tuple(Matcher.from_dict(m) for m in json.loads(matchers_json)),
                    author=author, comment=comment, created_at=created, starts_at=start, ends_at=end,
                    expired_at=expired)
-
-
-def _naive(ts: dt.datetime) -> dt.datetime:
-    """The store keeps naive UTC timestamps."""
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return ts

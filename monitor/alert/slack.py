@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from monitor.alert.blocks import render_blocks, validate_blocks
-from monitor.alert.config import Setting
+from monitor.settings import Setting
 from monitor.alert.notifiers import RETRY, SENT, Delivery, Notifier, classify_http, describe_network_error, redact, register
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from monitor.alert.config import Setting
+from monitor.settings import Setting
 from monitor.alert.notifiers import RETRY, Delivery, Notifier, classify_http, describe_network_error, redact, register
 
 SIGNATURE_HEADER = "X-Monitor-Signature"

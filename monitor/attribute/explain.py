@@ -1,6 +1,6 @@
 """One incident's attribution: what moved, how much, which segments, mix or rate.
 
-``explain`` combines the per-dimension decomposition (``decompose``) with the root causes found by
+``explain`` combines the per-dimension decomposition (``contributions_by_dimension``) with the root causes found by
 ``localize`` into an :class:`Explanation`, a frozen value that round-trips through JSON
 (``to_dict`` / ``from_dict``) and reads as one line (``summary``).
 
@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.attribute.decompose import (
+from monitor.attribute.contributions import (
     Contribution,
     Totals,
-    decompose_dimension,
+    dimension_contributions,
     segment_effects,
     totals,
 )
@@ -197,7 +197,7 @@ def _mix_driver_first(table: LeafTable, breakdowns: tuple[DimensionBreakdown, ..
 
 
 def _breakdown(table: LeafTable, dimension: str) -> DimensionBreakdown:
-    values = tuple(decompose_dimension(table=table, dimension=dimension))
+    values = tuple(dimension_contributions(table=table, dimension=dimension))
     if table.kind != "ratio":
         return DimensionBreakdown(dimension=dimension, values=values)
     _, den0, _, den1 = table.before_after()

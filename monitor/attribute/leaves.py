@@ -1,4 +1,4 @@
-"""Leaf tables: the common input of localize, decompose and explain.
+"""Leaf tables: the common input of localize, contributions and explain.
 
 A leaf is one full combination of the dimensions with additive measures (``actual``/``expected``
 for a sum metric, ``actual_num``/``actual_den``/``expected_num``/``expected_den`` for a ratio).

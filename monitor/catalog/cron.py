@@ -12,6 +12,8 @@ from functools import lru_cache
 
 from apscheduler.triggers.cron import CronTrigger
 
+from monitor.clock import utc_naive
+
 UTC = dt.timezone.utc
 # Look this far back for the previous fire, widening step by step so a minutely cron costs
 # at most ~60 iterations and a yearly one still resolves.
@@ -69,15 +71,12 @@ def _aware(ts: dt.datetime) -> dt.datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def _naive(ts: dt.datetime) -> dt.datetime:
-    return ts.astimezone(UTC).replace(tzinfo=None)
-
 
 def next_fire_time(schedule: str, timezone: str, now: dt.datetime) -> dt.datetime | None:
     """First fire strictly after `now` (naive UTC)."""
     trigger = cron_trigger(schedule, timezone)
     nxt = trigger.get_next_fire_time(None, _aware(now) + dt.timedelta(microseconds=1))
-    return _naive(nxt) if nxt else None
+    return utc_naive(nxt) if nxt else None
 
 
 def last_fire_time(schedule: str, timezone: str, now: dt.datetime) -> dt.datetime | None:
@@ -97,5 +96,5 @@ def last_fire_time(schedule: str, timezone: str, now: dt.datetime) -> dt.datetim
             last = fire
             fire = trigger.get_next_fire_time(fire, fire + dt.timedelta(seconds=1))
         if last is not None:
-            return _naive(last)
+            return utc_naive(last)
     return None

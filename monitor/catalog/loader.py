@@ -20,6 +20,7 @@ from monitor.catalog.metric import (
     DIRECTIONS, GRAINS, KINDS, MEASURES, SEASONALITIES, SENSITIVITIES, SEVERITIES, UNITS,
     DetectSettings, Metric,
 )
+from monitor.registry import DETECTORS
 
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -56,7 +57,7 @@ HEADER_KEYS = {k.name: k for k in [
     HeaderKey("bounded", False, "true: check numerator <= denominator on every row"),
     HeaderKey("detect", False, "detection settings (min_volume: per-bucket floor for the total; slice_min_volume: for slices): " + ", ".join(
         ["direction", "min_volume", "sensitivity", "seasonality", "slice_min_volume",
-         "max_slice_depth", "accept_after", "enabled", "follows"])),
+         "max_slice_depth", "accept_after", "enabled", "follows", "detector"])),
 ]}
 DETECT_KEYS = set(DetectSettings.__dataclass_fields__)
 
@@ -364,6 +365,11 @@ def _check_detect(detect: dict, lines: dict[str, int], default_line: int, proble
     check("enabled", lambda v: isinstance(v, bool), "must be true or false")
     check("follows", lambda v: isinstance(v, list) and all(isinstance(n, str) and NAME_RE.match(n) for n in v),
           "must be a list of metric names, e.g. [fraud_rate]")
+    detector = detect.get("detector")
+    if "detector" in detect and (not isinstance(detector, str) or detector not in DETECTORS):  # loaded only when named
+        problem(lines.get("detector", default_line),
+                f"detect.detector: unknown detector {detector!r}; valid detectors: {', '.join(sorted(DETECTORS))}")
+        detect.pop("detector")
     if isinstance(detect.get("follows"), list):
         detect["follows"] = tuple(detect["follows"])
     for key in [k for k in detect if k not in DETECT_KEYS]:

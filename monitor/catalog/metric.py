@@ -34,6 +34,7 @@ class DetectSettings:
     enabled: bool = True
     # Metrics whose incidents name segments to test here directly (chargebacks follow fraud).
     follows: tuple[str, ...] = ()
+    detector: str = "default"  # a key of monitor.registry.DETECTORS
 
 
 @dataclass(frozen=True)

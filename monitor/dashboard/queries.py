@@ -72,12 +72,11 @@ def metric_headers(con: duckdb.DuckDBPyConnection, catalog_headers: dict[str, di
     loads) adds metrics not computed yet and fresher titles, owners and runbooks.
     """
     headers: dict[str, dict] = {}
-    if has_table(con, "metric_definitions"):
-        for name, header_json in con.execute("SELECT metric, header_json FROM metric_definitions").fetchall():
-            try:
-                headers[name] = json.loads(header_json)
-            except ValueError:
-                headers[name] = {"name": name}
+    for name, header_json in con.execute("SELECT metric, header_json FROM metric_definitions").fetchall():
+        try:
+            headers[name] = json.loads(header_json)
+        except ValueError:
+            headers[name] = {"name": name}
     for name, header in (catalog_headers or {}).items():
         headers[name] = {**headers.get(name, {}), **header}
     for name, header in headers.items():
@@ -154,14 +153,13 @@ def _latest_totals(con: duckdb.DuckDBPyConnection, headers: dict[str, dict]) -> 
     From the stored expectations of the total; metrics without them are summed from their leaves.
     """
     out: dict[str, dict] = {}
-    if has_table(con, "expectations"):
-        grains = [(name, h.get("grain", "day")) for name, h in headers.items()]
-        if grains:
-            con.register("dashboard_grains", pd.DataFrame(grains, columns=["metric", "grain"]))
-            try:
-                out.update(_summarise(con, "SELECT metric, ts, observed FROM expectations WHERE slice = ''"))
-            finally:
-                con.unregister("dashboard_grains")
+    grains = [(name, h.get("grain", "day")) for name, h in headers.items()]
+    if grains:
+        con.register("dashboard_grains", pd.DataFrame(grains, columns=["metric", "grain"]))
+        try:
+            out.update(_summarise(con, "SELECT metric, ts, observed FROM expectations WHERE slice = ''"))
+        finally:
+            con.unregister("dashboard_grains")
     for name in headers:
         if name in out or not has_table(con, leaves_table(name)):
             continue
@@ -205,8 +203,6 @@ def _float(value) -> float:
 
 
 def _open_incident_summary(con: duckdb.DuckDBPyConnection) -> dict[str, dict]:
-    if not has_table(con, "incidents"):
-        return {}
     rank = "CASE severity " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in SEVERITY_RANK.items()) + " ELSE 0 END"
     rows = con.execute(f"""
         SELECT metric, count(*), count(*) FILTER (WHERE acked_by IS NULL),
@@ -218,8 +214,6 @@ def _open_incident_summary(con: duckdb.DuckDBPyConnection) -> dict[str, dict]:
 
 
 def _last_runs(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str | None]]:
-    if not has_table(con, "runs"):
-        return {}
     rows = con.execute(
         "SELECT metric, arg_max(status, run_id), arg_max(error, run_id) FROM runs GROUP BY metric").fetchall()
     return {m: (s, e) for m, s, e in rows}
@@ -228,8 +222,6 @@ def _last_runs(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str | Non
 def incidents_frame(con: duckdb.DuckDBPyConnection, *, status: str | None = None, metric: str | None = None,
                     ended_since: dt.datetime | None = None, limit: int = 500) -> pd.DataFrame:
     """Incidents (without their explanations), newest first."""
-    if not has_table(con, "incidents"):
-        return pd.DataFrame(columns=[c.strip() for c in INCIDENT_COLUMNS.split(",")])
     clauses, params = [], []
     if status:
         clauses.append("status = ?")
@@ -269,7 +261,7 @@ def metric_series(con: duckdb.DuckDBPyConnection, header: dict, segment: dict[st
     name = header["name"]
     label = slice_label(segment)
     frame = pd.DataFrame()
-    if has_table(con, "expectations") and len(segment) <= 1:
+    if len(segment) <= 1:
         frame = con.execute(
             "SELECT ts, observed, volume, expected, lower, upper, anomalous, score FROM expectations"
             " WHERE metric = ? AND slice = ? AND ts >= ? AND ts < ? ORDER BY ts",
@@ -308,8 +300,6 @@ def change_points(con: duckdb.DuckDBPyConnection, metric: str, segment: dict[str
                   start: dt.datetime, end: dt.datetime) -> list[pd.Timestamp]:
     from monitor.store import slice_label
 
-    if not has_table(con, "change_points"):
-        return []
     rows = con.execute("SELECT DISTINCT ts FROM change_points WHERE metric = ? AND slice = ? AND ts >= ? AND ts < ?"
                        " ORDER BY ts", [metric, slice_label(segment), start, end]).fetchall()
     return [pd.Timestamp(r[0]) for r in rows]
@@ -318,8 +308,6 @@ def change_points(con: duckdb.DuckDBPyConnection, metric: str, segment: dict[str
 def metric_incidents(con: duckdb.DuckDBPyConnection, header: dict, *, start: dt.datetime,
                      end: dt.datetime) -> pd.DataFrame:
     """The metric's incidents (every slice) that overlap [start, end)."""
-    if not has_table(con, "incidents"):
-        return incidents_frame(con)
     step = step_of(header)
     return con.execute(
         f"SELECT {INCIDENT_COLUMNS}, why_json FROM incidents WHERE metric = ? AND start_ts < ?"
@@ -352,8 +340,6 @@ def slice_values(con: duckdb.DuckDBPyConnection, header: dict, dimension: str, *
 # -- one incident -------------------------------------------------------------------------------
 def incident_row(con: duckdb.DuckDBPyConnection, incident_id: str) -> dict | None:
     """The incident with its decoded why/explanation JSON, or None."""
-    if not has_table(con, "incidents"):
-        return None
     frame = con.execute(f"SELECT {INCIDENT_COLUMNS}, why_json, explanation_json FROM incidents WHERE incident_id = ?",
                         [incident_id]).df()
     if frame.empty:
@@ -393,9 +379,8 @@ def related_incidents(con: duckdb.DuckDBPyConnection, incident: dict,
     step = step_of(header)
     start = incident["start_ts"]
     end = incident.get("end_ts") or (pd.Timestamp(incident["last_ts"]) + step)
-    grain_step = ("CASE d.grain WHEN 'hour' THEN INTERVAL 1 HOUR ELSE INTERVAL 1 DAY END"
-                  if has_table(con, "metric_definitions") else "INTERVAL 1 DAY")
-    join = "LEFT JOIN metric_definitions d ON d.metric = i.metric" if has_table(con, "metric_definitions") else ""
+    grain_step = "CASE d.grain WHEN 'hour' THEN INTERVAL 1 HOUR ELSE INTERVAL 1 DAY END"
+    join = "LEFT JOIN metric_definitions d ON d.metric = i.metric"
     cols = ", ".join(f"i.{c.strip()}" for c in INCIDENT_COLUMNS.split(","))
     frame = con.execute(
         f"SELECT {cols} FROM incidents i {join} WHERE i.incident_id <> ? AND i.start_ts < ?"

@@ -10,25 +10,19 @@ from typing import Any
 
 from monitor.config import ProjectConfig
 from monitor.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: Any
-    help: str
+from monitor.settings import Setting
 
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in [
-    Setting("url", "http://localhost:8501",
+    Setting("url", "http://localhost:8501", "str",
             "Base URL of the running dashboard; alerts and reports build their links on it."),
-    Setting("min_segment_size", 30,
+    Setting("min_segment_size", 30, "number",
             "Privacy floor: a segment with fewer events than this (denominator for rates, value for "
             "sums) is not shown on its own but grouped as 'other (small segments)'."),
-    Setting("cache_seconds", 60, "How long query results are kept before the store is read again."),
-    Setting("history_days", 90, "Days of history the metric page shows by default."),
-    Setting("host", "127.0.0.1", "Address `monitor dashboard` listens on."),
-    Setting("port", 8501, "Port `monitor dashboard` listens on."),
+    Setting("cache_seconds", 60, "number", "How long query results are kept before the store is read again."),
+    Setting("history_days", 90, "number", "Days of history the metric page shows by default."),
+    Setting("host", "127.0.0.1", "str", "Address `monitor dashboard` listens on."),
+    Setting("port", 8501, "number", "Port `monitor dashboard` listens on."),
 ]}
 
 
@@ -54,7 +48,7 @@ def dashboard_settings(config: ProjectConfig) -> DashboardSettings:
     values: dict[str, Any] = {}
     for name, setting in SETTINGS.items():
         value = section.get(name, setting.default)
-        if isinstance(setting.default, str):
+        if setting.kind == "str":
             ok = isinstance(value, str) and bool(value.strip())
             expected = "a non-empty string"
         else:

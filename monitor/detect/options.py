@@ -47,6 +47,7 @@ class DetectOptions:
             sensitivity=settings.sensitivity,
             min_volume=float(settings.min_volume),
             accept_after=settings.accept_after or ACCEPT_AFTER[metric.grain],
+            detector=settings.detector,
         )
 
     @property

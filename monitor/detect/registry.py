@@ -1,37 +1,35 @@
-"""Detector registry: detectors are looked up by a string key (metric headers and config
-name them), so a new detector is one ``register`` call away.
+"""Detectors, looked up by a string key: a metric header names one (``detect.detector``),
+so a new detector is one ``@register("key")`` away.
 
-A detector is a batch function ``fn(values_2d, *, denominators_2d, options) ->
-list[SeriesDetection]`` where ``options`` is a validated ``DetectOptions``; ``detect_series``
-and ``detect_batch`` in ``monitor.detect.series`` dispatch through ``get_detector``.
+A detector meets :class:`Detector`: a batch function ``fn(values_2d, *, denominators,
+options) -> list[SeriesDetection]`` where ``options`` is a resolved ``BatchOptions``;
+``detect_batch`` in ``monitor.detect.series`` dispatches through ``get_detector``. The
+registry is ``monitor.registry.DETECTORS``, the shape shared with engines and notifiers;
+the built-ins (``monitor.detect.detectors``) are loaded on the first lookup.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Protocol
 
-DetectorFn = Callable[..., list]
+import numpy as np
 
-DETECTORS: dict[str, DetectorFn] = {}
+from monitor.registry import DETECTORS, UnknownKeyError
 
+if TYPE_CHECKING:
+    from monitor.detect.options import BatchOptions
+    from monitor.detect.results import SeriesDetection
 
-def register(name: str) -> Callable[[DetectorFn], DetectorFn]:
-    def decorator(fn: DetectorFn) -> DetectorFn:
-        if name in DETECTORS and DETECTORS[name] is not fn:
-            raise ValueError(f"detector {name!r} is already registered")
-        DETECTORS[name] = fn
-        return fn
-
-    return decorator
+__all__ = ["DETECTORS", "Detector", "UnknownKeyError", "get_detector", "register"]
 
 
-def get_detector(name: str) -> DetectorFn:
-    try:
-        return DETECTORS[name]
-    except KeyError:
-        valid = ", ".join(sorted(DETECTORS))
-        raise ValueError(f"unknown detector {name!r}; valid detectors are: {valid}") from None
+class Detector(Protocol):
+    def __call__(self, values: np.ndarray, *, denominators: np.ndarray | None = None,
+                 options: "BatchOptions") -> "list[SeriesDetection]": ...
 
 
-# The built-in detectors register themselves on import; importing them here makes
-# ``DETECTORS`` complete for anyone who imports the registry alone.
-from monitor.detect import detectors as _builtin  # noqa: E402,F401
+register = DETECTORS.register
+
+
+def get_detector(name: str) -> Detector:
+    """The detector registered as ``name``; UnknownKeyError (a ValueError) listing the valid ones."""
+    return DETECTORS.get(name)

@@ -152,8 +152,6 @@ def _rows(store: Store, metric: Metric, axis, series, detections, options: Detec
 def _false_alarms(store: Store, metric: Metric) -> set[str]:
     """Incidents a human labelled false alarms: what they covered was normal after all."""
     with store.connect(read_only=True) as con:
-        if not _has_incidents(con):
-            return set()
         return {r[0] for r in con.execute("SELECT incident_id FROM incidents WHERE metric = ? AND label = 'false_alarm'",
                                           [metric.name]).fetchall()}
 
@@ -172,10 +170,6 @@ def _exclusion_masks(rows: list[dict], false_alarms: set[str], axis: pd.Datetime
         mask = masks.setdefault(row["slice"], np.zeros(len(axis), bool))
         mask |= (values >= np.datetime64(row["start_ts"])) & (values < np.datetime64(row["end_ts"]))
     return masks
-
-
-def _has_incidents(con) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'incidents'").fetchone()[0])
 
 
 def _incident_rows(metric: Metric, axis, series, detections, now) -> list[dict]:

@@ -13,11 +13,13 @@ import pyarrow.compute as pc
 from monitor.catalog import Metric
 from monitor.config import VIEW_FORMATS, SourceConfig
 from monitor.engine.windows import Window
-from monitor.errors import ConfigError, MetricRunError
+from monitor.errors import ConfigError, MetricRunError, first_line
+from monitor.registry import ENGINES
 
 NUMERIC = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
 
 
+@ENGINES.register("duckdb")
 class DuckDBEngine:
     """The embedded default engine: the source is a DuckDB file plus optional file views.
 
@@ -69,7 +71,7 @@ class DuckDBEngine:
             try:
                 con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {reader}('{literal}')")
             except duckdb.Error as exc:
-                raise ConfigError(f"View {name} cannot read {path}: {_first_line(exc)}") from exc
+                raise ConfigError(f"View {name} cannot read {path}: {first_line(exc)}") from exc
             self._views.add(name)
 
     def close(self) -> None:
@@ -94,7 +96,7 @@ class DuckDBEngine:
             return self.connection().execute(metric.sql, {"start": window.start, "end": window.end}).to_arrow_table()
         except duckdb.Error as exc:
             raise MetricRunError(
-                f"{metric.name} failed for {window}: {_first_line(exc)} ({metric.path}:{metric.sql_line})",
+                f"{metric.name} failed for {window}: {first_line(exc)} ({metric.path}:{metric.sql_line})",
                 evidence=metric.sql,
             ) from exc
 
@@ -186,7 +188,3 @@ def dimension_labels(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """
     escaped = pc.replace_substring_regex(column, pattern=r"^(\\*\(null\))$", replacement=r"\\\1")
     return pc.fill_null(escaped, NULL_LABEL)
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0]

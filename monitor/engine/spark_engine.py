@@ -38,7 +38,8 @@ from monitor.config import SourceConfig
 from monitor.engine.duckdb_engine import check_result, schema_problems
 from monitor.engine.transpile import INSTALL_HINT, TranspileError, bind_window, translate
 from monitor.engine.windows import Window
-from monitor.errors import ConfigError, MetricRunError
+from monitor.errors import ConfigError, MetricRunError, first_line
+from monitor.registry import ENGINES
 
 OPTION_KEYS = {
     "master": "Spark master URL for a classic session (default local[*]): local[N], spark://host:7077, yarn, k8s://...",
@@ -71,6 +72,7 @@ JAVA_HINT = ("Spark needs a Java 17+ runtime: on Debian/Ubuntu `apt-get install 
              "(or run scripts/spark-deps.sh), or set JAVA_HOME")
 
 
+@ENGINES.register("spark")
 class SparkEngine:
     """Run metrics on a Spark session: classic (``master``) or Spark Connect (``remote``).
 
@@ -145,7 +147,7 @@ class SparkEngine:
             for key, value in conf.items():  # also when the session (or its context) already existed
                 _set_runtime_conf(spark, key, value)
         except Exception as exc:  # noqa: BLE001 - pyspark raises many types here
-            raise ConfigError(f"Spark rejected a setting in [source.options]: {_first_line(exc)}") from exc
+            raise ConfigError(f"Spark rejected a setting in [source.options]: {first_line(exc)}") from exc
         return spark
 
     def _open_connect(self, SparkSession, conf: dict[str, str]):
@@ -162,9 +164,9 @@ class SparkEngine:
             return builder.create() if hasattr(builder, "create") else builder.getOrCreate()
         except ImportError as exc:
             raise ConfigError("Spark Connect needs its client libraries: pip install 'pyspark[connect]' "
-                              f"({_first_line(exc)}).") from exc
+                              f"({first_line(exc)}).") from exc
         except Exception as exc:  # noqa: BLE001
-            raise ConfigError(f"Could not connect to Spark Connect at {self.remote}: {_first_line(exc)}") from exc
+            raise ConfigError(f"Could not connect to Spark Connect at {self.remote}: {first_line(exc)}") from exc
 
     def _open_classic(self, SparkSession, conf: dict[str, str]):
         if not _java_available():
@@ -189,7 +191,7 @@ class SparkEngine:
         try:
             base = builder.getOrCreate()
         except Exception as exc:  # noqa: BLE001 - JVM start-up failures come as several types
-            raise ConfigError(f"Could not start Spark ({self.master}): {_first_line(exc)}; {JAVA_HINT}.") from exc
+            raise ConfigError(f"Could not start Spark ({self.master}): {first_line(exc)}; {JAVA_HINT}.") from exc
         if not had_context:
             base.sparkContext.setLogLevel("ERROR")
         self._stop_context = not had_context
@@ -285,7 +287,7 @@ class SparkEngine:
                 raise
             except Exception as exc:  # noqa: BLE001 - AnalysisException, Py4JJavaError, gRPC errors
                 what = spec.get("table") or spec.get("path")
-                raise ConfigError(f"Spark cannot read table {name} ({what}): {_first_line(exc)}") from exc
+                raise ConfigError(f"Spark cannot read table {name} ({what}): {first_line(exc)}") from exc
 
     # -- queries ------------------------------------------------------------------------------
     def spark_sql(self, metric: Metric) -> str:
@@ -464,10 +466,5 @@ def _java_available() -> bool:
 def _spark_message(exc: Exception) -> str:
     """Spark's first line; positions in it refer to the translated SQL, so say so."""
     java = getattr(exc, "java_exception", None)  # a raw Py4JJavaError: its own text is "An error occurred..."
-    text = _first_line(exc) if java is None else (str(java).strip().splitlines() or [type(exc).__name__])[0]
+    text = first_line(exc) if java is None else (str(java).strip().splitlines() or [type(exc).__name__])[0]
     return re.sub(r"\(line (\d+), pos (\d+)\)", r"(line \1, pos \2 of the translated Spark SQL)", text)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 
 from monitor.catalog import Metric
-from monitor.errors import ConfigError, MetricRunError
+from monitor.errors import ConfigError, MetricRunError, first_line
 
 WINDOW_PARAMS = ("start", "end")
 SPARK_TIMESTAMP = "TIMESTAMP_NTZ"
@@ -58,10 +58,10 @@ def translate(metric: Metric, *, pretty: bool = True) -> tuple[str, frozenset[st
                                                error_level=errors.ErrorLevel.RAISE) if s is not None]
     except errors.ParseError as exc:
         first = (exc.errors or [{}])[0]
-        description = first.get("description") or _first_line(exc)
+        description = first.get("description") or first_line(exc)
         raise fail(f"SQLGlot cannot parse the DuckDB SQL ({description})", first.get("line")) from exc
     except errors.SqlglotError as exc:  # tokenizer errors
-        raise fail(f"SQLGlot cannot parse the DuckDB SQL ({_first_line(exc)})") from exc
+        raise fail(f"SQLGlot cannot parse the DuckDB SQL ({first_line(exc)})") from exc
     if len(statements) != 1:
         raise fail(f"the file holds {len(statements)} statements; a metric is exactly one query")
     tree = statements[0]
@@ -94,7 +94,7 @@ def translate(metric: Metric, *, pretty: bool = True) -> tuple[str, frozenset[st
         constructs = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         raise fail(f"SQLGlot cannot express it in Spark SQL: {constructs}") from exc
     except errors.SqlglotError as exc:
-        raise fail(f"SQLGlot failed to generate Spark SQL: {_first_line(exc)}") from exc
+        raise fail(f"SQLGlot failed to generate Spark SQL: {first_line(exc)}") from exc
 
 
 def _sqlglot():
@@ -123,8 +123,3 @@ def _line_of(node) -> int | None:
 def _line_in(sql: str, text: str, *, case: bool = True) -> int | None:
     at = sql.find(text) if case else sql.lower().find(text.lower())
     return sql.count("\n", 0, at) + 1 if at >= 0 else None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -14,7 +14,7 @@ from monitor.errors import MonitorError
 from monitor.events.files import load_event_sources, run_source, to_events
 from monitor.events.linking import link_incidents
 from monitor.events.settings import load_event_settings
-from monitor.events.store import ensure_tables, has_tables, read_events, replace_links, replace_source_events
+from monitor.events.store import read_events, replace_links, replace_source_events
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,10 @@ def link_project_events(config, store: Store, *, now: dt.datetime) -> LinkResult
                     log.warning("%s", exc)
                     result.problems.append(str(exc))
     with store.connect() as con:
-        if not fetched and not has_tables(con):
+        if not fetched and not con.execute("SELECT count(*) FROM events").fetchone()[0]:
             return result  # a project without events
         con.execute("BEGIN TRANSACTION")
         try:
-            ensure_tables(con)
             for source, events in fetched.items():
                 replace_source_events(con, source, events, now)
             events = read_events(con, until=now + HORIZON)

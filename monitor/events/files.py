@@ -28,6 +28,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from monitor.catalog.loader import IDENT_RE, NAME_RE, Problem, _key_line, _strip_comments, _suggest, read_header
+from monitor.clock import utc_naive
 from monitor.errors import MonitorError
 from monitor.events.model import Event, stable_event_id
 
@@ -186,7 +187,7 @@ def to_events(source: EventSource, table: pa.Table, expected_kinds: tuple[str, .
         ts, title = row.get("ts"), row.get("title")
         if ts is None or not title:
             raise MonitorError(f"{source.path}:{source.sql_line}: a row has no ts or no title ({row})")
-        ts, end = _naive(ts), _naive(row.get("end_ts"))
+        ts, end = _as_datetime(ts), _as_datetime(row.get("end_ts"))
         if end is not None and end <= ts:
             raise MonitorError(f"{source.path}:{source.sql_line}: event {title!r} ends ({end}) before it starts ({ts})")
         kind = str(row.get("kind") or source.kind)
@@ -206,12 +207,11 @@ def _metric_list(value) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in items if str(v).strip())
 
 
-def _naive(value) -> dt.datetime | None:
+def _as_datetime(value) -> dt.datetime | None:
+    """A date or datetime from an event query as the store's naive UTC datetime (None stays None)."""
     if value is None:
         return None
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return dt.datetime.combine(value, dt.time())
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return value
+    return utc_naive(value)
 

@@ -8,17 +8,19 @@ from typing import Any
 
 from monitor.config import parse_duration
 from monitor.errors import ConfigError
+from monitor.settings import Setting
 
-SETTINGS = {
-    "folder": ("events", "folder of event files (*.sql), relative to monitor.toml"),
-    "window": ("1d", "how long before an incident's start an event may be to be linked to it"),
-    "after": ("6h", "how long after an incident's estimated start an event may come and still be linked "
-              "(at least the incident's first bucket): a change point's start is an estimate"),
-    "expected_kinds": (["promotion", "holiday"], "event kinds that are expected changes: inside their window "
-                       "they keep the metrics they name from paging"),
-    "expected_grace": ("1d", "an expected incident still open this long after its event's window pages after all"),
-    "causes": (3, "how many top causes of an incident are matched against event scopes"),
-}
+SETTINGS: dict[str, Setting] = {s.name: s for s in [
+    Setting("folder", "events", "path", "folder of event files (*.sql), relative to monitor.toml"),
+    Setting("window", "1d", "duration", "how long before an incident's start an event may be to be linked to it"),
+    Setting("after", "6h", "duration", "how long after an incident's estimated start an event may come and still be "
+            "linked (at least the incident's first bucket): a change point's start is an estimate"),
+    Setting("expected_kinds", ["promotion", "holiday"], "list", "event kinds that are expected changes: inside "
+            "their window they keep the metrics they name from paging"),
+    Setting("expected_grace", "1d", "duration",
+            "an expected incident still open this long after its event's window pages after all"),
+    Setting("causes", 3, "int", "how many top causes of an incident are matched against event scopes"),
+]}
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def load_event_settings(config) -> EventSettings:
     unknown = sorted(set(section) - set(SETTINGS))
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in [events]; valid keys are {sorted(SETTINGS)}.")
-    values = {k: section.get(k, default) for k, (default, _) in SETTINGS.items()}
+    values = {k: section.get(k, setting.default) for k, setting in SETTINGS.items()}
     durations = {}
     for key in ("window", "after", "expected_grace"):
         try:

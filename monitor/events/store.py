@@ -1,7 +1,6 @@
 """Events and their links to incidents, in the project's store.
 
-The tables are created here (idempotent DDL) rather than in the store's schema files, so the
-events step stays in its package; readers treat a store without them as having no events.
+The tables are in the store's schema (sql/events.sql), so every opened store has them.
 """
 from __future__ import annotations
 
@@ -14,44 +13,7 @@ from monitor.errors import MonitorError
 from monitor.events.model import Event, Link
 from monitor.store import Store
 
-DDL = """
-CREATE TABLE IF NOT EXISTS events (
-    event_id    VARCHAR PRIMARY KEY,
-    source      VARCHAR NOT NULL,     -- 'file:<name>' (refreshed every cycle) or 'cli'
-    kind        VARCHAR NOT NULL,     -- rule | model | promotion | holiday | deploy | ...
-    title       VARCHAR NOT NULL,
-    url         VARCHAR,
-    ts          TIMESTAMP NOT NULL,
-    end_ts      TIMESTAMP,            -- exclusive; NULL = a moment, not a window
-    scope_json  VARCHAR NOT NULL,     -- {"payment_method": "card"}; {} = everywhere
-    metrics     VARCHAR[] NOT NULL,   -- metrics it is about; [] = any
-    expected    BOOLEAN NOT NULL,     -- inside its window the named metrics do not page
-    author      VARCHAR,
-    created_at  TIMESTAMP NOT NULL
-);
-CREATE TABLE IF NOT EXISTS incident_events (
-    incident_id  VARCHAR NOT NULL,
-    event_id     VARCHAR NOT NULL,
-    score        DOUBLE NOT NULL,     -- (0, 1]: scope match x time closeness
-    scope_match  VARCHAR NOT NULL,    -- slice | cause | everywhere
-    matched_json VARCHAR NOT NULL,    -- the incident segment that matched the scope
-    lag_seconds  DOUBLE NOT NULL,     -- incident start - event time
-    during       BOOLEAN NOT NULL,    -- the incident started inside the event's window
-    expected     BOOLEAN NOT NULL,    -- started inside an expected event's window, for a metric it names
-    linked_at    TIMESTAMP NOT NULL,
-    PRIMARY KEY (incident_id, event_id)
-);
-"""
 COLUMNS = "event_id, source, kind, title, url, ts, end_ts, scope_json, metrics, expected, author, created_at"
-
-
-def ensure_tables(con) -> None:
-    con.execute(DDL)
-
-
-def has_tables(con) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name IN "
-                       "('events', 'incident_events')").fetchone()[0] == 2
 
 
 def _row(event: Event, now: dt.datetime) -> list[Any]:
@@ -74,7 +36,6 @@ def add_event(store: Store, *, kind: str, title: str, at: dt.datetime, until: dt
                   ts=at, end_ts=until, url=url or None, scope=dict(scope or {}), metrics=tuple(metrics),
                   expected=expected, author=author)
     with store.connect() as con:
-        ensure_tables(con)
         con.execute(f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _row(event, now))
     return event
 
@@ -89,8 +50,6 @@ def replace_source_events(con, source: str, events: list[Event], now: dt.datetim
 
 def read_events(con, *, since: dt.datetime | None = None, until: dt.datetime | None = None) -> list[Event]:
     """Events overlapping [since, until), oldest first; none when the tables do not exist yet."""
-    if not has_tables(con):
-        return []
     clauses, params = [], []
     if since is not None:
         clauses.append("coalesce(end_ts, ts) >= ?")
@@ -112,7 +71,6 @@ def list_events(store: Store, **kwargs) -> list[Event]:
 
 def delete_event(store: Store, event_id: str) -> None:
     with store.connect() as con:
-        ensure_tables(con)
         row = con.execute("SELECT source FROM events WHERE event_id = ?", [event_id]).fetchone()
         if row is None:
             raise MonitorError(f"No event {event_id!r}; `monitor event list` shows the ids.")
@@ -132,8 +90,6 @@ def replace_links(con, links: list[Link], now: dt.datetime) -> None:
 
 def read_links(con, incident_ids: Iterable[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     """incident_id -> its linked events (event fields + link fields), best first."""
-    if not has_tables(con):
-        return {}
     where, params = "", []
     if incident_ids is not None:
         where, params = " WHERE l.incident_id IN (SELECT unnest(?::VARCHAR[]))", [list(incident_ids)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from monitor.events.describe import describe_link, event_phrase
-from monitor.events.store import has_tables, read_events, read_links
+from monitor.events.store import read_events, read_links
 from monitor.store import Store
 
 
@@ -16,8 +16,6 @@ def event_lines(store: Store, *, since: dt.datetime | None = None, until: dt.dat
     if not store.path.exists():
         return []
     with store.connect(read_only=True) as con:
-        if not has_tables(con):
-            return []
         events = read_events(con, since=since, until=until)
         links = read_links(con)
         cursor = con.execute("SELECT incident_id, metric, slice, parent_id, start_ts FROM incidents")

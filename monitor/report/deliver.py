@@ -9,15 +9,13 @@ their own.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Any, Callable
 
+from monitor.alert.send import send_message
 from monitor.config import ProjectConfig
-from monitor.errors import MonitorError
 from monitor.report.generate import GeneratedReport, generate_report
 from monitor.report.settings import report_settings
 
-log = logging.getLogger(__name__)
 SCHEMA = "monitor.report/v1"
 Sender = Callable[..., Any]
 
@@ -50,30 +48,16 @@ def send_digest(config: ProjectConfig, report: GeneratedReport, *, now: dt.datet
 
 def alert_sender() -> Sender:
     """The alert module's function that sends one free-form message to receivers."""
-    try:
-        import monitor.alert as alert
-    except ImportError as exc:
-        raise MonitorError("Sending the report digest needs the alert module (monitor.alert), which is missing.") from exc
-    send = getattr(alert, "send_message", None)
-    if send is None:
-        raise MonitorError("This version of monitor.alert cannot send a report digest yet (no send_message); "
-                           "the report files were written, share the link by hand.")
-    return send
+    return send_message
 
 
 def daily_report_job(config: ProjectConfig, *, now: dt.datetime, sender: Sender | None = None) -> GeneratedReport:
     """What the scheduler runs at [report] time: build the last complete day's report, then send the digest.
 
-    When no sender is available (the alert module cannot send free-form
-    messages) the files are still written and a warning is logged; a sender
-    that fails raises, so the scheduler reports the failed job.
+    A sender that fails raises (after the files are written), so the scheduler reports the
+    failed job.
     """
     report = generate_report(config, now=now)
     if report_settings(config).send:
-        try:
-            sender = sender or alert_sender()
-        except MonitorError as exc:
-            log.warning("daily report %s written but not sent: %s", report.url, exc)
-            return report
         send_digest(config, report, now=now, sender=sender)
     return report

@@ -19,6 +19,7 @@ from typing import Any
 
 from monitor.catalog import Catalog, load_catalog
 from monitor.config import ProjectConfig
+from monitor.errors import first_line
 from monitor.events.report import with_events
 from monitor.report.explanations import read_explanation
 from monitor.report.model import (
@@ -43,9 +44,9 @@ def gather_report(config: ProjectConfig, *, date: dt.date, settings: ReportSetti
     day_start = dt.datetime.combine(date, dt.time())
     with store.connect(read_only=True) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        stored = _stored_definitions(con, tables)
+        stored = _stored_definitions(con)
         infos = _metric_infos(catalog, stored)
-        incidents = with_events(con, _day_incidents(con, tables, day_start))
+        incidents = with_events(con, _day_incidents(con, day_start))
         by_metric: dict[str, list[IncidentView]] = {}
         for incident in incidents:
             by_metric.setdefault(incident.metric, []).append(incident)
@@ -58,7 +59,7 @@ def gather_report(config: ProjectConfig, *, date: dt.date, settings: ReportSetti
         grouped = _group_incidents(incidents)
         grouped = _with_series(con, tables, grouped, {i.name: i for i in infos}, day_start, settings)
         health = _health(con, tables, config, catalog, infos, stored, day_start)
-        quality = _quality(con, tables, date, settings.quality_days)
+        quality = _quality(con, date, settings.quality_days)
     all_movers.sort(key=lambda m: (-abs(m.impact), m.metric, m.dimension, m.value))
     movers = tuple(m for m in all_movers if m.contribution)[:settings.top_movers]
     return ReportData(
@@ -69,9 +70,7 @@ def gather_report(config: ProjectConfig, *, date: dt.date, settings: ReportSetti
 
 
 # -- metrics --------------------------------------------------------------------------------------
-def _stored_definitions(con, tables: set[str]) -> dict[str, dict[str, Any]]:
-    if "metric_definitions" not in tables:
-        return {}
+def _stored_definitions(con) -> dict[str, dict[str, Any]]:
     rows = con.execute("SELECT metric, definition_hash, updated_at, header_json FROM metric_definitions "
                        "ORDER BY metric").fetchall()
     out = {}
@@ -208,15 +207,13 @@ INCIDENT_COLUMNS = ("incident_id", "metric", "slice", "parent_id", "start_ts", "
                     "label", "acked_by", "explanation_json")
 
 
-def _day_incidents(con, tables: set[str], day_start: dt.datetime) -> list[IncidentView]:
+def _day_incidents(con, day_start: dt.datetime) -> list[IncidentView]:
     """Incidents that touch the day: started before its end and not ended before its start.
 
     new: started on the day; resolved: started before and ended on the day
     (end_ts is exclusive, so end_ts = day start means the day itself was normal
     again); ongoing: started before and still open or ended after the day.
     """
-    if "incidents" not in tables:
-        return []
     rows = con.execute(
         f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents WHERE start_ts < ? AND (end_ts IS NULL OR end_ts >= ?) "
         "ORDER BY incident_id", [day_start + DAY, day_start]).fetchall()
@@ -290,11 +287,9 @@ def _incident_series(con, tables: set[str], info: MetricInfo, incident: Incident
         f'SELECT ts, {sums} FROM "{leaves_table(info.name)}" WHERE ts >= ? AND ts < ?{where} GROUP BY ts ORDER BY ts',
         [start, end, *segment.values()]).fetchall()
     series = tuple((ts, _r(_ratio(a, b)) if info.kind == "ratio" else _r(a)) for ts, a, b in rows)
-    band = ()
-    if "expectations" in tables:
-        band = tuple((ts, _r(e), _r(lo), _r(hi)) for ts, e, lo, hi in con.execute(
-            "SELECT ts, expected, lower, upper FROM expectations WHERE metric = ? AND slice = ? AND ts >= ? AND ts < ? "
-            "ORDER BY ts", [info.name, incident.slice, start, end]).fetchall())
+    band = tuple((ts, _r(e), _r(lo), _r(hi)) for ts, e, lo, hi in con.execute(
+        "SELECT ts, expected, lower, upper FROM expectations WHERE metric = ? AND slice = ? AND ts >= ? AND ts < ? "
+        "ORDER BY ts", [info.name, incident.slice, start, end]).fetchall())
     return series, band
 
 
@@ -311,21 +306,20 @@ def _health(con, tables: set[str], config: ProjectConfig, catalog: Catalog, info
             stored: dict[str, dict], day_start: dt.datetime) -> DataHealth:
     runs: dict[str, tuple] = {}
     failed: list[FailedRuns] = []
-    if "runs" in tables:
-        for metric, until, finished in con.execute(
-                "SELECT metric, max(window_end), max(finished_at) FROM runs WHERE status = 'ok' "
-                "GROUP BY metric ORDER BY metric").fetchall():
-            runs[metric] = (until, finished)
-        for metric, n, unfixed, first, last, error in con.execute(
-                """SELECT metric, count(*), count(*) FILTER (WHERE NOT fixed), min(window_start), max(window_end),
-                          arg_max(coalesce(error, ''), run_id)
-                   FROM (SELECT f.*, EXISTS (SELECT 1 FROM runs o WHERE o.metric = f.metric AND o.status = 'ok'
-                                             AND o.run_id > f.run_id AND o.window_start <= f.window_start
-                                             AND o.window_end >= f.window_end) AS fixed
-                         FROM runs f WHERE f.status = 'failed' AND f.window_start < ? AND f.window_end > ?)
-                   GROUP BY metric ORDER BY metric""",
-                [day_start + DAY, day_start - (FAILED_RUNS_DAYS - 1) * DAY]).fetchall():
-            failed.append(FailedRuns(metric, int(n), int(unfixed), first, last, _first_line(error)))
+    for metric, until, finished in con.execute(
+            "SELECT metric, max(window_end), max(finished_at) FROM runs WHERE status = 'ok' "
+            "GROUP BY metric ORDER BY metric").fetchall():
+        runs[metric] = (until, finished)
+    for metric, n, unfixed, first, last, error in con.execute(
+            """SELECT metric, count(*), count(*) FILTER (WHERE NOT fixed), min(window_start), max(window_end),
+                      arg_max(coalesce(error, ''), run_id)
+               FROM (SELECT f.*, EXISTS (SELECT 1 FROM runs o WHERE o.metric = f.metric AND o.status = 'ok'
+                                         AND o.run_id > f.run_id AND o.window_start <= f.window_start
+                                         AND o.window_end >= f.window_end) AS fixed
+                     FROM runs f WHERE f.status = 'failed' AND f.window_start < ? AND f.window_end > ?)
+               GROUP BY metric ORDER BY metric""",
+            [day_start + DAY, day_start - (FAILED_RUNS_DAYS - 1) * DAY]).fetchall():
+        failed.append(FailedRuns(metric, int(n), int(unfixed), first, last, first_line(error)))
     freshness = tuple(
         Freshness(i.name, runs.get(i.name, (None, None))[0], runs.get(i.name, (None, None))[1],
                   complete=(runs.get(i.name, (None,))[0] or dt.datetime.min) >= day_start + DAY)
@@ -349,10 +343,8 @@ def _relative_problem(root: Path, problem) -> str:
 
 
 # -- alert quality --------------------------------------------------------------------------------
-def _quality(con, tables: set[str], date: dt.date, days: int) -> AlertQuality:
+def _quality(con, date: dt.date, days: int) -> AlertQuality:
     start = date - dt.timedelta(days=days - 1)
-    if "incidents" not in tables:
-        return AlertQuality(start, date, (), ())
     bounds = [dt.datetime.combine(start, dt.time()), dt.datetime.combine(date + DAY, dt.time())]
     counts = ("count(*), count(*) FILTER (WHERE label = 'true_positive'), "
               "count(*) FILTER (WHERE label = 'false_alarm'), count(*) FILTER (WHERE label = 'expected')")
@@ -382,10 +374,6 @@ def _ratio(a: float | None, b: float | None) -> float | None:
         return None
     return _r(a / b)
 
-
-def _first_line(text: str | None) -> str:
-    text = (text or "").strip()
-    return text.splitlines()[0] if text else ""
 
 
 def _replace(obj, **changes):

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from monitor.config import CONFIG_NAME, ProjectConfig
 from monitor.errors import ConfigError
+from monitor.settings import Setting
 
 DEFAULT_DASHBOARD_URL = "http://localhost:8501"  # the [dashboard] url default
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -67,33 +68,32 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: Any
-    parse: Callable[[Any], Any]
-    help: str
-
-
 SETTINGS: dict[str, Setting] = {s.name: s for s in [
-    Setting("title", "Risk metrics daily report", _nonempty, "Heading of the report and of the Slack digest."),
-    Setting("out_dir", "reports", _nonempty,
-            "Folder the HTML and Markdown files are written to (relative to monitor.toml)."),
-    Setting("base_url", "", _str,
+    Setting("title", "Risk metrics daily report", "str", "Heading of the report and of the Slack digest.",
+            parse=_nonempty),
+    Setting("out_dir", "reports", "path",
+            "Folder the HTML and Markdown files are written to (relative to monitor.toml).", parse=_nonempty),
+    Setting("base_url", "", "str",
             "Where the HTML files are published, e.g. https://reports.example.com/risk; the digest links to "
-            "<base_url>/<file>. Empty: a file:// link to out_dir."),
-    Setting("time", "07:00", _time, "When the scheduler builds and sends the daily report (HH:MM)."),
-    Setting("timezone", "UTC", _timezone,
-            "Timezone of `time` and of the report day (the default date is the last complete day here)."),
-    Setting("send", True, _bool, "Send the digest through the alert notifiers when the scheduler builds the report."),
-    Setting("receivers", (), _names,
-            "Alert receivers the digest goes to (names from [alerts] receivers); empty: the default route's."),
-    Setting("baseline_days", 28, _count(7, 365), "Days before the report day that form the baseline."),
-    Setting("sparkline_days", 35, _count(7, 365), "Days of history drawn in each metric's sparkline."),
-    Setting("top_movers", 10, _count(0, 100), "Segment movers listed (biggest effect on their metric's total first)."),
-    Setting("quality_days", 28, _count(1, 365), "Days of labelled incidents behind the alert-quality section."),
-    Setting("max_incident_charts", 40, _count(0, 1000),
-            "Incidents drawn with a chart (the rest are listed without one, to keep the page light)."),
+            "<base_url>/<file>. Empty: a file:// link to out_dir.", parse=_str),
+    Setting("time", "07:00", "time", "When the scheduler builds and sends the daily report (HH:MM).", parse=_time),
+    Setting("timezone", "UTC", "timezone",
+            "Timezone of `time` and of the report day (the default date is the last complete day here).",
+            parse=_timezone),
+    Setting("send", True, "bool", "Send the digest through the alert notifiers when the scheduler builds the report.",
+            parse=_bool),
+    Setting("receivers", (), "list",
+            "Alert receivers the digest goes to (names from [alerts] receivers); empty: the default route's.",
+            parse=_names),
+    Setting("baseline_days", 28, "int", "Days before the report day that form the baseline.", parse=_count(7, 365)),
+    Setting("sparkline_days", 35, "int", "Days of history drawn in each metric's sparkline.", parse=_count(7, 365)),
+    Setting("top_movers", 10, "int", "Segment movers listed (biggest effect on their metric's total first).",
+            parse=_count(0, 100)),
+    Setting("quality_days", 28, "int", "Days of labelled incidents behind the alert-quality section.",
+            parse=_count(1, 365)),
+    Setting("max_incident_charts", 40, "int",
+            "Incidents drawn with a chart (the rest are listed without one, to keep the page light).",
+            parse=_count(0, 1000)),
 ]}
 
 

@@ -18,12 +18,14 @@ import importlib
 
 _EXPORTS = {
     "last_fire_time": "monitor.catalog.cron", "next_fire_time": "monitor.catalog.cron",
-    "LockTimeout": "lock", "WriterLock": "lock", "lock_path": "lock", "read_holder": "lock", "writer_lock": "lock",
-    "MetaAlert": "meta", "MetaAlerts": "meta", "meta_alert": "meta", "open_meta_alerts": "meta",
+    "LockTimeout": "monitor.store.lock", "WriterLock": "monitor.store.lock", "lock_path": "monitor.store.lock",
+    "read_holder": "monitor.store.lock", "writer_lock": "monitor.store.lock",
+    "MetaAlert": "monitor.alert.meta", "MetaAlerts": "monitor.alert.meta", "meta_alert": "monitor.alert.meta",
+    "open_meta_alerts": "monitor.alert.meta",
     "InlineRunner": "runner", "ProcessRunner": "runner", "RunOutcome": "runner",
     "CycleReport": "service", "SchedulerService": "service", "pipeline_after_compute": "service",
     "SETTINGS": "settings", "SchedulerSettings": "settings", "load_settings": "settings",
-    "Staleness": "stale", "is_stale": "stale", "staleness": "stale",
+    "Staleness": "monitor.store.stale", "is_stale": "monitor.store.stale", "staleness": "monitor.store.stale",
     "SchedulerStatus": "status", "render_status": "status", "scheduler_status": "status",
     "CatalogChange": "watch", "CatalogWatcher": "watch",
 }

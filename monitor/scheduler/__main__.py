@@ -1,4 +1,4 @@
-"""`python -m monitor.scheduler serve|status ...`: the main CLI with the scheduler commands attached."""
-from monitor.scheduler.cli import main
+"""`python -m monitor.scheduler serve|status ...`: the main CLI, which carries the scheduler commands."""
+from monitor.cli import main
 
 main()

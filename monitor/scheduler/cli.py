@@ -27,7 +27,7 @@ def serve(ctx, once: bool, isolation: str | None) -> None:
 
     from monitor.scheduler.service import SchedulerService
     from monitor.scheduler.settings import load_settings
-    from monitor.store import utcnow
+    from monitor.clock import utc_naive
 
     config = ctx.config
     settings = load_settings(config)
@@ -47,10 +47,10 @@ def serve(ctx, once: bool, isolation: str | None) -> None:
         if any(r.failed for r in reports):
             sys.exit(1)
         return
-    clock = utcnow
+    clock = utc_naive
     if ctx.now_given:  # --now shifts the clock (replays, demos); it keeps ticking from there
-        offset = ctx.now - utcnow()
-        clock = lambda: utcnow() + offset  # noqa: E731
+        offset = ctx.now - utc_naive()
+        clock = lambda: utc_naive() + offset  # noqa: E731
     service = SchedulerService(config, settings=settings, clock=clock)
     click.echo(f"monitor serve: {config.metrics_dir} -> {config.store_path} (pid {_pid()}); Ctrl-C to stop.",
                err=True)
@@ -90,9 +90,3 @@ def attach(group: click.Group) -> click.Group:
             group.add_command(command)
     return group
 
-
-def main() -> None:
-    """`python -m monitor.scheduler ...`: the main CLI with these commands attached."""
-    from monitor.cli import cli
-
-    attach(cli)(prog_name="monitor")

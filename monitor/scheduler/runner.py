@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Callable
 
 from monitor.catalog import Metric
+from monitor.clock import utc_naive
 from monitor.engine import Window
-from monitor.scheduler.lock import WriterLock
-from monitor.store import Store, utcnow
+from monitor.store.lock import WriterLock
+from monitor.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class ProcessRunner:
         builder = _Outcome()
         begun = time.monotonic()
         order = {"config": config, "plan": plan, "trigger": trigger, "store_path": str(store.path),
-                 "clock_offset": (clock() - utcnow()).total_seconds(), "timeout": timeout}
+                 "clock_offset": (clock() - utc_naive()).total_seconds(), "timeout": timeout}
         read_fd, write_fd = os.pipe()
         keep = [write_fd] + ([lock.fileno()] if lock is not None else [])
         env = dict(os.environ)

@@ -44,15 +44,17 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.catalog import Metric
+from monitor.clock import utc_naive
 from monitor.engine import Window
 from monitor.catalog.cron import cron_trigger, last_fire_time
-from monitor.scheduler.lock import LockTimeout, describe_holder, writer_lock
-from monitor.scheduler.meta import MetaAlerts, meta_alert, open_meta_alerts
+from monitor.store.lock import LockTimeout, describe_holder, writer_lock
+from monitor.alert import run_alert_cycle
+from monitor.alert.meta import MetaAlerts, meta_alert, open_meta_alerts
 from monitor.scheduler.runner import RunOutcome, make_runner
 from monitor.scheduler.settings import SchedulerSettings, format_seconds, load_settings
-from monitor.scheduler.stale import Staleness, staleness
+from monitor.store.stale import Staleness, staleness
 from monitor.scheduler.watch import CatalogChange, CatalogWatcher, dry_run_validator
-from monitor.store import Store, utcnow
+from monitor.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +115,7 @@ def pipeline_after_compute(config, store: Store) -> AfterCompute:
         from monitor import pipeline
 
         result = pipeline.detect_and_attribute(config, metrics, now=now, store=store)
-        try:
-            pipeline.send_alerts(config, store, now=now)
-        except ImportError:
-            log.debug("alert module unavailable: incidents are stored but not sent")
+        pipeline.send_alerts(config, store, now=now)
         return result
 
     return after_compute
@@ -125,7 +124,7 @@ def pipeline_after_compute(config, store: Store) -> AfterCompute:
 class SchedulerService:
     """The scheduler; see the module doc. Everything time-dependent reads ``clock()``."""
 
-    def __init__(self, config, *, clock: Clock = utcnow, settings: SchedulerSettings | None = None,
+    def __init__(self, config, *, clock: Clock = utc_naive, settings: SchedulerSettings | None = None,
                  store: Store | None = None, runner=None, after_compute: AfterCompute | None = _DEFAULT,
                  validate=_DEFAULT, meta: MetaAlerts | None = None):
         self.config = config
@@ -398,10 +397,6 @@ class SchedulerService:
     # -- other jobs ----------------------------------------------------------------------------
     def alert_tick(self) -> None:
         """Run the alert cycle between metric runs (group waits, repeats and delivery retries)."""
-        try:
-            from monitor.alert import run_alert_cycle
-        except ImportError:
-            return
         with self._busy:
             if not self._stop.is_set():
                 self._alert_tick(run_alert_cycle)

@@ -11,22 +11,11 @@ from typing import Any
 
 from monitor.config import parse_duration as shared_parse_duration
 from monitor.errors import ConfigError
+from monitor.settings import Setting
+
+from monitor.store.stale import DEFAULT_STALE_AFTER, parse_stale_after, stale_threshold  # noqa: F401 (re-exported)
 
 ISOLATIONS = ("process", "inline")
-# Buckets without any source rows before a metric counts as stale (a day without a single
-# order is a broken feed, an hour can be a quiet night): override with `stale_after`.
-DEFAULT_STALE_AFTER = {"day": 1, "hour": 2}
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One key of [scheduler]: name, default, kind and the help shown in docs/scheduler.md."""
-
-    name: str
-    default: Any
-    kind: str  # duration | int | str | bool | choice | stale
-    help: str
-    choices: tuple[str, ...] = ()
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -56,7 +45,7 @@ SETTINGS: tuple[Setting, ...] = (
             "On SIGTERM, how long the window in progress may take to finish before it is killed (rolled back)."),
     Setting("isolation", "process", "choice",
             "process: each run happens in a child process (hard timeout, crash isolation); inline: in the "
-            "serve process (no hard timeout; for debugging).", ISOLATIONS),
+            "serve process (no hard timeout; for debugging).", choices=ISOLATIONS),
     Setting("report", True, "bool",
             "Run the daily report job (monitor.report) at [report] time in [report] timezone; false = no job."),
     Setting("alert_interval", 60.0, "duration",
@@ -86,15 +75,7 @@ class SchedulerSettings:
 
     def stale_threshold(self, metric_name: str, grain: str) -> int:
         """Empty buckets before the metric's source is stale (0 = never)."""
-        value = self.stale_after
-        if isinstance(value, int):
-            return value
-        table = value or {}
-        if metric_name in table:
-            return int(table[metric_name])
-        if grain in table:
-            return int(table[grain])
-        return DEFAULT_STALE_AFTER[grain]
+        return stale_threshold(self.stale_after, metric_name, grain)
 
     def backoff(self, attempt: int) -> float:
         """Seconds before retry number `attempt` (1-based): initial, x2, x4 ... capped."""
@@ -127,13 +108,7 @@ def _parse(setting: Setting, value: Any) -> Any:
             raise ValueError("true or false")
         return value
     if kind == "stale":
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        if isinstance(value, dict) and all(
-                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                for k, v in value.items()):
-            return dict(value)
-        raise ValueError("a number of buckets >= 0, or a table like {day = 1, hour = 3, my_metric = 0}")
+        return parse_stale_after(value)
     raise AssertionError(f"unknown setting kind {kind}")
 
 

@@ -16,11 +16,11 @@ from typing import Any
 from monitor.catalog import Catalog, Metric
 from monitor.engine import GRAIN_STEP, floor_to_grain
 from monitor.catalog.cron import last_fire_time, next_fire_time
-from monitor.scheduler.lock import describe_holder, read_holder
-from monitor.scheduler.meta import open_meta_alerts
+from monitor.store.lock import describe_holder, read_holder
+from monitor.alert.meta import open_meta_alerts
 from monitor.scheduler.service import state_path
 from monitor.scheduler.settings import SchedulerSettings
-from monitor.scheduler.stale import staleness
+from monitor.store.stale import staleness
 from monitor.store import Store
 
 
@@ -103,8 +103,6 @@ def _run_summary(store: Store) -> dict[str, dict]:
     if not store.path.exists():
         return {}
     with store.connect(read_only=True) as con:
-        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'").fetchone()[0]:
-            return {}
         rows = con.execute("""
             WITH last_ok AS (
                 SELECT metric, max(run_id) AS ok_id, max(window_end) AS computed_until,

@@ -40,7 +40,8 @@ def main(argv: list[str]) -> int:
     order = pickle.load(sys.stdin.buffer)
 
     from monitor.scheduler.runner import compute_plan
-    from monitor.store import Store, utcnow
+    from monitor.clock import utc_naive
+    from monitor.store import Store
 
     offset = dt.timedelta(seconds=order["clock_offset"])
     timeout = float(order["timeout"])
@@ -69,7 +70,7 @@ def main(argv: list[str]) -> int:
 
     threading.Thread(target=watchdog, daemon=True).start()
     compute_plan(order["config"], order["plan"], trigger=order["trigger"], store=Store(order["store_path"]),
-                 clock=lambda: utcnow() + offset, should_stop=should_stop, emit=emit)
+                 clock=lambda: utc_naive() + offset, should_stop=should_stop, emit=emit)
     try:
         out.close()
     except OSError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from contextlib import contextmanager
 from importlib import resources
@@ -23,7 +24,9 @@ import pyarrow.compute as pc
 
 from monitor.catalog import Metric
 from monitor.engine.windows import Window
+from monitor.clock import utc_naive
 from monitor.errors import EmptyResultError, StoreError
+from monitor.store.lock import describe_holder, lock_path, read_holder
 from monitor.slices import slice_label  # noqa: F401  (re-exported: the label's one home is monitor.slices)
 
 # Shipped inside the package (a wheel has no checkout around it), read through importlib.resources.
@@ -49,8 +52,16 @@ def leaves_table(metric_name: str) -> str:
     return f"leaves__{metric_name}"
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+def schema_sql() -> list[str]:
+    """The DDL files in the order they are applied: schema.sql, then each later step's own."""
+    extra = sorted(p.name for p in SQL_DIR.iterdir() if p.name.endswith(".sql") and p.name not in SCHEMA_FILES)
+    return [(SQL_DIR / name).read_text(encoding="utf-8") for name in (*SCHEMA_FILES, *extra)]
+
+
+def schema_tables() -> set[str]:
+    """The tables the DDL files create (every store has them all once it is opened)."""
+    return {m.lower() for text in schema_sql()
+            for m in re.findall(r"CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(\w+)", text, flags=re.IGNORECASE)}
 
 
 class Store:
@@ -70,11 +81,40 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         con = self._open(read_only)
         try:
-            if not read_only and not self._schema_ready:
-                self._apply_schema(con)
+            if not self._schema_ready:
+                con = self._ready(con, read_only)
             yield con
         finally:
             con.close()
+
+    def _ready(self, con: duckdb.DuckDBPyConnection, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """The connection, once the file has every table of the schema (checked once per Store).
+
+        A write connection applies the (idempotent) DDL. A read connection only looks: a file
+        written by an older version, or made by hand, lacks tables; then the schema is applied
+        through one short write connection (waiting its turn like any writer) and the read
+        connection reopened. So no caller has to ask whether a table exists.
+        """
+        if not read_only:
+            self._apply_schema(con)
+            return con
+        present = {r[0].lower() for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+        missing = schema_tables() - present
+        if not missing:
+            self._schema_ready = True
+            return con
+        con.close()
+        try:
+            writer = self._open(read_only=False)
+        except StoreError as exc:
+            raise StoreError(f"{exc} The store lacks the table(s) {', '.join(sorted(missing))} and they could "
+                             f"not be created.") from exc
+        try:
+            self._apply_schema(writer)
+        finally:
+            writer.close()
+        return self._open(read_only=True)
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_wait
@@ -95,8 +135,6 @@ class Store:
                     delay = min(delay * 2, 0.5)
 
     def _busy_message(self) -> str:
-        from monitor.scheduler.lock import describe_holder, lock_path, read_holder
-
         holder = read_holder(self.path)
         if holder is not None:
             return (f"The store {self.path} is busy: its writer lock {lock_path(self.path)} is held by "
@@ -127,9 +165,8 @@ class Store:
             time.sleep(READER_POLL_SECONDS)
 
     def _apply_schema(self, con: duckdb.DuckDBPyConnection) -> None:
-        extra = sorted(p.name for p in SQL_DIR.iterdir() if p.name.endswith(".sql") and p.name not in SCHEMA_FILES)
-        for name in (*SCHEMA_FILES, *extra):
-            con.execute((SQL_DIR / name).read_text(encoding="utf-8"))
+        for text in schema_sql():
+            con.execute(text)
         self._schema_ready = True
 
     def init(self) -> None:
@@ -155,8 +192,6 @@ class Store:
         if not self.path.exists():
             return {}
         with self.connect(read_only=True) as con:
-            if not _has_table(con, "metric_definitions"):
-                return {}
             rows = con.execute("SELECT metric, definition_hash, updated_at, header_json FROM metric_definitions").fetchall()
         return {m: {"hash": h, "updated_at": u, "header": json.loads(j)} for m, h, u, j in rows}
 
@@ -183,7 +218,7 @@ class Store:
                 return self.write_window(metric, window, rows, trigger=trigger, started_at=started_at,
                                          now=now, session=own, allow_empty=allow_empty)
         table = leaves_table(metric.name)
-        finished = now or utcnow()
+        finished = now or utc_naive()
         con = session.connection()
         con.execute("BEGIN TRANSACTION")
         try:
@@ -237,7 +272,7 @@ class Store:
         session.connection().execute(
             "INSERT INTO runs (metric, window_start, window_end, started_at, finished_at, rows, status, error,"
             " definition_hash, trigger) VALUES (?, ?, ?, ?, ?, 0, 'failed', ?, ?, ?)",
-            [metric.name, window.start, window.end, started_at, now or utcnow(), error,
+            [metric.name, window.start, window.end, started_at, now or utc_naive(), error,
              metric.definition_hash, trigger],
         )
         session.maybe_release()
@@ -310,8 +345,6 @@ class Store:
         if not self.path.exists():
             return None
         with self.connect(read_only=True) as con:
-            if not _has_table(con, "runs"):
-                return None
             row = con.execute("SELECT max(window_end) FROM runs WHERE metric = ? AND status = 'ok'"
                               " AND definition_hash = ?", [metric.name, metric.definition_hash]).fetchone()
         return row[0] if row else None

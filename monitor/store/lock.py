@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from monitor.clock import utc_naive
 from monitor.errors import MonitorError
 
 
@@ -127,7 +128,7 @@ def _acquire(path: Path, deadline: float | None, wait: float | None, purpose: st
         os.close(fd)
         raise
     info = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
-            "since": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")}
+            "since": utc_naive().isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
     return WriterLock(path, fd, info)

@@ -154,7 +154,7 @@ class MetaAlerts:
     # -- delivery ----------------------------------------------------------------------------
     def _enqueue(self, con, alert_id: int, alert: MetaAlert, reason: str, first_seen: dt.datetime,
                  occurrences: int, now: dt.datetime) -> None:
-        from monitor.alert.engine import PlannedMessage
+        from monitor.alert.planner import PlannedMessage
         from monitor.alert.outbox import enqueue
 
         message = build_meta_message(alert, receiver=self.receiver, reason=reason, alert_id=alert_id,
@@ -229,11 +229,8 @@ def build_meta_message(alert: MetaAlert, *, receiver: str, reason: str, alert_id
 
 def _owner_alert_config(config, receiver: str):
     """The validated [alerts] config, checking that the owner's receiver exists."""
-    try:
-        from monitor.alert.config import load_alert_config
-        from monitor.alert.outbox import enqueue  # noqa: F401 - fail here, not mid-cycle
-    except ImportError as exc:
-        raise ConfigError(f"[scheduler] owner_receiver is set but the alert module is unavailable ({exc}).") from exc
+    from monitor.alert.config import load_alert_config
+
     alert_config = load_alert_config(config)
     if receiver not in alert_config.receivers:
         known = ", ".join(sorted(alert_config.receivers)) or "none"
@@ -255,9 +252,6 @@ def _select(store: Store, tail: str, params: list | None = None) -> list[dict[st
     if not store.path.exists():
         return []
     with store.connect(read_only=True) as con:
-        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta_alerts'"
-                           ).fetchone()[0]:
-            return []
         cursor = con.execute(f"SELECT * FROM meta_alerts {tail}", params or [])
         names = [d[0] for d in cursor.description]
         rows = [dict(zip(names, r)) for r in cursor.fetchall()]

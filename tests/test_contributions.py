@@ -1,4 +1,4 @@
-"""monitor.attribute.decompose: hand-computed contributions and the exact mix/rate split."""
+"""monitor.attribute.contributions: hand-computed contributions and the exact mix/rate split."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.attribute.decompose import decompose, ratio_effects
+from monitor.attribute.contributions import contributions_by_dimension, ratio_effects
 
 
 def _by_value(rows: list) -> dict:
@@ -25,7 +25,7 @@ def test_sum_contributions_by_hand() -> None:
             {"country": "US", "channel": "app", "expected": 150, "actual": 150},
         ]
     )
-    parts = decompose(leaves, ["country", "channel"], "sum")
+    parts = contributions_by_dimension(leaves, ["country", "channel"], "sum")
     country, channel = _by_value(parts["country"]), _by_value(parts["channel"])
     assert (country["BR"].before, country["BR"].after, country["BR"].contribution) == (150, 210, 60)
     assert country["BR"].share_of_change == pytest.approx(1.2)
@@ -51,7 +51,7 @@ def _ratio_leaves() -> pd.DataFrame:
 
 
 def test_ratio_mix_rate_interaction_by_hand() -> None:
-    country = _by_value(decompose(_ratio_leaves(), ["country", "channel"], "ratio")["country"])
+    country = _by_value(contributions_by_dimension(_ratio_leaves(), ["country", "channel"], "ratio")["country"])
     a, b = country["A"], country["B"]
     assert (a.share_before, a.share_after, a.before, a.after) == pytest.approx((0.1, 0.2, 0.1, 0.2))
     assert a.mix == pytest.approx(0.1 * (0.1 - 0.019))  # share moved, A is riskier than average
@@ -65,7 +65,7 @@ def test_ratio_mix_rate_interaction_by_hand() -> None:
 
 @pytest.mark.parametrize("dimension", ["country", "channel"])
 def test_ratio_parts_sum_exactly_to_the_total_change(dimension: str) -> None:
-    rows = decompose(_ratio_leaves(), ["country", "channel"], "ratio")[dimension]
+    rows = contributions_by_dimension(_ratio_leaves(), ["country", "channel"], "ratio")[dimension]
     total = math.fsum(r.mix + r.rate + r.interaction for r in rows)
     assert total == pytest.approx(0.048 - 0.019, rel=1e-12, abs=1e-15)
     assert math.fsum(r.share_of_change for r in rows) == pytest.approx(1.0, rel=1e-12)
@@ -92,7 +92,7 @@ def test_segments_absent_on_one_side_are_pure_mix_and_keep_the_sum_exact() -> No
              "actual_den": 100},
         ]
     )
-    rows = _by_value(decompose(leaves, ["country"], "ratio")["country"])
+    rows = _by_value(contributions_by_dimension(leaves, ["country"], "ratio")["country"])
     r0, r1 = 20 / 1000, 29 / 1000
     assert rows["new"].before is None and rows["old"].after is None
     assert rows["new"].mix == pytest.approx(0.1 * (0.2 - r0))  # entered with its own rate

@@ -67,12 +67,12 @@ class Totals:
         return self.after - self.before
 
 
-def decompose(
+def contributions_by_dimension(
     leaves: pd.DataFrame, dimensions: list[str] | tuple[str, ...], kind: str
 ) -> dict[str, list[Contribution]]:
     """For every dimension, each value's contribution to the change, largest first."""
     table = normalise_leaves(leaves=leaves, dimensions=dimensions, kind=kind)
-    return {dim: decompose_dimension(table=table, dimension=dim) for dim in table.dimensions}
+    return {dim: dimension_contributions(table=table, dimension=dim) for dim in table.dimensions}
 
 
 def totals(table: LeafTable) -> Totals:
@@ -82,7 +82,7 @@ def totals(table: LeafTable) -> Totals:
     return Totals(before=_rate(num0.sum(), den0.sum()), after=_rate(num1.sum(), den1.sum()))
 
 
-def decompose_dimension(table: LeafTable, dimension: str) -> list[Contribution]:
+def dimension_contributions(table: LeafTable, dimension: str) -> list[Contribution]:
     """Contributions of every value of ``dimension``, sorted by |contribution| (then value)."""
     j = table.dimensions.index(dimension)
     codes, labels = table.codes[:, j], table.labels[j]

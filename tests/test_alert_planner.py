@@ -13,7 +13,7 @@ from alert_fixtures import T0, Recorder, Sim, add_incident, config, make_store, 
 
 from monitor.alert import add_silence, expire_silence, outbox_entries, run_alert_cycle
 from monitor.alert.config import parse_alert_config
-from monitor.alert.engine import fingerprint
+from monitor.alert.planner import fingerprint
 
 MIN = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
@@ -185,7 +185,7 @@ def test_quiet_incident_rides_along_when_its_group_sends_for_another_reason():
 
 
 def test_repeat_is_not_queued_while_an_earlier_message_is_undelivered():
-    from monitor.alert.engine import plan_notifications, prepare_alerts
+    from monitor.alert.planner import plan_notifications, prepare_alerts
     from alert_fixtures import HEADERS
 
     sim = Sim(config(repeat_interval="1h"))
@@ -288,3 +288,12 @@ def test_fingerprint_is_stable_per_incident_and_differs_between_episodes():
     assert fingerprint(a) == fingerprint(dict(a))
     assert fingerprint(a) != fingerprint({**a, "start_ts": T0 + HOUR})
     assert fingerprint(a) != fingerprint({**a, "slice": ""})
+
+
+def test_fixture_incidents_carry_the_ids_detection_writes():
+    from alert_fixtures import incident_id as fixture_id
+    from monitor.detect.incident_rows import incident_id
+
+    start = dt.datetime(2026, 3, 1)
+    assert fixture_id("fraud_rate", "country=BR", start) == incident_id("fraud_rate", "country=BR", start)
+    assert len(fixture_id("fraud_rate", "", start)) == 12
