@@ -119,13 +119,19 @@ def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptio
 
     which = sorted(which)
     out: dict[int, object] = {}
-    for group in ([i for i in which if i == 0], [i for i in which if i > 0]):
+    # screened pairs passed a test calibrated to every pair screened (monitor.detect.screen):
+    # among themselves they are few, so they are as strict as that few slices
+    n_screened = sum(s.screened for s in series)
+    groups = ([i for i in which if i == 0], [i for i in which if i > 0 and not series[i].screened],
+              [i for i in which if series[i].screened])
+    for kind, group in enumerate(groups):
         if not group:
             continue
         opts = options
-        if group[0] > 0:
+        if kind > 0:
             floor = metric.detect.slice_min_volume
-            opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, len(series) - 1),
+            tested = len(series) - 1 - n_screened if kind == 1 else n_screened
+            opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, tested),
                            min_volume=options.min_volume if floor is None else float(floor))
         values = np.vstack([series[i].values for i in group])
         volumes = np.vstack([series[i].volume for i in group]) if metric.kind == "ratio" else None
