@@ -20,7 +20,8 @@ from monitor.detect.follows import follow_rows
 from monitor.detect.incident_rows import incident_row, lies_within, same_episode
 from monitor.detect.mix import merge_runs, mix_runs, mix_series
 from monitor.detect.options import DetectOptions, sensitivity_multiplier
-from monitor.detect.slices import MAX_PAIR_SLICES, PAIR_MIN_SHARE, SliceSeries, build_slices  # noqa: F401
+from monitor.detect.slices import (DEFAULT_BUDGET, MAX_PAIR_SLICES, PAIR_MIN_SHARE, SliceSeries,  # noqa: F401
+                                   build_slices)
 from monitor.engine import GRAIN_STEP
 from monitor.store import Store
 
@@ -39,11 +40,15 @@ class DetectionResult:
         return [i for i in self.incidents if i["status"] == "open"]
 
 
-def load_slices(store: Store, metric: Metric, *, end: dt.datetime) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
+def load_slices(store: Store, metric: Metric, *, end: dt.datetime,
+                memory_limit: int = DEFAULT_BUDGET) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
     """Total, one-dimension and (above a volume floor) two-dimension series on a dense time
-    axis, aggregated by the database (see ``monitor.detect.slices``)."""
+    axis, aggregated by the database (see ``monitor.detect.slices``). Half of `memory_limit`
+    bytes is DuckDB's (it spills past it), half numpy's for the chunks of screened pairs."""
     with store.connect(read_only=True) as con:
-        return build_slices(con, metric, start=end - HISTORY[metric.grain], end=end, step=GRAIN_STEP[metric.grain])
+        con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2 // 2**20, 16)}MiB'")
+        return build_slices(con, metric, start=end - HISTORY[metric.grain], end=end, step=GRAIN_STEP[metric.grain],
+                            budget_bytes=int(memory_limit) // 2)
 
 
 def slice_sensitivity(base, n_slices: int):
@@ -54,12 +59,14 @@ def slice_sensitivity(base, n_slices: int):
     return sensitivity_multiplier(base) * widen
 
 
-def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> DetectionResult:
-    """Judge every series of the metric and write incidents, expectations and change points."""
+def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
+                  memory_limit: int = DEFAULT_BUDGET) -> DetectionResult:
+    """Judge every series of the metric and write incidents, expectations and change points
+    (`memory_limit`: bytes, the project's [detect] memory_limit)."""
     result = DetectionResult(metric.name)
     if not metric.detect.enabled or not store.has_leaves(metric.name):
         return result
-    axis, series = load_slices(store, metric, end=now)
+    axis, series = load_slices(store, metric, end=now, memory_limit=memory_limit)
     if not series:
         return result
     options = DetectOptions.from_metric(metric)
@@ -83,13 +90,33 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
              and not np.array_equal(exclusions[s.label], base.get(s.label, np.zeros(len(axis), bool)))]
     if again:
         redone = _judge(metric, axis, series, options, exclusions, runs, again)
-        detections = [redone.get(i, d) for i, d in enumerate(detections)]
+        detections = [redone.get(i, d) if not series[i].screened else _kept_found(d, redone[i]) if i in redone else d
+                      for i, d in enumerate(detections)]
         rows = _rows(store, metric, axis, series, detections, options, exclusions, now)
     result.series_checked = len(series)
     _link_parents(rows, GRAIN_STEP[metric.grain])
     _write(store, metric, axis, series, detections, rows, now)
     result.incidents = rows
     return result
+
+
+def _kept_found(first, second):
+    """The second pass's detection of a screened pair, keeping the first pass's segments it
+    no longer has at all (nothing overlapping in the same direction). Excluding a closed
+    incident from the baseline is for what comes after it; but the excluded buckets feed
+    no sustained-shift statistic, so a shift found only that way would vanish with its own
+    exclusion. For a screened pair the screen has already vouched for the move (calibrated
+    to every pair), so it stays; other series keep the second pass as it is."""
+    lost = [seg for seg in first.segments
+            if not any(o.direction == seg.direction and o.start < _end(seg) and seg.start < _end(o)
+                       for o in second.segments)]
+    if not lost:
+        return second
+    return replace(second, segments=sorted([*second.segments, *lost], key=lambda seg: seg.start))
+
+
+def _end(seg) -> float:
+    return math.inf if seg.end is None else seg.end
 
 
 def _mix_runs(metric: Metric, series: list[SliceSeries], options: DetectOptions) -> list:

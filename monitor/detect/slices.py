@@ -32,7 +32,7 @@ MAX_PAIR_SLICES = 400
 # first narrowed to those whose volume reaches the floor.
 PAIR_DIRECT = 2000
 # Memory for the dense arrays of one chunk of screened pairs ([detect] memory_limit overrides).
-DEFAULT_BUDGET = 1 << 30
+DEFAULT_BUDGET = 10**9  # the default of [detect] memory_limit, "1GB"
 
 
 @dataclass(frozen=True)
