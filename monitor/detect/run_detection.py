@@ -27,6 +27,7 @@ from monitor.store import Store
 
 # How much history one detection looks at: enough for a seasonal baseline, bounded for speed.
 HISTORY = {"day": dt.timedelta(days=400), "hour": dt.timedelta(days=150)}
+DUCKDB_MIN_MEMORY = 256 * 2**20
 
 
 @dataclass
@@ -44,9 +45,10 @@ def load_slices(store: Store, metric: Metric, *, end: dt.datetime,
                 memory_limit: int = DEFAULT_BUDGET) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
     """Total, one-dimension and (above a volume floor) two-dimension series on a dense time
     axis, aggregated by the database (see ``monitor.detect.slices``). Half of `memory_limit`
-    bytes is DuckDB's (it spills past it), half numpy's for the chunks of screened pairs."""
+    bytes is DuckDB's (it spills past it; at least DUCKDB_MIN_MEMORY, below which its
+    in-memory temp tables fail), half numpy's for the chunks of screened pairs."""
     with store.connect(read_only=True) as con:
-        con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2 // 2**20, 16)}MiB'")
+        con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2, DUCKDB_MIN_MEMORY) // 2**20}MiB'")
         return build_slices(con, metric, start=end - HISTORY[metric.grain], end=end, step=GRAIN_STEP[metric.grain],
                             budget_bytes=int(memory_limit) // 2)
 
