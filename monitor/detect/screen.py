@@ -26,7 +26,7 @@ import pyarrow as pa
 from scipy.special import betainc
 
 WINDOWS = (1, 2, 4)  # buckets summed: an attack of a few buckets on a thin pair needs them all
-HISTORY = 56  # trailing buckets the window is compared with
+HISTORY = 91  # trailing buckets the window is compared with (13 weeks): a thin pair needs a long one
 MIN_HISTORY = 21  # buckets of history before a window is tested (3 weekly cycles)
 ALPHA_PER_30 = 0.5  # expected false candidates per 30 buckets over every screened pair: half the goal of 1 false page a month
 MAX_CANDIDATES = 200
