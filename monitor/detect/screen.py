@@ -49,14 +49,14 @@ def screen_pairs(con, window: str, params: list, pair: tuple[str, str], *, n_buc
         con.register(f"screen_{d}", pa.table({d: values[d], "__i": np.arange(len(values[d]), dtype=np.int64)}))
     try:
         width = len(values[b])
+        # a pair that is always one of its values (seller x the seller's country) is that
+        # value's own slice, judged already: counted before any per-bucket sums
+        n_pairs = con.execute(f'SELECT count(*) FROM (SELECT DISTINCT "{a}", "{b}" FROM ({window}))', params).fetchone()[0]
+        if not n_pairs or n_pairs in (len(values[a]), len(values[b])):
+            return []
         con.execute(f'CREATE OR REPLACE TEMP TABLE screen_long AS SELECT ka.__i * {width} + kb.__i AS code, __bucket,'
                     f' sum("{num}") AS n, sum("{den}") AS d FROM ({window}) w JOIN "screen_{a}" ka ON ka."{a}" = w."{a}"'
                     f' JOIN "screen_{b}" kb ON kb."{b}" = w."{b}" GROUP BY ALL', params)
-        n_pairs = con.execute("SELECT count(DISTINCT code) FROM screen_long").fetchone()[0]
-        # a pair that is always one of its values (seller x the seller's country) is that
-        # value's own slice, judged already
-        if not n_pairs or n_pairs in (len(values[a]), len(values[b])):
-            return []
         tests = n_pairs * min(30, n_buckets - MIN_HISTORY) * len(WINDOWS)
         alpha = ALPHA_PER_30 / tests / (2 if direction == "both" else 1)
         chunks = max(1, math.ceil(n_pairs * (n_buckets + 1) * CELL_BYTES / max(budget_bytes, 1)))
