@@ -140,3 +140,17 @@ def test_memory_limit_setting(tmp_path):
     with pytest.raises(ConfigError):
         detect_memory_limit(load_config(tmp_path))
     assert detect_memory_limit(None) == 10**9
+
+
+def test_expectations_written_in_chunks_equal_one_bulk_write(tmp_path):
+    store, metric = filled(tmp_path, seed=1, attack=True)
+    now = START + dt.timedelta(days=DAYS)
+
+    def stored():
+        with store.connect(read_only=True) as con:
+            return con.execute("SELECT * FROM expectations ORDER BY slice, ts").fetchall()
+
+    detect_metric(store, metric, now=now, memory_limit=10**9)
+    whole = stored()
+    detect_metric(store, metric, now=now, memory_limit=10**6)  # ~1 series per chunk
+    assert stored() == whole and len(whole) == (1 + SELLERS + 10 + 3) * DAYS

@@ -28,6 +28,7 @@ from monitor.store import Store
 # How much history one detection looks at: enough for a seasonal baseline, bounded for speed.
 HISTORY = {"day": dt.timedelta(days=400), "hour": dt.timedelta(days=150)}
 DUCKDB_MIN_MEMORY = 256 * 2**20
+EXPECTATION_ROW_BYTES = 200  # one expectations row in Arrow and in DuckDB's insert, roughly
 
 
 @dataclass
@@ -97,7 +98,7 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
         rows = _rows(store, metric, axis, series, detections, options, exclusions, now)
     result.series_checked = len(series)
     _link_parents(rows, GRAIN_STEP[metric.grain])
-    _write(store, metric, axis, series, detections, rows, now)
+    _write(store, metric, axis, series, detections, rows, now, memory_limit)
     result.incidents = rows
     return result
 
@@ -274,13 +275,15 @@ def _link_parents(rows: list[dict], step: dt.timedelta) -> None:
             row["parent_id"] = parent["incident_id"]
 
 
-def _write(store: Store, metric: Metric, axis, series, detections, rows, now) -> None:
+def _write(store: Store, metric: Metric, axis, series, detections, rows, now, memory_limit: int = DEFAULT_BUDGET) -> None:
     """Incidents, expectations and change points of the metric, in one transaction.
 
     Human fields (ack, label) and explanations of incidents that did not change
     are kept; open incidents that re-detection no longer finds are resolved.
     """
-    expectations = _expectation_rows(axis, series, detections)
+    # the bands go in by chunks of series, so their Arrow tables stay within the budget
+    keep = [i for i, s in enumerate(series) if len(s.segment) <= 1]
+    per_chunk = max(1, int(memory_limit // 4 // (EXPECTATION_ROW_BYTES * max(len(axis), 1))))
     ts = axis.to_pydatetime()
     cps = [(metric.name, s.label, ts[i]) for s, det in zip(series, detections) if len(s.segment) <= 1
            for i in det.change_points if 0 <= i < len(ts)]
@@ -314,11 +317,15 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now) ->
                             " updated_at = ? WHERE incident_id IN (SELECT unnest(?))",
                             [GRAIN_STEP[metric.grain], now, vanished])
             con.execute("DELETE FROM expectations WHERE metric = ?", [metric.name])
-            if expectations is not None:
+            for first in range(0, len(keep), per_chunk):
+                expectations = _expectation_rows(axis, series, detections, keep[first:first + per_chunk])
+                if expectations is None:
+                    continue
                 con.register("new_expectations", expectations)
                 con.execute("INSERT INTO expectations SELECT ?, slice, ts, observed, volume, expected, lower, upper,"
                             " score, anomalous FROM new_expectations", [metric.name])
                 con.unregister("new_expectations")
+                del expectations
             con.execute("DELETE FROM change_points WHERE metric = ?", [metric.name])
             if cps:
                 con.register("new_change_points", pa.table({"slice": [c[1] for c in cps], "ts": [c[2] for c in cps]}))
@@ -330,11 +337,14 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now) ->
             raise
 
 
-def _expectation_rows(axis: pd.DatetimeIndex, series: list[SliceSeries], detections) -> pa.Table | None:
-    """The band of the total and one-dimension slices (not pairs), one Arrow table for one
-    bulk insert: series x buckets arrays flattened, the slice label a dictionary column.
-    NaN (not judged, below the volume floor) becomes NULL, as the store keeps it."""
-    keep = [i for i, s in enumerate(series) if len(s.segment) <= 1]
+def _expectation_rows(axis: pd.DatetimeIndex, series: list[SliceSeries], detections,
+                      keep: list[int] | None = None) -> pa.Table | None:
+    """The band of the series at `keep` (default: the total and one-dimension slices; never
+    pairs), one Arrow table for one bulk insert: series x buckets arrays flattened, the
+    slice label a dictionary column. NaN (not judged, below the volume floor) becomes NULL,
+    as the store keeps it."""
+    if keep is None:
+        keep = [i for i, s in enumerate(series) if len(s.segment) <= 1]
     if not keep or not len(axis):
         return None
     n = len(axis)
