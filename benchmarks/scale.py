@@ -32,7 +32,7 @@ Scoring:
   days after the detector's 21-day warm-up (3 weekly cycles), less attack windows.
 
     nice -n 10 .venv/bin/python benchmarks/scale.py --sellers 20000 --days 180 [--null]
-        [--workdir DIR] [--keep] [--profile detect.prof] [--boost 8] [--seed 7]
+        [--workdir DIR] [--keep] [--profile detect.prof] [--boost 8] [--seed 7] [--memory-limit 400MB]
 
 --profile runs `monitor detect` once more under cProfile with a CPU clock (process time,
 all threads), after the timed steps.
@@ -271,13 +271,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="After the timed steps, run `monitor detect` again under cProfile into this file.")
     parser.add_argument("--boost", type=float, default=8.0, help="Fraud-rate multiplier of an attacked leaf.")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--memory-limit", default=None, help="[detect] memory_limit of the project (default: its default).")
     args = parser.parse_args(argv)
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="scale-")).resolve()
     for name in ("source.duckdb", "raw.duckdb", "store.duckdb", "store.duckdb.wal"):
         (work / name).unlink(missing_ok=True)  # a previous run's files: start from nothing
     (work / "metrics").mkdir(parents=True, exist_ok=True)
-    (work / "monitor.toml").write_text(CONFIG)
+    (work / "monitor.toml").write_text(CONFIG + (f'\n[detect]\nmemory_limit = "{args.memory_limit}"\n'
+                                                 if args.memory_limit else ""))
     (work / "metrics" / "fraud_rate.sql").write_text(METRIC_SQL)
     end = START + dt.timedelta(days=args.days)
     attacks = [] if args.null else choose_attacks(args.sellers, args.days, args.seed, args.boost)

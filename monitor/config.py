@@ -122,6 +122,37 @@ def parse_duration(value: Any) -> dt.timedelta:
     return dt.timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text)))
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?", re.IGNORECASE)
+_UNIT_BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+# Memory detection may use (DuckDB's memory_limit and the chunks of slices worked through).
+DETECT_MEMORY_LIMIT = "1GB"
+
+
+def parse_size(value: Any) -> int:
+    """'1GB', '512MB', '2GiB', or a number of bytes -> bytes (ValueError otherwise)."""
+    if isinstance(value, bool):
+        raise ValueError("a size like '1GB'")
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            raise ValueError("a size > 0")
+        return int(value)
+    match = _SIZE.fullmatch(str(value).strip())
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError("a size like '512MB' or '1GB'")
+    return int(float(match.group(1)) * _UNIT_BYTES[(match.group(2) or "b").lower()])
+
+
+def detect_memory_limit(config: "ProjectConfig | None") -> int:
+    """[detect] memory_limit in bytes (default DETECT_MEMORY_LIMIT)."""
+    value = (config.section("detect") if config is not None else {}).get("memory_limit", DETECT_MEMORY_LIMIT)
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        path = config.root / CONFIG_NAME if config is not None else CONFIG_NAME
+        raise ConfigError(f"{path}: [detect] memory_limit = {value!r}: expected {exc}.") from exc
+
+
 def _resolve(root: Path, value: str) -> Path:
     p = Path(os.path.expanduser(str(value)))
     return p if p.is_absolute() else root / p

@@ -253,6 +253,7 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
     A metric whose detection fails is reported and the others go on.
     """
     from monitor.attribute.incident_attribution import attribute_incidents
+    from monitor.config import detect_memory_limit
     from monitor.detect.run_detection import detect_metric
 
     from monitor.store.stale import is_stale
@@ -265,7 +266,8 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
             result.stale.append(metric.name)
             continue
         try:
-            result.detections[metric.name] = detected = detect_metric(store, metric, now=now)
+            result.detections[metric.name] = detected = detect_metric(
+                store, metric, now=now, memory_limit=detect_memory_limit(config))
             if not detected.series_checked and metric.detect.enabled:
                 note = _outside_window(store, metric, now)
                 if note:

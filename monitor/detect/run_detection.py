@@ -20,12 +20,15 @@ from monitor.detect.follows import follow_rows
 from monitor.detect.incident_rows import incident_row, lies_within, same_episode
 from monitor.detect.mix import merge_runs, mix_runs, mix_series
 from monitor.detect.options import DetectOptions, sensitivity_multiplier
-from monitor.detect.slices import MAX_PAIR_SLICES, PAIR_MIN_SHARE, SliceSeries, build_slices  # noqa: F401
+from monitor.detect.slices import (DEFAULT_BUDGET, MAX_PAIR_SLICES, PAIR_MIN_SHARE, SliceSeries,  # noqa: F401
+                                   build_slices)
 from monitor.engine import GRAIN_STEP
 from monitor.store import Store
 
 # How much history one detection looks at: enough for a seasonal baseline, bounded for speed.
 HISTORY = {"day": dt.timedelta(days=400), "hour": dt.timedelta(days=150)}
+DUCKDB_MIN_MEMORY = 256 * 2**20
+EXPECTATION_ROW_BYTES = 200  # one expectations row in Arrow and in DuckDB's insert, roughly
 
 
 @dataclass
@@ -39,11 +42,16 @@ class DetectionResult:
         return [i for i in self.incidents if i["status"] == "open"]
 
 
-def load_slices(store: Store, metric: Metric, *, end: dt.datetime) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
+def load_slices(store: Store, metric: Metric, *, end: dt.datetime,
+                memory_limit: int = DEFAULT_BUDGET) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
     """Total, one-dimension and (above a volume floor) two-dimension series on a dense time
-    axis, aggregated by the database (see ``monitor.detect.slices``)."""
+    axis, aggregated by the database (see ``monitor.detect.slices``). Half of `memory_limit`
+    bytes is DuckDB's (it spills past it; at least DUCKDB_MIN_MEMORY, below which its
+    in-memory temp tables fail), half numpy's for the chunks of screened pairs."""
     with store.connect(read_only=True) as con:
-        return build_slices(con, metric, start=end - HISTORY[metric.grain], end=end, step=GRAIN_STEP[metric.grain])
+        con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2, DUCKDB_MIN_MEMORY) // 2**20}MiB'")
+        return build_slices(con, metric, start=end - HISTORY[metric.grain], end=end, step=GRAIN_STEP[metric.grain],
+                            budget_bytes=int(memory_limit) // 2)
 
 
 def slice_sensitivity(base, n_slices: int):
@@ -54,12 +62,14 @@ def slice_sensitivity(base, n_slices: int):
     return sensitivity_multiplier(base) * widen
 
 
-def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> DetectionResult:
-    """Judge every series of the metric and write incidents, expectations and change points."""
+def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
+                  memory_limit: int = DEFAULT_BUDGET) -> DetectionResult:
+    """Judge every series of the metric and write incidents, expectations and change points
+    (`memory_limit`: bytes, the project's [detect] memory_limit)."""
     result = DetectionResult(metric.name)
     if not metric.detect.enabled or not store.has_leaves(metric.name):
         return result
-    axis, series = load_slices(store, metric, end=now)
+    axis, series = load_slices(store, metric, end=now, memory_limit=memory_limit)
     if not series:
         return result
     options = DetectOptions.from_metric(metric)
@@ -83,13 +93,33 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime) -> Detectio
              and not np.array_equal(exclusions[s.label], base.get(s.label, np.zeros(len(axis), bool)))]
     if again:
         redone = _judge(metric, axis, series, options, exclusions, runs, again)
-        detections = [redone.get(i, d) for i, d in enumerate(detections)]
+        detections = [redone.get(i, d) if not series[i].screened else _kept_found(d, redone[i]) if i in redone else d
+                      for i, d in enumerate(detections)]
         rows = _rows(store, metric, axis, series, detections, options, exclusions, now)
     result.series_checked = len(series)
     _link_parents(rows, GRAIN_STEP[metric.grain])
-    _write(store, metric, axis, series, detections, rows, now)
+    _write(store, metric, axis, series, detections, rows, now, memory_limit)
     result.incidents = rows
     return result
+
+
+def _kept_found(first, second):
+    """The second pass's detection of a screened pair, keeping the first pass's segments it
+    no longer has at all (nothing overlapping in the same direction). Excluding a closed
+    incident from the baseline is for what comes after it; but the excluded buckets feed
+    no sustained-shift statistic, so a shift found only that way would vanish with its own
+    exclusion. For a screened pair the screen has already vouched for the move (calibrated
+    to every pair), so it stays; other series keep the second pass as it is."""
+    lost = [seg for seg in first.segments
+            if not any(o.direction == seg.direction and o.start < _end(seg) and seg.start < _end(o)
+                       for o in second.segments)]
+    if not lost:
+        return second
+    return replace(second, segments=sorted([*second.segments, *lost], key=lambda seg: seg.start))
+
+
+def _end(seg) -> float:
+    return math.inf if seg.end is None else seg.end
 
 
 def _mix_runs(metric: Metric, series: list[SliceSeries], options: DetectOptions) -> list:
@@ -119,13 +149,19 @@ def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptio
 
     which = sorted(which)
     out: dict[int, object] = {}
-    for group in ([i for i in which if i == 0], [i for i in which if i > 0]):
+    # screened pairs passed a test calibrated to every pair screened (monitor.detect.screen):
+    # among themselves they are few, so they are as strict as that few slices
+    n_screened = sum(s.screened for s in series)
+    groups = ([i for i in which if i == 0], [i for i in which if i > 0 and not series[i].screened],
+              [i for i in which if series[i].screened])
+    for kind, group in enumerate(groups):
         if not group:
             continue
         opts = options
-        if group[0] > 0:
+        if kind > 0:
             floor = metric.detect.slice_min_volume
-            opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, len(series) - 1),
+            tested = len(series) - 1 - n_screened if kind == 1 else n_screened
+            opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, tested),
                            min_volume=options.min_volume if floor is None else float(floor))
         values = np.vstack([series[i].values for i in group])
         volumes = np.vstack([series[i].volume for i in group]) if metric.kind == "ratio" else None
@@ -233,13 +269,15 @@ def _link_parents(rows: list[dict], step: dt.timedelta) -> None:
             row["parent_id"] = parent["incident_id"]
 
 
-def _write(store: Store, metric: Metric, axis, series, detections, rows, now) -> None:
+def _write(store: Store, metric: Metric, axis, series, detections, rows, now, memory_limit: int = DEFAULT_BUDGET) -> None:
     """Incidents, expectations and change points of the metric, in one transaction.
 
     Human fields (ack, label) and explanations of incidents that did not change
     are kept; open incidents that re-detection no longer finds are resolved.
     """
-    expectations = _expectation_rows(axis, series, detections)
+    # the bands go in by chunks of series, so their Arrow tables stay within the budget
+    keep = [i for i, s in enumerate(series) if len(s.segment) <= 1]
+    per_chunk = max(1, int(memory_limit // 4 // (EXPECTATION_ROW_BYTES * max(len(axis), 1))))
     ts = axis.to_pydatetime()
     cps = [(metric.name, s.label, ts[i]) for s, det in zip(series, detections) if len(s.segment) <= 1
            for i in det.change_points if 0 <= i < len(ts)]
@@ -273,11 +311,15 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now) ->
                             " updated_at = ? WHERE incident_id IN (SELECT unnest(?))",
                             [GRAIN_STEP[metric.grain], now, vanished])
             con.execute("DELETE FROM expectations WHERE metric = ?", [metric.name])
-            if expectations is not None:
+            for first in range(0, len(keep), per_chunk):
+                expectations = _expectation_rows(axis, series, detections, keep[first:first + per_chunk])
+                if expectations is None:
+                    continue
                 con.register("new_expectations", expectations)
                 con.execute("INSERT INTO expectations SELECT ?, slice, ts, observed, volume, expected, lower, upper,"
                             " score, anomalous FROM new_expectations", [metric.name])
                 con.unregister("new_expectations")
+                del expectations
             con.execute("DELETE FROM change_points WHERE metric = ?", [metric.name])
             if cps:
                 con.register("new_change_points", pa.table({"slice": [c[1] for c in cps], "ts": [c[2] for c in cps]}))
@@ -289,11 +331,14 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now) ->
             raise
 
 
-def _expectation_rows(axis: pd.DatetimeIndex, series: list[SliceSeries], detections) -> pa.Table | None:
-    """The band of the total and one-dimension slices (not pairs), one Arrow table for one
-    bulk insert: series x buckets arrays flattened, the slice label a dictionary column.
-    NaN (not judged, below the volume floor) becomes NULL, as the store keeps it."""
-    keep = [i for i, s in enumerate(series) if len(s.segment) <= 1]
+def _expectation_rows(axis: pd.DatetimeIndex, series: list[SliceSeries], detections,
+                      keep: list[int] | None = None) -> pa.Table | None:
+    """The band of the series at `keep` (default: the total and one-dimension slices; never
+    pairs), one Arrow table for one bulk insert: series x buckets arrays flattened, the
+    slice label a dictionary column. NaN (not judged, below the volume floor) becomes NULL,
+    as the store keeps it."""
+    if keep is None:
+        keep = [i for i, s in enumerate(series) if len(s.segment) <= 1]
     if not keep or not len(axis):
         return None
     n = len(axis)

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from monitor.catalog import Metric
+from monitor.detect.screen import screen_pairs
 from monitor.slices import slice_label
 from monitor.store import leaves_table
 
@@ -30,6 +31,8 @@ MAX_PAIR_SLICES = 400
 # Up to this many possible pairs of two dimensions are summed per bucket at once; more are
 # first narrowed to those whose volume reaches the floor.
 PAIR_DIRECT = 2000
+# Memory for the dense arrays of one chunk of screened pairs ([detect] memory_limit overrides).
+DEFAULT_BUDGET = 10**9  # the default of [detect] memory_limit, "1GB"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class SliceSeries:
     segment: dict[str, str]
     values: np.ndarray  # value (sum) or numerator (ratio) per bucket
     volume: np.ndarray  # value (sum) or denominator (ratio) per bucket
+    screened: bool = False  # a pair below the floor, kept because the leaf screen flagged it
 
     @property
     def label(self) -> str:
@@ -44,7 +48,7 @@ class SliceSeries:
 
 
 def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.datetime, end: dt.datetime,
-                 step: dt.timedelta) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
+                 step: dt.timedelta, budget_bytes: int = DEFAULT_BUDGET) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
     """Series of the leaves with start <= ts < end on a dense axis from the first to the
     last stored bucket (empty buckets are 0; a ts off that grid is left out).
 
@@ -52,7 +56,9 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
     max_slice_depth 2, two-dimension slices whose mean volume per bucket reaches
     slice_min_volume (or, without it, whose volume is PAIR_MIN_SHARE of the total's), that
     are not their one-dimension parent under a longer name, largest volume first, at most
-    MAX_PAIR_SLICES. max_slice_depth 0 keeps the total only.
+    MAX_PAIR_SLICES. max_slice_depth 0 keeps the total only. Last, for a ratio metric, the
+    pairs below the floor that the leaf screen flags (``monitor.detect.screen``), marked
+    ``screened``.
     """
     table = leaves_table(metric.name)
     num = "numerator" if metric.kind == "ratio" else "value"
@@ -89,8 +95,13 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
                    f' sum("{den}") AS __den FROM w GROUP BY __bucket')
     con.execute(f"CREATE OR REPLACE TEMP TABLE slice_agg AS WITH w AS ({window}) {singles}", window_params)
     sets = single_sets + pair_sets
+    hits: set[tuple] = set()
     if pair_sets:
         _add_pairs(con, metric, window, window_params, dims, pair_sets, gid, select_keys, len(axis), num, den)
+        if metric.kind == "ratio":
+            for pair in pair_sets:
+                hits |= _add_screened(con, metric, window, window_params, dims, pair, gid, select_keys, len(axis),
+                                      num, den, budget_bytes)
     rank = " ".join(f"WHEN {gid(s)} THEN {i}" for i, s in enumerate(sets))
     con.execute(f'CREATE OR REPLACE TEMP TABLE slice_keys AS SELECT __gid, {", ".join(quoted + [""])}'
                 f'row_number() OVER (ORDER BY CASE __gid {rank} END, {", ".join(quoted + ["__gid"])}) - 1 AS __sid'
@@ -115,11 +126,15 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
     order = np.arange(n_series)
     pair_gids = [gid(p) for p in pair_sets]
     is_pair = np.isin(gids, pair_gids)
-    if is_pair.any():
-        order = _kept_pairs(metric, values, volume, is_pair, parents, len(axis))
     columns = {d: keys.column(d).to_pylist() for d in dims}
-    return axis, [SliceSeries({d: columns[d][i] for d in dims if columns[d][i] is not None}, values[i], volume[i])
-                  for i in order.tolist()]
+    screened = np.zeros(n_series, bool)
+    if hits:
+        screened[[i for i in np.flatnonzero(is_pair).tolist()
+                  if (int(gids[i]), *(columns[d][i] for d in dims)) in hits]] = True
+    if is_pair.any():
+        order = _kept_pairs(metric, values, volume, is_pair, parents, len(axis), screened)
+    return axis, [SliceSeries({d: columns[d][i] for d in dims if columns[d][i] is not None}, values[i], volume[i],
+                              bool(screened[i])) for i in order.tolist()]
 
 
 def _add_pairs(con, metric: Metric, window: str, params: list, dims: list[str], pair_sets, gid, select_keys,
@@ -173,6 +188,31 @@ def _add_pairs(con, metric: Metric, window: str, params: list, dims: list[str], 
     con.execute("DROP TABLE IF EXISTS pair_parents")
 
 
+def _add_screened(con, metric: Metric, window: str, params: list, dims: list[str], pair, gid, select_keys,
+                  n_buckets: int, num: str, den: str, budget_bytes: int) -> set[tuple]:
+    """Per-bucket sums of the pairs of `pair` that the leaf screen flags and the floor left
+    out, added to slice_agg; their keys (gid, value per dimension or None)."""
+    found = screen_pairs(con, window, params, pair, n_buckets=n_buckets, num=num, den=den,
+                         direction=metric.detect.direction, budget_bytes=budget_bytes,
+                         single_gids={d: gid((d,)) for d in pair})
+    if not found:
+        return set()
+    a, b = pair
+    con.register("screen_hits", pa.table({a: [f[0] for f in found], b: [f[1] for f in found]}))
+    try:
+        con.execute(f'CREATE OR REPLACE TEMP TABLE screen_new AS SELECT "{a}", "{b}" FROM screen_hits'
+                    f' EXCEPT SELECT "{a}", "{b}" FROM slice_agg WHERE __gid = {gid(pair)}')
+    finally:
+        con.unregister("screen_hits")
+    on = " AND ".join(f'c."{d}" = w."{d}"' for d in pair)
+    con.execute(f'INSERT INTO slice_agg WITH f AS ({window}) SELECT {gid(pair)}, {select_keys(pair)}, __bucket,'
+                f' sum("{num}"), sum("{den}") FROM f w SEMI JOIN screen_new c ON {on}'
+                f' GROUP BY w."{a}", w."{b}", __bucket', params)
+    new = con.execute(f'SELECT "{a}", "{b}" FROM screen_new').fetchall()
+    con.execute("DROP TABLE IF EXISTS screen_new")
+    return {(gid(pair), *(x if d == a else y if d == b else None for d in dims)) for x, y in new}
+
+
 def _parent_ids(con, dims: list[str], pair_sets, gid) -> np.ndarray:
     """(pair sid, one-dimension parent sid) for both parents of every pair slice."""
     joins = [f'SELECT p.__sid AS __pair, s.__sid AS __parent FROM slice_keys p JOIN slice_keys s'
@@ -183,10 +223,11 @@ def _parent_ids(con, dims: list[str], pair_sets, gid) -> np.ndarray:
 
 
 def _kept_pairs(metric: Metric, values: np.ndarray, volume: np.ndarray, is_pair: np.ndarray,
-                parents: np.ndarray, n_buckets: int) -> np.ndarray:
+                parents: np.ndarray, n_buckets: int, screened: np.ndarray) -> np.ndarray:
     """Series ids in output order: every non-pair slice, then the pairs that pass the
     floor and are not a parent under a longer name, largest volume first (ties keep
-    dimension order), at most MAX_PAIR_SLICES."""
+    dimension order), at most MAX_PAIR_SLICES, then the screened pairs that are not a
+    parent under a longer name."""
     # a pair that holds exactly its one-dimension parent's traffic in every bucket is the
     # same segment under a longer name (card_bin=none & method=paypal when paypal is always
     # card_bin=none): judging it again only doubles incidents
@@ -194,7 +235,8 @@ def _kept_pairs(metric: Metric, values: np.ndarray, volume: np.ndarray, is_pair:
     equal = (values[pair] == values[parent]).all(axis=1) & (volume[pair] == volume[parent]).all(axis=1)
     duplicate = np.zeros(len(is_pair), bool)
     duplicate[pair[equal]] = True
-    ids = np.flatnonzero(is_pair & ~duplicate)
+    flagged = np.flatnonzero(screened & ~duplicate)
+    ids = np.flatnonzero(is_pair & ~duplicate & ~screened)
     sums = volume[ids].sum(axis=1)
     floor = metric.detect.slice_min_volume
     if floor is not None:
@@ -203,7 +245,7 @@ def _kept_pairs(metric: Metric, values: np.ndarray, volume: np.ndarray, is_pair:
         passes = sums >= PAIR_MIN_SHARE * volume[0].sum()
     ids, sums = ids[passes], sums[passes]
     ids = ids[np.argsort(-sums, kind="stable")][:MAX_PAIR_SLICES]
-    return np.concatenate([np.flatnonzero(~is_pair), ids])
+    return np.concatenate([np.flatnonzero(~is_pair), ids, flagged])
 
 
 def _q(name: str) -> str:

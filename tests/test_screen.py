@@ -1,0 +1,156 @@
+"""The leaf screen: a seller x channel attack far below the pair floor is paged naming the
+seller, a world without attack raises no screened incident, and a tiny memory budget
+gives the same incidents as a large one."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from monitor.catalog import parse_metric
+from monitor.config import ConfigError, detect_memory_limit, load_config, parse_size
+from monitor.detect import screen
+from monitor.detect.run_detection import detect_metric
+from monitor.engine import Window
+from monitor.store import Store
+
+METRIC = """\
+/* ---
+name: fraud_rate
+kind: ratio
+grain: day
+dimensions: [merchant_id, country, channel]
+schedule: "0 6 * * *"
+detect:
+  direction: up
+--- */
+SELECT ts, merchant_id, country, channel, numerator, denominator FROM t WHERE ts >= $start AND ts < $end
+"""
+START = dt.datetime(2026, 1, 5)
+DAYS = 90
+SELLERS = 3000
+CHANNELS = (("web", 0.55), ("app", 0.30), ("api", 0.15))
+ATTACKED, ATTACK_CHANNEL, ATTACK_DAY = 347, "app", 70  # country C09: ~4 frauds expected in 4 days, ~31 attacked
+
+
+def world(seed: int, attack: bool) -> pa.Table:
+    """Sellers with Zipf-like volumes, 10 countries with their own fraud rate, weekly shape."""
+    rng = np.random.default_rng(seed)
+    day, seller, channel = (a.ravel() for a in np.meshgrid(np.arange(DAYS), np.arange(SELLERS), np.arange(3),
+                                                           indexing="ij"))
+    country = (seller * 7) % 10
+    share = np.array([c[1] for c in CHANNELS])[channel]
+    week = np.array([1.0, 1.04, 1.08, 1.05, 1.0, 0.75, 0.65])[day % 7]
+    orders = rng.poisson(2000.0 / (1 + seller / 50.0) * share * week)
+    rate = 0.004 + 0.001 * country
+    if attack:
+        hit = (seller == ATTACKED) & (channel == 1) & (day >= ATTACK_DAY) & (day < ATTACK_DAY + 4)
+        rate = np.where(hit, rate * 8, rate)
+    frauds = rng.binomial(orders, rate)
+    return pa.table({
+        "ts": pa.array((np.datetime64(START, "us") + day.astype("timedelta64[D]")).astype("datetime64[us]")),
+        "merchant_id": pa.array([f"S{i:06d}" for i in range(SELLERS)]).take(pa.array(seller)),
+        "country": pa.array([f"C{c:02d}" for c in range(10)]).take(pa.array(country)),
+        "channel": pa.array([c[0] for c in CHANNELS]).take(pa.array(channel)),
+        "numerator": frauds.astype(float),
+        "denominator": orders.astype(float),
+    })
+
+
+def filled(tmp_path: Path, seed: int, attack: bool) -> tuple[Store, object]:
+    metric, problems = parse_metric(METRIC, tmp_path / "fraud_rate.sql")
+    assert not problems
+    store = Store(tmp_path / "store.duckdb")
+    store.write_window(metric, Window(START, START + dt.timedelta(days=DAYS)), world(seed, attack),
+                       trigger="backfill", started_at=START)
+    return store, metric
+
+
+def rows(store: Store) -> list[tuple]:
+    with store.connect(read_only=True) as con:
+        return con.execute("SELECT slice, start_ts, end_ts, direction, round(score, 9) FROM incidents"
+                           " ORDER BY slice, start_ts").fetchall()
+
+
+def test_seller_channel_attack_below_the_pair_floor_is_paged_naming_the_seller(tmp_path):
+    store, metric = filled(tmp_path, seed=1, attack=True)
+    now = START + dt.timedelta(days=DAYS)
+    result = detect_metric(store, metric, now=now)
+    start = START + dt.timedelta(days=ATTACK_DAY)
+    found = [r for r in result.incidents
+             if json.loads(r["slice_json"]) == {"merchant_id": f"S{ATTACKED:06d}", "channel": ATTACK_CHANNEL}]
+    assert found, [r["slice"] for r in result.incidents]
+    assert abs(found[0]["start_ts"] - start) <= dt.timedelta(days=1)
+    assert found[0]["direction"] == "up"
+    # the pair holds about 0.06 % of the volume: only the screen can have brought it in
+    assert json.loads(found[0]["why_json"])["series"] == f"channel={ATTACK_CHANNEL}&merchant_id=S{ATTACKED:06d}"
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_without_attack_screened_incidents_stay_within_the_budget(tmp_path, seed):
+    store, metric = filled(tmp_path, seed=seed, attack=False)
+    result = detect_metric(store, metric, now=START + dt.timedelta(days=DAYS))
+    pair_incidents = [r["slice"] for r in result.incidents if "merchant_id" in r["slice"] and "&" in r["slice"]]
+    # 9,000 pairs screened over 69 judged days: at most ALPHA_PER_30 x 69 / 30 = 1.15 expected
+    assert len(pair_incidents) <= 2, pair_incidents
+
+
+def test_a_tiny_memory_budget_gives_the_same_incidents(tmp_path, monkeypatch):
+    store, metric = filled(tmp_path, seed=1, attack=True)
+    now = START + dt.timedelta(days=DAYS)
+    detect_metric(store, metric, now=now, memory_limit=10**9)
+    large = rows(store)
+    chunks = []
+    real = screen._min_p
+    monkeypatch.setattr(screen, "_min_p", lambda c, v, d: chunks.append(len(c)) or real(c, v, d))
+    with store.connect() as con:
+        con.execute("DELETE FROM incidents")
+    detect_metric(store, metric, now=now, memory_limit=64 * 10**6)
+    assert len(chunks) > 2  # the pairs did go through in several chunks
+    assert rows(store) == large
+    assert any(f"merchant_id=S{ATTACKED:06d}" in r[0] for r in large)
+
+
+def test_screen_is_calibrated_on_poisson_noise_and_finds_a_bump():
+    rng = np.random.default_rng(5)
+    n_rows, n = 20000, 90
+    volume = np.full((n_rows, n), 50.0)
+    counts = rng.poisson(volume * 0.02).astype(float)  # one fraud a day
+    counts[7, 60:64] += 9  # a bump of 36 over four days: z about 12
+    zero = np.zeros((n_rows, 1))
+    p = screen._min_p(np.hstack([zero, counts.cumsum(axis=1)]), np.hstack([zero, volume.cumsum(axis=1)]), "up")
+    alpha = screen.ALPHA_PER_30 / (n_rows * 30 * len(screen.WINDOWS))
+    assert p[7] < alpha
+    # expected false candidates: ALPHA_PER_30 per 30 buckets judged, ~1.2 here
+    assert (np.delete(p, 7) < alpha).sum() <= 4
+
+
+def test_memory_limit_setting(tmp_path):
+    assert parse_size("1GB") == 10**9 and parse_size("512MiB") == 512 * 2**20 and parse_size(4096) == 4096
+    for bad in ("lots", "-1GB", 0, True):
+        with pytest.raises(ValueError):
+            parse_size(bad)
+    (tmp_path / "monitor.toml").write_text('[project]\nname = "x"\n[detect]\nmemory_limit = "300MB"\n')
+    assert detect_memory_limit(load_config(tmp_path)) == 300 * 10**6
+    (tmp_path / "monitor.toml").write_text('[project]\nname = "x"\n[detect]\nmemory_limit = "much"\n')
+    with pytest.raises(ConfigError):
+        detect_memory_limit(load_config(tmp_path))
+    assert detect_memory_limit(None) == 10**9
+
+
+def test_expectations_written_in_chunks_equal_one_bulk_write(tmp_path):
+    store, metric = filled(tmp_path, seed=1, attack=True)
+    now = START + dt.timedelta(days=DAYS)
+
+    def stored():
+        with store.connect(read_only=True) as con:
+            return con.execute("SELECT * FROM expectations ORDER BY slice, ts").fetchall()
+
+    detect_metric(store, metric, now=now, memory_limit=10**9)
+    whole = stored()
+    detect_metric(store, metric, now=now, memory_limit=10**6)  # ~1 series per chunk
+    assert stored() == whole and len(whole) == (1 + SELLERS + 10 + 3) * DAYS
