@@ -10,6 +10,14 @@ import pytest
 
 from monitor.config import load_config
 
+
+@pytest.fixture(autouse=True)
+def no_monitor_config(monkeypatch):
+    """Every test finds its project from its own cwd or --config, never from a $MONITOR_CONFIG
+    that the environment or an earlier test left behind (setenv first, so teardown restores)."""
+    monkeypatch.setenv("MONITOR_CONFIG", "")
+    monkeypatch.delenv("MONITOR_CONFIG")
+
 FRAUD_RATE = """\
 /* ---
 name: fraud_rate

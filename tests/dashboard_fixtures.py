@@ -293,8 +293,12 @@ def copy_project(config: ProjectConfig, target: Path) -> ProjectConfig:
 
 @pytest.fixture(autouse=True)
 def isolated_config_env(monkeypatch):
-    """Import into a test module: $MONITOR_CONFIG, which run_app sets, is restored after each test."""
-    monkeypatch.delenv("MONITOR_CONFIG", raising=False)
+    """Import into a test module: $MONITOR_CONFIG, which run_app sets, is restored after each test.
+
+    setenv first: delenv of an unset variable records nothing, and run_app's value would then
+    leak into every later test (a CLI test would run against the dashboard's project)."""
+    monkeypatch.setenv("MONITOR_CONFIG", "")
+    monkeypatch.delenv("MONITOR_CONFIG")
 
 
 def run_app(config: ProjectConfig, *, timeout: float = 30, **params: str):

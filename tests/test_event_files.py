@@ -61,8 +61,7 @@ def test_every_header_problem_names_file_and_line(edit, expected):
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    monkeypatch.delenv("MONITOR_CONFIG", raising=False)  # the commands find the project from the cwd
+def project(tmp_path):
     result = invoke("init", str(tmp_path / "p"))
     assert result.exit_code == 0, result.output
     root = tmp_path / "p"
