@@ -129,6 +129,10 @@ def links_as_read(incident_row, links, events):
     (S, "decline_rate", {}, {}, False),                             # a metric it does not name
     (S, "orders", {"country": "BR"}, {"country": "BR"}, True),      # in scope
     (S, "orders", {"country": "BR"}, {"country": "US"}, False),     # out of scope
+    (S, "orders", {"country": "BR", "channel": "app"}, {"country": "BR", "channel": "app", "seller": "X"}, True),
+    # overlapping the scope is not lying inside it: a seller attack during a BR & app promotion pages
+    (S, "orders", {"country": "BR", "channel": "app"}, {"country": "BR", "seller": "X"}, False),
+    (S, "orders", {"country": "BR", "channel": "app"}, {"country": "BR"}, False),
 ])
 def test_an_expected_event_quiets_only_inside_its_window_and_scope(start, metric, scope, segment, quiet):
     inc = incident(segment, metric=metric, start=start)

@@ -100,7 +100,9 @@ def link_incidents(incidents: list[dict[str, Any]], events: Iterable[Event], *, 
         inside = bool(during[i, j])
         lag = incident["start_ts"] - event.ts
         score = scope_score * time_closeness(lag, window, inside)
-        expected = event.expected and inside and bool(event.metrics) and incident["metric"] in event.metrics
+        # quiet only inside the scope: a BR & app promotion does not hush BR & some seller
+        within = all(matched.get(k) == v for k, v in event.scope.items())
+        expected = event.expected and inside and within and bool(event.metrics) and incident["metric"] in event.metrics
         links.append(Link(incident_id=incident["incident_id"], event_id=event.event_id, score=score,
                           scope_match=how, matched=matched, lag=lag, during=inside, expected=expected))
     links += _through_slices(incidents, links)
