@@ -17,7 +17,7 @@ from monitor.dashboard.links import incident_url, metric_url
 from monitor.dashboard.why import why_lines
 from monitor.errors import MonitorError
 from monitor.events.describe import describe_link
-from monitor.store import slice_label
+from monitor.slices import slice_label
 
 VERDICT_TEXT = {
     "rate": "**Rate change**: the segments' own rates moved (a real change in behaviour, e.g. an attack "

@@ -11,7 +11,7 @@ from monitor.dashboard.formatting import (format_delta, format_relative, format_
                                           timestamp_text)
 from monitor.dashboard.links import incident_url, metric_url, parse_slice
 from monitor.dashboard.why import why_lines
-from monitor.store import slice_label
+from monitor.slices import slice_label
 
 TOTAL, NONE = "(total)", "(none)"
 RANGES = {"day": (28, 90, 180, 365), "hour": (3, 7, 14, 28, 90)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import getpass
 import sys
 import traceback
 
@@ -92,3 +93,11 @@ def as_of_option(fn):
 
     return click.option("--as-of", metavar="TIME", expose_value=False, callback=pin,
                         help="Run as of this UTC time (YYYY-MM-DD or YYYY-MM-DDTHH:MM), as if it were now.")(fn)
+
+
+def current_user() -> str:
+    """Who ran the command, recorded as a silence's or an event's author."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

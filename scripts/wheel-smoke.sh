@@ -31,7 +31,7 @@ WHEEL=$(ls "$WORK"/dist/monitor-*.whl)
 "$PY" - "$WHEEL" <<'EOF'
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
-needed = ["monitor/sql/schema.sql", "monitor/sql/alerts.sql", "monitor/sql/scheduler.sql",
+needed = ["monitor/sql/schema.sql", "monitor/sql/alerts.sql", "monitor/sql/scheduler.sql", "monitor/sql/events.sql",
           "monitor/dashboard/app/app.py", "monitor/dashboard/app/pages_common.py",
           "monitor/demo/metrics/fraud_rate.sql"]
 missing = [n for n in needed if n not in names]

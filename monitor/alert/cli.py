@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import getpass
 import json
 
 import click
 
 from monitor.alert.config import parse_duration
 from monitor.alert.silences import Silence, add_silence, expire_silence, list_silences
+from monitor.cli_context import current_user
 from monitor.clock import utc_naive
 from monitor.config import ProjectConfig, load_config
 from monitor.errors import ConfigError, MonitorError
@@ -122,7 +122,7 @@ def add_command(ctx: click.Context, matchers: tuple[str, ...], extra: tuple[str,
     if duration and until:
         raise ConfigError("Give --duration or --until, not both.")
     made = silence_add(_config(ctx), matchers=[*matchers, *extra], comment=comment,
-                       author=author or _user(), now=_now(ctx), duration=duration, until=until)
+                       author=author or current_user(), now=_now(ctx), duration=duration, until=until)
     click.echo(f"{made.silence_id}  silences {' '.join(map(str, made.matchers))} until "
                f"{made.ends_at:%Y-%m-%d %H:%M} UTC")
 
@@ -158,9 +158,3 @@ def expire_command(ctx: click.Context, silence_ids: tuple[str, ...]) -> None:
         done = silence_expire(config, silence_id, now=now)
         click.echo(f"{done.silence_id}  expired at {now:%Y-%m-%d %H:%M} UTC")
 
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

@@ -38,14 +38,6 @@ class AlertConfigError(ConfigError):
         super().__init__(f"{n} problem{'s' if n != 1 else ''} in the [alerts] section of {source}:\n{lines}")
 
 
-def format_duration(delta: dt.timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
 # -- settings as data -------------------------------------------------------------------------
 def _parse_value(setting: Setting, value: Any) -> Any:
     """The parsed value, or ValueError whose text says what was expected (never echoes secrets)."""

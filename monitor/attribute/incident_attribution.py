@@ -16,7 +16,8 @@ import pandas as pd
 
 from monitor.catalog import Metric
 from monitor.engine import GRAIN_STEP
-from monitor.store import Store, leaves_table, slice_label
+from monitor.slices import slice_label
+from monitor.store import Store, leaves_table
 
 BASELINE_WEEKS = 4
 BASELINE_LABEL = "same weekday{hour}, mean of the {weeks} weeks before"

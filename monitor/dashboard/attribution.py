@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.dashboard.formatting import SMALL_SEGMENTS
-from monitor.store import slice_label
+from monitor.slices import slice_label
 
 OTHER_VALUES = "other values"
 CONTRIBUTION_COLUMNS = ["value", "contribution", "mix", "rate", "interaction", "share_of_change", "before",

@@ -256,7 +256,7 @@ def metric_series(con: duckdb.DuckDBPyConnection, header: dict, segment: dict[st
     value is withheld). The band comes from the stored expectations; slices
     without them (e.g. two dimensions) are summed from the leaf rows, without a band.
     """
-    from monitor.store import slice_label
+    from monitor.slices import slice_label
 
     name = header["name"]
     label = slice_label(segment)
@@ -298,7 +298,7 @@ def metric_series(con: duckdb.DuckDBPyConnection, header: dict, segment: dict[st
 
 def change_points(con: duckdb.DuckDBPyConnection, metric: str, segment: dict[str, str], *,
                   start: dt.datetime, end: dt.datetime) -> list[pd.Timestamp]:
-    from monitor.store import slice_label
+    from monitor.slices import slice_label
 
     rows = con.execute("SELECT DISTINCT ts FROM change_points WHERE metric = ? AND slice = ? AND ts >= ? AND ts < ?"
                        " ORDER BY ts", [metric, slice_label(segment), start, end]).fetchall()

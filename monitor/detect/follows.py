@@ -35,7 +35,8 @@ from monitor.detect.mix import MIN_EFFECT
 from monitor.detect.options import DetectOptions, effective_period
 from monitor.detect.results import relative_change
 from monitor.engine import GRAIN_STEP
-from monitor.store import Store, slice_label
+from monitor.slices import slice_label
+from monitor.store import Store
 
 BASELINE_DAYS = 28  # the segment's level: four weeks, every weekday four times
 DISPERSION_DAYS = 56  # its day-to-day over-dispersion needs more points than its level

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from monitor.catalog import Metric
-from monitor.store import slice_label
+from monitor.slices import slice_label
 
 
 def incident_id(metric: str, label: str, start: dt.datetime) -> str:

@@ -5,12 +5,11 @@ under ``events/``; this is for the change someone makes by hand ("rolled back mo
 """
 from __future__ import annotations
 
-import getpass
 import json
 
 import click
 
-from monitor.cli_context import Context, handle_errors, pass_ctx
+from monitor.cli_context import Context, current_user, handle_errors, pass_ctx
 
 
 @click.group()
@@ -47,7 +46,7 @@ def add(ctx: Context, kind: str, title: str, scope: tuple[str, ...], at: str | N
         expected = kind in settings.expected_kinds and until is not None and bool(metrics)
     created = add_event(Store(ctx.config.store_path), kind=kind, title=title, scope=parse_scope(scope),
                         at=parse_when(at) if at else ctx.now, until=parse_when(until) if until else None,
-                        metrics=metrics, url=url, expected=expected, author=author or _user(), now=ctx.now)
+                        metrics=metrics, url=url, expected=expected, author=author or current_user(), now=ctx.now)
     note = " (expected: the named metrics do not page inside its window)" if created.expected else ""
     click.echo(f"added {created.event_id}: {event_phrase(created.to_dict())}{note}")
 
@@ -92,9 +91,3 @@ def delete(ctx: Context, event_id: str) -> None:
     delete_event(Store(ctx.config.store_path), event_id)
     click.echo(f"deleted {event_id}")
 
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""

@@ -23,7 +23,3 @@ def expected_reason(incident: dict[str, Any], links: list[dict[str, Any]], *, no
             continue  # outlasted the planned window: page
         return f"expected: {event_phrase(link)}"
     return None
-
-
-def expected_links(links: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [link for link in links if link.get("expected_here")]

@@ -2,6 +2,4 @@
 from monitor.clock import utc_naive
 from monitor.store.store import SCHEMA_FILES, SQL_DIR, Store, leaves_table, slice_label
 
-utcnow = utc_naive  # the old name, kept for callers written before monitor.clock (one function)
-
-__all__ = ["SCHEMA_FILES", "SQL_DIR", "Store", "leaves_table", "slice_label", "utc_naive", "utcnow"]
+__all__ = ["SCHEMA_FILES", "SQL_DIR", "Store", "leaves_table", "slice_label", "utc_naive"]
