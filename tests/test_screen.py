@@ -142,15 +142,27 @@ def test_memory_limit_setting(tmp_path):
     assert detect_memory_limit(None) == 10**9
 
 
-def test_expectations_written_in_chunks_equal_one_bulk_write(tmp_path):
+def test_expectations_written_in_chunks_equal_one_bulk_write(tmp_path, monkeypatch):
+    from monitor.detect import run_detection
+
     store, metric = filled(tmp_path, seed=1, attack=True)
     now = START + dt.timedelta(days=DAYS)
+    chunks = []
+    real = run_detection._expectation_rows
+
+    def counted(*args, **kwargs):
+        chunks.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_detection, "_expectation_rows", counted)
 
     def stored():
         with store.connect(read_only=True) as con:
             return con.execute("SELECT * FROM expectations ORDER BY slice, ts").fetchall()
 
     detect_metric(store, metric, now=now, memory_limit=10**9)
-    whole = stored()
-    detect_metric(store, metric, now=now, memory_limit=10**6)  # ~1 series per chunk
+    whole, bulk_chunks = stored(), len(chunks)
+    chunks.clear()
+    detect_metric(store, metric, now=now, memory_limit=10**6)  # a few series per chunk
+    assert len(chunks) > bulk_chunks, "the small budget did not split the write"
     assert stored() == whole and len(whole) == (1 + SELLERS + 10 + 3) * DAYS
