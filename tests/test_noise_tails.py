@@ -116,3 +116,13 @@ def test_an_hourly_anomaly_that_dips_back_for_an_hour_is_one_segment():
 def test_daily_segments_are_not_held_open():
     det = _flicker(120, 100, 7)  # a normal day between two anomalous ones is news
     assert [(s.start, s.end) for s in det.segments] == [(100, 101), (102, 103), (104, 105)]
+
+
+def test_a_sparse_count_slice_that_starts_late_keeps_its_poisson_floor():
+    # a slice above its volume floor (40) only now and then, and never in its warm-up: what
+    # it learns is censored at 40, so only the Poisson floor keeps 47 against 40 from paging
+    rng = np.random.default_rng(8)
+    x = rng.poisson(33.0, 120).astype(float)
+    x[:30] = np.minimum(x[:30], 39.0)
+    det = detect_series(x, period=7, direction="both", min_volume=40.0, accept_after=14)
+    assert det.segments == []

@@ -83,7 +83,8 @@ class Noise:
             binvar = np.zeros(n_series)
         with np.errstate(invalid="ignore"):
             whole = np.all(~np.isfinite(block) | (block == np.round(block)), axis=1)
-        counts = whole & np.any(np.isfinite(block), axis=1) & (den is None)
+        # a row with no warm-up data (a sparse slice, late) is taken as counts, as before
+        counts = whole & (den is None)
         return cls(var, binvar, counts, tail_q)
 
     def row(self, i: int) -> "Noise":
