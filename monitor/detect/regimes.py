@@ -95,6 +95,9 @@ def region_stat(x, den, st: RowBaseline, phases, ratio) -> tuple[float, float]:
     if z.size == 0:
         return 0.0, 0.0
     # the median, not the mean: one spike inside an otherwise normal regime must not make
-    # the regime look shifted. sd of the median of m normal z's ~ 1.2533 / sqrt(m).
+    # the regime look shifted. sd of the median of m normal z's ~ 1.2533 / sqrt(m), x the
+    # variance inflation of autocorrelated buckets (m independent buckets' worth of
+    # evidence is fewer when hours share conditions)
     typical = float(np.median(z))
-    return typical * math.sqrt(z.size) / MEDIAN_SD_FACTOR, typical
+    inflation = float(st.noise.mean_inflation(z.size))
+    return typical * math.sqrt(z.size / inflation) / MEDIAN_SD_FACTOR, typical
