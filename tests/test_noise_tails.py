@@ -126,22 +126,3 @@ def test_a_sparse_count_slice_that_starts_late_keeps_its_poisson_floor():
     x[:30] = np.minimum(x[:30], 39.0)
     det = detect_series(x, period=7, direction="both", min_volume=40.0, accept_after=14)
     assert det.segments == []
-
-
-def _ar1(rho: float, n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    e, w = np.zeros(n), rng.standard_normal(n) * np.sqrt(1.0 - rho * rho)
-    for t in range(1, n):
-        e[t] = rho * e[t - 1] + w[t]
-    return e
-
-
-def test_hours_that_share_conditions_are_measured_and_weigh_less_in_a_regime_test():
-    from monitor.detect.warmup import initial_baseline
-
-    t = np.arange(24 * 21)
-    block = np.stack([100.0 + 5.0 * np.sin(2 * np.pi * t / 24) + 2.0 * _ar1(r, t.size, 9) for r in (0.0, 0.7)])
-    noise = initial_baseline(block, None, 24).noise
-    assert noise.rho[0] < 0.15 and 0.55 < noise.rho[1] < 0.85
-    # 8 hours of AR(1) 0.7 residuals carry the evidence of ~2.5 independent ones
-    assert noise.row(0).mean_inflation(8) < 1.4 and 2.5 < noise.row(1).mean_inflation(8) < 5.0

@@ -32,7 +32,6 @@ HUBER = 2.0  # residuals are clipped at this many sd before updating the state
 # E[min(Z^2, c^2)] for a standard normal Z and c = 2: rescales clipped squares so the
 # variance estimate is unbiased for normal noise.
 HUBER_VAR_CONSISTENCY = 1.0 / 0.9206
-MAX_RHO = 0.9  # a random-walk-like series would make every regime test vacuous
 REL_FLOOR = 1e-3  # sd never below 0.1 % of the expected value (constant series)
 ABS_FLOOR = 1e-12
 
@@ -53,7 +52,6 @@ class Noise:
     binvar: np.ndarray  # average binomial part of it (ratio metrics)
     counts: np.ndarray  # bool: a sum metric of whole numbers (Poisson floor)
     tail_q: np.ndarray  # (N, 2) 75th/95th percentiles of |warm-up residual| in core sd (NaN: too few)
-    rho: np.ndarray  # lag-1 autocorrelation of the residuals, in [0, MAX_RHO]
 
     @classmethod
     def from_warmup(cls, desea: np.ndarray, lag: int, block: np.ndarray, den: np.ndarray | None,
@@ -72,7 +70,6 @@ class Noise:
             scale = np.where(scale > 0, scale, 1.2533 * np.nanmean(np.abs(d), axis=1))
             var = scale**2 / 2.0
             u = d / np.where(scale > 0, scale, np.nan)[:, None]
-            rho = _lag1_correlation(desea, var) if lag > 1 else np.zeros(n_series)
         var = np.nan_to_num(var, nan=0.0)
         tail_q = tail_quantiles(u)
         if den is not None:
@@ -88,18 +85,10 @@ class Noise:
             whole = np.all(~np.isfinite(block) | (block == np.round(block)), axis=1)
         # a row with no warm-up data (a sparse slice, late) is taken as counts, as before
         counts = whole & (den is None)
-        return cls(var, binvar, counts, tail_q, rho)
+        return cls(var, binvar, counts, tail_q)
 
     def row(self, i: int) -> "Noise":
-        return Noise(self.var[i], self.binvar[i], self.counts[i], self.tail_q[i], self.rho[i])
-
-    def mean_inflation(self, m: int):
-        """Variance of the mean of ``m`` consecutive residuals over that of ``m``
-        independent ones, for AR(1) residuals with the learnt ``rho``: 1 + 2 sum_k (1 - k/m)
-        rho^k. Hours share conditions (a busy afternoon, a sticky CPU level), so a regime
-        of a few hours off the baseline is far less unusual than independent noise says."""
-        k = np.arange(1, max(int(m), 1))
-        return 1.0 + 2.0 * np.sum((1.0 - k / m) * np.power(np.asarray(self.rho)[..., None], k), axis=-1)
+        return Noise(self.var[i], self.binvar[i], self.counts[i], self.tail_q[i])
 
     def sd(self, expected, season, mult, den):
         """sd of one observation around ``expected`` and the binomial variance part (ratio;
@@ -135,19 +124,6 @@ class Noise:
     def forget(self, rows: np.ndarray) -> None:
         """A series that starts late starts without a residual variance."""
         self.var = np.where(rows, 0.0, self.var)
-
-
-def _lag1_correlation(desea: np.ndarray, var: np.ndarray) -> np.ndarray:
-    """Lag-1 autocorrelation of the de-seasonalised residuals, robustly: differences one
-    bucket apart have variance 2 sigma^2 (1 - rho), those one cycle apart (``var`` x 2)
-    about 2 sigma^2 when the cycle is long. MAD-based, so a few spikes do not move it."""
-    d1 = desea[:, 1:] - desea[:, :-1]
-    d1 = d1 - np.nanmedian(d1, axis=1, keepdims=True)
-    s1 = 1.4826 * np.nanmedian(np.abs(d1), axis=1)
-    s1 = np.where(s1 > 0, s1, 1.2533 * np.nanmean(np.abs(d1), axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = 1.0 - (s1 * s1 / 2.0) / var
-    return np.clip(np.nan_to_num(rho, nan=0.0), 0.0, MAX_RHO)
 
 
 def noise_lambda(per_day: int) -> float:

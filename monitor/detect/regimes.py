@@ -95,9 +95,6 @@ def region_stat(x, den, st: RowBaseline, phases, ratio) -> tuple[float, float]:
     if z.size == 0:
         return 0.0, 0.0
     # the median, not the mean: one spike inside an otherwise normal regime must not make
-    # the regime look shifted. sd of the median of m normal z's ~ 1.2533 / sqrt(m), x the
-    # variance inflation of autocorrelated buckets (m independent buckets' worth of
-    # evidence is fewer when hours share conditions)
+    # the regime look shifted. sd of the median of m normal z's ~ 1.2533 / sqrt(m).
     typical = float(np.median(z))
-    inflation = float(st.noise.mean_inflation(z.size))
-    return typical * math.sqrt(z.size / inflation) / MEDIAN_SD_FACTOR, typical
+    return typical * math.sqrt(z.size) / MEDIAN_SD_FACTOR, typical
