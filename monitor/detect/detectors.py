@@ -242,7 +242,7 @@ def _params(name, options: DetectOptions, spike_threshold, spikes, shifts, warmu
             f"trailing robust level + seasonal profile (period {options.period}): first {warmup} buckets "
             f"initialise it and are not judged; then each bucket is compared with the state built from "
             f"earlier buckets only; updates use residuals clipped at {HUBER} sd (level alpha={ALPHA}, "
-            f"seasonal gamma={GAMMA}, variance lambda={LAMBDA}); anomalous and excluded buckets never "
+            f"seasonal gamma={GAMMA}, variance lambda={LAMBDA} per day of buckets); anomalous and excluded buckets never "
             f"update it; a run anomalous for accept_after buckets resets the level (accepted)"
         ),
         "cusum": None if cusum is None else {
@@ -258,8 +258,13 @@ def _params(name, options: DetectOptions, spike_threshold, spikes, shifts, warmu
                         "in-control run length; one bucket adds at most 3/4 of h",
             },
         },
-        "noise": "ratio: binomial p(1-p)/den + over-dispersion tau^2 from history; sum: robust residual variance",
-        "score": "signed (observed - expected) / sd",
+        "noise": "ratio: binomial p(1-p)/den + over-dispersion tau^2 from history; sum: robust residual variance "
+                 "(Poisson floor for whole-number series only)",
+        "band": "sd = core sd x heavy-tail factor (warm-up 75th/95th percentiles of |residual| extrapolated as an "
+                "exponential tail, over a Gaussian's, 1..25) x Student-t factor for the residuals the variance rests "
+                "on (wide while the baseline is young)",
+        "hold_buckets": HOLD_BUCKETS_SUBDAILY if buckets_per_day(options.period) > 1 else 0,
+        "score": "signed (observed - expected) / sd (band sd)",
     }
 
 
