@@ -44,7 +44,10 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
     # the score is in band sd, so the spike threshold keeps its promised tail probability
     tail = tail_factor(baseline.noise.tail_q, rules.threshold)
     lag = P if P > 1 else 1
-    lam = noise_lambda(buckets_per_day(period))
+    # sums: the variance memory is a span of time (bursty hourly counts); ratio metrics keep
+    # 20 buckets: their binomial part is known per bucket, and a 20-day over-dispersion
+    # memory moved the CUSUM start of the demo's hourly decline rate a day early (seed 5)
+    lam = noise_lambda(buckets_per_day(period)) if den is None else noise_lambda(1)
     warm = baseline.learnt.copy()
     out.sd[:, :W] *= (tail * predictive_factor(variance_df(warm, warm, lag), rules.threshold))[:, None]
     ready = min_learnt(W)
