@@ -100,7 +100,7 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
             if upd.any():
                 if cusum is not None:
                     cusum.learn(upd, x, sd, np.where(baseline.mult, baseline.season[:, j], 1.0))
-                baseline.learn(upd, r, sd, b, j, ratio, tail, lam)
+                baseline.learn(upd, r, sd, b, j, ratio, lam)
             start_late_series(baseline, cusum, x, j, usable[:, t])
     return out.result(W)
 

@@ -106,17 +106,11 @@ class Noise:
         return np.sqrt(np.maximum(var, floor * floor)), b
 
     def learn(self, upd: np.ndarray, residual: np.ndarray, sd: np.ndarray, g: np.ndarray, b: np.ndarray,
-              ratio: bool, tail: np.ndarray | float = 1.0, lam: float = LAMBDA) -> None:
-        """Learn from the normal buckets ``upd`` (residual clipped at HUBER sd x ``tail``;
-        ``g`` the seasonal factor, ``b`` the bucket's binomial variance; ``lam`` the
-        smoothing, see ``noise_lambda``).
-
-        The clip widens with the series' heavy-tail factor: clipped at 2 core sd, a series
-        that is quiet most hours and bursts now and then (counts of rare events, disk
-        writes) sees its variance shrink towards 0 between bursts (the fixed point of the
-        clipped update is far below its true scale), and then every ordinary burst pages."""
-        c = HUBER * tail * sd
-        sq = np.minimum(residual * residual, c * c) / (g * g) * HUBER_VAR_CONSISTENCY
+              ratio: bool, lam: float = LAMBDA) -> None:
+        """Learn from the normal buckets ``upd`` (residual clipped at HUBER sd; ``g`` the
+        seasonal factor, ``b`` the bucket's binomial variance; ``lam`` the smoothing, see
+        ``noise_lambda``)."""
+        sq = np.minimum(residual * residual, (HUBER * HUBER) * sd * sd) / (g * g) * HUBER_VAR_CONSISTENCY
         self.var = np.where(upd, (1.0 - lam) * self.var + lam * sq, self.var)
         if ratio:
             self.binvar = np.where(upd, (1.0 - lam) * self.binvar + lam * b / (g * g), self.binvar)
