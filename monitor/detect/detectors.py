@@ -28,6 +28,10 @@ from monitor.detect.verdicts import Judgement
 
 SHIFT_MIN_EFFECT = 1.5  # a regime must sit >= 1.5 sd (x sensitivity) off the baseline on average
 MIN_LEVEL_SHIFT_RUN = 3  # anomalous runs this long are level shifts even without a change point
+# Sub-daily series: a segment stays open through up to this many normal buckets, so an
+# anomaly that dips under its band for an hour or two is one incident (one page), not a
+# page each time it comes back. Daily buckets keep 0: a normal day is news.
+HOLD_BUCKETS_SUBDAILY = 3
 
 
 def observed_values(values: np.ndarray, den: np.ndarray | None, min_volume: float) -> np.ndarray:
@@ -90,6 +94,7 @@ def _run(values, den, options: BatchOptions, *, name: str, spikes: bool, shifts:
     judged = judge(obs, den=den, exclude=options.exclude, period=options.period,
                    inner_period=options.inner_period, rules=rules, plan=plan)
     base_params = _params(name, options, spike_threshold, spikes, shifts, judged.warmup, cusum, fast)
+    hold = HOLD_BUCKETS_SUBDAILY if buckets_per_day(options.period) > 1 else 0
     out = []
     accepted_by_row: dict[int, list[tuple[int, int]]] = {}
     for row, start, at in judged.accepted:
@@ -111,11 +116,12 @@ def _run(values, den, options: BatchOptions, *, name: str, spikes: bool, shifts:
         change_points = sorted(confirmed_by_row.get(row, ()))
         # the band is where one bucket becomes a spike
         out.append(_series_result(row, obs, den, judged, change_points, accepted_by_row.get(row, []),
-                                  spike_threshold, params))
+                                  spike_threshold, params, hold))
     return out
 
 
-def _series_result(row, obs, den, judged: Judgement, change_points, accepted, threshold, params) -> SeriesDetection:
+def _series_result(row, obs, den, judged: Judgement, change_points, accepted, threshold, params,
+                   hold: int = 0) -> SeriesDetection:
     expected = judged.expected[row]
     sd = judged.sd[row]
     lower = expected - threshold * sd
@@ -124,7 +130,7 @@ def _series_result(row, obs, den, judged: Judgement, change_points, accepted, th
         lower, upper = np.clip(lower, 0.0, 1.0), np.clip(upper, 0.0, 1.0)
     segments = _segments(
         obs[row], None if den is None else den[row], judged.score[row], judged.anomalous[row],
-        judged.direction[row], judged.shift[row], judged.shift_score[row], expected, accepted,
+        judged.direction[row], judged.shift[row], judged.shift_score[row], expected, accepted, hold,
     )
     return SeriesDetection(
         expected=expected,
@@ -139,10 +145,13 @@ def _series_result(row, obs, den, judged: Judgement, change_points, accepted, th
     )
 
 
-def _segments(obs, den, score, anomalous, dirs, shift, shift_score, expected, accepted) -> list[AnomalySegment]:
+def _segments(obs, den, score, anomalous, dirs, shift, shift_score, expected, accepted,
+              hold: int = 0) -> list[AnomalySegment]:
     """Consecutive anomalous buckets of one direction form one segment; buckets that were
-    not judged (missing, below volume) neither break nor extend a segment. An acceptance
-    ends its segment (``accepted=True``); later buckets belong to the new normal."""
+    not judged (missing, below volume) neither break nor extend a segment, and up to
+    ``hold`` judged normal buckets between two anomalous ones do not break it either (nor
+    close it at the end of the series: it is still open). An acceptance ends its segment
+    (``accepted=True``); later buckets belong to the new normal."""
     n = obs.size
     flagged = np.flatnonzero(anomalous)
     if flagged.size == 0:  # the common case: nothing to build
@@ -157,18 +166,27 @@ def _segments(obs, den, score, anomalous, dirs, shift, shift_score, expected, ac
         members = [t]
         last = t
         u = t + 1
-        while u < n and u not in accepted_ats:
+        normal = 0  # judged normal buckets since ``last``
+        closed = False
+        while u < n:
+            if u in accepted_ats:
+                closed = True
+                break
             if anomalous[u] and dirs[u] == sign:
                 members.append(u)
                 last = u
+                normal = 0
             elif judged[u]:
-                break
+                normal += 1
+                if anomalous[u] or normal > hold:
+                    closed = True
+                    break
             u += 1
         is_accepted = (last + 1) in accepted_ats
         if is_accepted:
             end = last + 1
-        elif not np.any(judged[last + 1 :]):
-            end = None  # still anomalous at the last judged bucket
+        elif not closed:
+            end = None  # still anomalous at the last judged bucket (or within ``hold`` of it)
         else:
             end = last + 1
         idx = np.array(members)
@@ -224,7 +242,7 @@ def _params(name, options: BatchOptions, spike_threshold, spikes, shifts, warmup
             f"trailing robust level + seasonal profile (period {options.period}): first {warmup} buckets "
             f"initialise it and are not judged; then each bucket is compared with the state built from "
             f"earlier buckets only; updates use residuals clipped at {HUBER} sd (level alpha={ALPHA}, "
-            f"seasonal gamma={GAMMA}, variance lambda={LAMBDA}); anomalous and excluded buckets never "
+            f"seasonal gamma={GAMMA}, variance lambda={LAMBDA} per day of buckets); anomalous and excluded buckets never "
             f"update it; a run anomalous for accept_after buckets resets the level (accepted)"
         ),
         "cusum": None if cusum is None else {
@@ -240,8 +258,13 @@ def _params(name, options: BatchOptions, spike_threshold, spikes, shifts, warmup
                         "in-control run length; one bucket adds at most 3/4 of h",
             },
         },
-        "noise": "ratio: binomial p(1-p)/den + over-dispersion tau^2 from history; sum: robust residual variance",
-        "score": "signed (observed - expected) / sd",
+        "noise": "ratio: binomial p(1-p)/den + over-dispersion tau^2 from history; sum: robust residual variance "
+                 "(Poisson floor for whole-number series only)",
+        "band": "sd = core sd x heavy-tail factor (warm-up 75th/95th percentiles of |residual| extrapolated as an "
+                "exponential tail, over a Gaussian's, 1..25) x Student-t factor for the residuals the variance rests "
+                "on (wide while the baseline is young)",
+        "hold_buckets": HOLD_BUCKETS_SUBDAILY if buckets_per_day(options.period) > 1 else 0,
+        "score": "signed (observed - expected) / sd (band sd)",
     }
 
 

@@ -16,10 +16,11 @@ import numpy as np
 
 from monitor.detect.acceptance import Runs, accept
 from monitor.detect.cusum import Cusum
-from monitor.detect.noise import day_variance_ratio
+from monitor.detect.noise import day_variance_ratio, noise_lambda
 from monitor.detect.regimes import ShiftPlan, Shifts
 from monitor.detect.rules import Rules
-from monitor.detect.state import Baseline
+from monitor.detect.state import Baseline, buckets_per_day
+from monitor.detect.tails import predictive_factor, tail_factor, variance_df
 from monitor.detect.verdicts import Judgement, Verdicts
 from monitor.detect.warmup import initial_baseline, min_learnt, show_warmup, start_late_series, warmup_length
 
@@ -39,6 +40,16 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
     baseline = initial_baseline(np.where(usable[:, :W], obs[:, :W], np.nan), warm_den, P, inner_period)
     out = Verdicts.empty(n_series, n)
     show_warmup(baseline, out.expected, out.sd, phase, den, W)
+    # the band is the core sd x a factor for heavy tails and for a young baseline (tails.py);
+    # the score is in band sd, so the spike threshold keeps its promised tail probability
+    tail = tail_factor(baseline.noise.tail_q, rules.threshold)
+    lag = P if P > 1 else 1
+    # sums: the variance memory is a span of time (bursty hourly counts); ratio metrics keep
+    # 20 buckets: their binomial part is known per bucket, and a 20-day over-dispersion
+    # memory moved the CUSUM start of the demo's hourly decline rate a day early (seed 5)
+    lam = noise_lambda(buckets_per_day(period)) if den is None else noise_lambda(1)
+    warm = baseline.learnt.copy()
+    out.sd[:, :W] *= (tail * predictive_factor(variance_df(warm, warm, lag), rules.threshold))[:, None]
     ready = min_learnt(W)
     runs, shifts = Runs.none(n_series), Shifts.none(n_series)
     starts = plan.starts if plan is not None else {}
@@ -59,8 +70,9 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
             tracked = cusum.tracked(W) if cusum is not None else None
             # ---- score
             judged = seen & (baseline.learnt >= ready)
-            z = np.where(judged, r / sd, np.nan)
-            out.record(t, pred, sd, z)
+            band = sd * tail * predictive_factor(variance_df(baseline.learnt, warm, lag), rules.threshold)
+            z = np.where(judged, r / band, np.nan)
+            out.record(t, pred, band, z)
             # ---- decide: change-point regimes starting here, CUSUM signals, spikes
             shifts.confirm(t, starts.get(t, ()), obs, den, phase, baseline, cusum, tracked, rules, ready, out.confirmed)
             in_shift = shifts.until > t
@@ -88,7 +100,7 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
             if upd.any():
                 if cusum is not None:
                     cusum.learn(upd, x, sd, np.where(baseline.mult, baseline.season[:, j], 1.0))
-                baseline.learn(upd, r, sd, b, j, ratio)
+                baseline.learn(upd, r, sd, b, j, ratio, lam)
             start_late_series(baseline, cusum, x, j, usable[:, t])
     return out.result(W)
 

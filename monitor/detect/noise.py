@@ -1,7 +1,12 @@
 """The noise model: how far one observation may sit from its expected value by chance.
 
-- *Noise*: sum metrics use an exponentially weighted robust residual variance with a
-  Poisson floor (var >= expected: small counts are not precise); ratio metrics add the
+- *Noise*: sum metrics use an exponentially weighted robust residual variance, with a
+  Poisson floor (var >= expected: small counts are not precise) for counts, i.e. series
+  whose warm-up values are whole numbers (a price or a CPU % averaged per hour is not a
+  count: in its units the floor would be arbitrary, and it made such series deaf); the
+  initial scale is the MAD of differences one cycle apart, or their mean absolute
+  deviation where more than half of them are equal (a mostly-constant series is not
+  noiseless); ratio metrics add the
   binomial variance p(1-p)/den of each bucket to an over-dispersion term tau^2 (the part
   of the residual variance binomial noise does not explain), so 2 of 10 is noise while
   2,000 of 10,000 is not.
@@ -9,7 +14,9 @@
   more a day's worth of them wanders than independent hours would (the CUSUM scales by it).
 
 Everything the noise model knows lives in ``Noise`` (its state per series) and its
-methods: the estimate from the warm-up, ``sd``, what one normal bucket teaches it.
+methods: the estimate from the warm-up, ``sd``, what one normal bucket teaches it. How
+far beyond the core scale a page must be (heavy tails, a young baseline) is ``tails.py``;
+its warm-up quantiles are kept here (``tail_q``).
 """
 from __future__ import annotations
 
@@ -18,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.detect.seasonal import compose, decompose, quiet
+from monitor.detect.tails import tail_quantiles
 
-LAMBDA = 0.05  # variance smoothing: ~20-bucket memory
+LAMBDA = 0.05  # variance smoothing: ~20-bucket memory (daily buckets; see noise_lambda)
 HUBER = 2.0  # residuals are clipped at this many sd before updating the state
 # E[min(Z^2, c^2)] for a standard normal Z and c = 2: rescales clipped squares so the
 # variance estimate is unbiased for normal noise.
@@ -42,6 +50,8 @@ class Noise:
 
     var: np.ndarray  # residual variance, de-seasonalised units
     binvar: np.ndarray  # average binomial part of it (ratio metrics)
+    counts: np.ndarray  # bool: a sum metric of whole numbers (Poisson floor)
+    tail_q: np.ndarray  # (N, 2) 75th/95th percentiles of |warm-up residual| in core sd (NaN: too few)
 
     @classmethod
     def from_warmup(cls, desea: np.ndarray, lag: int, block: np.ndarray, den: np.ndarray | None,
@@ -54,8 +64,14 @@ class Noise:
             # estimation error (medians of 2-3 points fit the noise) does not shrink the scale
             d = desea[:, lag:] - desea[:, :-lag]
             d = d - np.nanmedian(d, axis=1, keepdims=True)
-            var = (1.4826 * np.nanmedian(np.abs(d), axis=1)) ** 2 / 2.0
+            scale = 1.4826 * np.nanmedian(np.abs(d), axis=1)
+            # more than half the differences equal (a mostly-constant series with bursts):
+            # the MAD is 0, the mean absolute deviation (Gaussian-consistent) is not
+            scale = np.where(scale > 0, scale, 1.2533 * np.nanmean(np.abs(d), axis=1))
+            var = scale**2 / 2.0
+            u = d / np.where(scale > 0, scale, np.nan)[:, None]
         var = np.nan_to_num(var, nan=0.0)
+        tail_q = tail_quantiles(u)
         if den is not None:
             g = np.where(mult[:, None], season, 1.0)
             expected = np.clip(compose(level[:, None], season, mult[:, None]), 0.0, 1.0)
@@ -65,10 +81,14 @@ class Noise:
             binvar = np.nan_to_num(binvar, nan=0.0)
         else:
             binvar = np.zeros(n_series)
-        return cls(var, binvar)
+        with np.errstate(invalid="ignore"):
+            whole = np.all(~np.isfinite(block) | (block == np.round(block)), axis=1)
+        # a row with no warm-up data (a sparse slice, late) is taken as counts, as before
+        counts = whole & (den is None)
+        return cls(var, binvar, counts, tail_q)
 
     def row(self, i: int) -> "Noise":
-        return Noise(self.var[i], self.binvar[i])
+        return Noise(self.var[i], self.binvar[i], self.counts[i], self.tail_q[i])
 
     def sd(self, expected, season, mult, den):
         """sd of one observation around ``expected`` and the binomial variance part (ratio;
@@ -79,24 +99,32 @@ class Noise:
             var = g2 * np.maximum(self.var - self.binvar, 0.0) + b
         else:
             b = np.zeros_like(expected)
-            # sum metrics are mostly counts: Poisson variance is a floor, which keeps small
-            # counts (0, 1, 3 ...) from looking infinitely precise
-            var = np.maximum(g2 * self.var, np.abs(expected))
+            # counts: Poisson variance is a floor, which keeps small counts (0, 1, 3 ...)
+            # from looking infinitely precise
+            var = np.maximum(g2 * self.var, np.where(self.counts, np.abs(expected), 0.0))
         floor = np.maximum(REL_FLOOR * np.abs(expected), ABS_FLOOR)
         return np.sqrt(np.maximum(var, floor * floor)), b
 
     def learn(self, upd: np.ndarray, residual: np.ndarray, sd: np.ndarray, g: np.ndarray, b: np.ndarray,
-              ratio: bool) -> None:
+              ratio: bool, lam: float = LAMBDA) -> None:
         """Learn from the normal buckets ``upd`` (residual clipped at HUBER sd; ``g`` the
-        seasonal factor, ``b`` the bucket's binomial variance)."""
+        seasonal factor, ``b`` the bucket's binomial variance; ``lam`` the smoothing, see
+        ``noise_lambda``)."""
         sq = np.minimum(residual * residual, (HUBER * HUBER) * sd * sd) / (g * g) * HUBER_VAR_CONSISTENCY
-        self.var = np.where(upd, (1.0 - LAMBDA) * self.var + LAMBDA * sq, self.var)
+        self.var = np.where(upd, (1.0 - lam) * self.var + lam * sq, self.var)
         if ratio:
-            self.binvar = np.where(upd, (1.0 - LAMBDA) * self.binvar + LAMBDA * b / (g * g), self.binvar)
+            self.binvar = np.where(upd, (1.0 - lam) * self.binvar + lam * b / (g * g), self.binvar)
 
     def forget(self, rows: np.ndarray) -> None:
         """A series that starts late starts without a residual variance."""
         self.var = np.where(rows, 0.0, self.var)
+
+
+def noise_lambda(per_day: int) -> float:
+    """LAMBDA per bucket for daily data, scaled so that the memory is the same span of
+    *time* for ``per_day`` buckets a day (~20 days): with a 20-*hour* memory an hourly
+    series' variance followed every quiet night and burst, and the band with it."""
+    return 1.0 - (1.0 - LAMBDA) ** (1.0 / per_day)
 
 
 def day_variance_ratio(block: np.ndarray, den: np.ndarray | None, season: np.ndarray, mult: np.ndarray,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detect.noise import HUBER, Noise
+from monitor.detect.noise import HUBER, LAMBDA, Noise
 from monitor.detect.seasonal import compose, decompose
 
 ALPHA = 0.15  # level smoothing: ~7-bucket memory, follows slow drift
@@ -73,8 +73,9 @@ class Baseline:
                            self.season[i], self.mult[i], self.noise.row(i))
 
     def learn(self, upd: np.ndarray, residual: np.ndarray, sd: np.ndarray, b: np.ndarray, j: int,
-              ratio: bool) -> None:
-        """Update level, trend, season phase ``j`` and noise from the normal buckets ``upd``."""
+              ratio: bool, lam: float | None = None) -> None:
+        """Update level, trend, season phase ``j`` and noise from the normal buckets ``upd``
+        (``lam``: see ``Noise.learn``)."""
         season = self.season[:, j]
         fill = np.zeros(upd.shape)
         e = np.where(upd, np.minimum(np.maximum(residual, -HUBER * sd), HUBER * sd), fill)
@@ -86,7 +87,7 @@ class Baseline:
         s_step = np.where(self.mult, e / np.where(level > 0, level, np.inf), e)
         self.level = np.where(upd, level, self.level)
         self.season[:, j] = season + (GAMMA * (1.0 - ALPHA)) * s_step
-        self.noise.learn(upd, residual, sd, g, b, ratio)
+        self.noise.learn(upd, residual, sd, g, b, ratio, LAMBDA if lam is None else lam)
 
     def start(self, rows: np.ndarray, x: np.ndarray, j: int) -> None:
         """Start the level of ``rows`` at their observation ``x`` (without trend or noise)."""
