@@ -135,3 +135,14 @@ class FakeEndpoint:
         with self._lock:
             self.logical.setdefault(key, json.loads(raw))
         return None
+
+
+def serving(monkeypatch, env: str, *, default: Reply | None = None):
+    """A started endpoint whose URL is in ``$env`` (the notifier's webhook variable), stopped
+    afterwards: the body of each test module's ``slack`` fixture (``yield from serving(...)``)."""
+    endpoint = FakeEndpoint().start()
+    if default is not None:
+        endpoint.default = default
+    monkeypatch.setenv(env, endpoint.url)
+    yield endpoint
+    endpoint.stop()

@@ -11,7 +11,7 @@ import logging
 
 import pytest
 from alert_fixtures import T0, add_incident, config, make_store, resolve
-from slack_server import INVALID_BLOCKS, SERVER_ERROR, SLACK_PATH, FakeEndpoint, rate_limited, slow
+from slack_server import INVALID_BLOCKS, SERVER_ERROR, SLACK_PATH, rate_limited, serving, slow
 
 from monitor.alert import flush_outbox, outbox_entries, outbox_payload, run_alert_cycle
 from monitor.alert.blocks import render_blocks, validate_blocks
@@ -23,10 +23,7 @@ ENV = "SLACK_WEBHOOK_TEST"
 
 @pytest.fixture
 def slack(monkeypatch):
-    endpoint = FakeEndpoint().start()
-    monkeypatch.setenv(ENV, endpoint.url)
-    yield endpoint
-    endpoint.stop()
+    yield from serving(monkeypatch, ENV)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 from alert_fixtures import T0, add_incident, config, make_store
-from slack_server import INVALID_BLOCKS, SERVER_ERROR, SLACK_PATH, FakeEndpoint
+from slack_server import FakeEndpoint, INVALID_BLOCKS, SERVER_ERROR, SLACK_PATH, serving
 from test_alert_notifiers import TARGETS, receiver_config
 
 from monitor.alert import SendError, flush_outbox, outbox_entries, outbox_payload, run_alert_cycle, send_message
@@ -49,10 +49,7 @@ def digest(date: str = "2026-03-20", **fields) -> dict:
 
 @pytest.fixture
 def slack(monkeypatch):
-    endpoint = FakeEndpoint().start()
-    monkeypatch.setenv(ENV, endpoint.url)
-    yield endpoint
-    endpoint.stop()
+    yield from serving(monkeypatch, ENV)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import os
 import duckdb
 import pytest
 from click.testing import CliRunner
-from slack_server import INVALID_BLOCKS, OK, SERVER_ERROR, FakeEndpoint
+from slack_server import INVALID_BLOCKS, OK, SERVER_ERROR, serving
 
 from monitor.cli import cli
 from monitor.alert.meta import meta_alert_history, open_meta_alerts
@@ -41,11 +41,7 @@ owner_receiver = "owner"
 
 @pytest.fixture
 def slack(monkeypatch):
-    endpoint = FakeEndpoint().start()
-    endpoint.default = SERVER_ERROR
-    monkeypatch.setenv(ENV, endpoint.url)
-    yield endpoint
-    endpoint.stop()
+    yield from serving(monkeypatch, ENV, default=SERVER_ERROR)
 
 
 @pytest.fixture

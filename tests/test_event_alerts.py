@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 from alert_fixtures import T0, add_incident, config, make_store
-from slack_server import FakeEndpoint
+from slack_server import serving
 
 from monitor.alert import run_alert_cycle
 from monitor.alert.blocks import validate_blocks
@@ -21,10 +21,7 @@ START = T0 - dt.timedelta(days=2)  # the incidents' start (fraud_rate: day grain
 
 @pytest.fixture
 def slack(monkeypatch):
-    endpoint = FakeEndpoint().start()
-    monkeypatch.setenv(ENV, endpoint.url)
-    yield endpoint
-    endpoint.stop()
+    yield from serving(monkeypatch, ENV)
 
 
 @pytest.fixture

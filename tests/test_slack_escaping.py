@@ -15,7 +15,7 @@ import pytest
 from alert_fixtures import EXPLANATION, HEADERS, T0, add_incident, config, make_store
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from slack_server import FakeEndpoint
+from slack_server import serving
 
 import monitor.alert.mrkdwn
 from monitor.alert import run_alert_cycle, send_message
@@ -37,10 +37,7 @@ ENTITY = re.compile(r"&(?!amp;|lt;|gt;)")
 
 @pytest.fixture
 def slack(monkeypatch):
-    endpoint = FakeEndpoint().start()
-    monkeypatch.setenv(ENV, endpoint.url)
-    yield endpoint
-    endpoint.stop()
+    yield from serving(monkeypatch, ENV)
 
 
 def texts(node, path="payload", kind="mrkdwn"):
