@@ -93,8 +93,8 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
              and not np.array_equal(exclusions[s.label], base.get(s.label, np.zeros(len(axis), bool)))]
     if again:
         redone = _judge(metric, axis, series, options, exclusions, runs, again)
-        detections = [redone.get(i, d) if not series[i].screened else _kept_found(d, redone[i]) if i in redone else d
-                      for i, d in enumerate(detections)]
+        detections = [_second_pass(d, redone[i], exclusions[series[i].label], screened=series[i].screened)
+                      if i in redone else d for i, d in enumerate(detections)]
         rows = _rows(store, metric, axis, series, detections, options, exclusions, now)
     result.series_checked = len(series)
     _link_parents(rows, GRAIN_STEP[metric.grain])
@@ -103,19 +103,26 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
     return result
 
 
-def _kept_found(first, second):
-    """The second pass's detection of a screened pair, keeping the first pass's segments it
-    no longer has at all (nothing overlapping in the same direction). Excluding a closed
-    incident from the baseline is for what comes after it; but the excluded buckets feed
-    no sustained-shift statistic, so a shift found only that way would vanish with its own
-    exclusion. For a screened pair the screen has already vouched for the move (calibrated
-    to every pair), so it stays; other series keep the second pass as it is."""
-    lost = [seg for seg in first.segments
-            if not any(o.direction == seg.direction and o.start < _end(seg) and seg.start < _end(o)
-                       for o in second.segments)]
-    if not lost:
+def _second_pass(first, second, excluded: np.ndarray, *, screened: bool):
+    """The second pass's detection, with the first pass's closed episodes that caused its
+    exclusions. Excluding a closed incident is for what comes after it (the baseline must not
+    learn the attack), but its own buckets then feed no sustained-shift statistic, so judged
+    again it would shrink to its strongest spike (the demo's card-testing shift, 3 days, read
+    as 1). So those episodes stay as first found, and the second pass speaks for the rest.
+    A screened pair also keeps first-pass segments it lost altogether: the screen, calibrated
+    to every pair, has already vouched for the move."""
+    own = [seg for seg in first.segments if seg.end is not None and not seg.accepted and excluded[seg.start]]
+    if screened:
+        own += [seg for seg in first.segments if seg not in own and not _overlaps(seg, second.segments)]
+    if not own:
         return second
-    return replace(second, segments=sorted([*second.segments, *lost], key=lambda seg: seg.start))
+    rest = [seg for seg in second.segments if not _overlaps(seg, own)]
+    return replace(second, segments=sorted([*own, *rest], key=lambda seg: seg.start))
+
+
+def _overlaps(seg, others) -> bool:
+    """Some segment of ``others`` covers part of ``seg``'s span in the same direction."""
+    return any(o.direction == seg.direction and o.start < _end(seg) and seg.start < _end(o) for o in others)
 
 
 def _end(seg) -> float:
