@@ -12,6 +12,7 @@ from typing import Any, Iterable
 from monitor.errors import MonitorError
 from monitor.events.model import Event, Link
 from monitor.store import Store
+from monitor.store.store import time_filter
 
 COLUMNS = "event_id, source, kind, title, url, ts, end_ts, scope_json, metrics, expected, author, created_at"
 
@@ -49,15 +50,8 @@ def replace_source_events(con, source: str, events: list[Event], now: dt.datetim
 
 
 def read_events(con, *, since: dt.datetime | None = None, until: dt.datetime | None = None) -> list[Event]:
-    """Events overlapping [since, until), oldest first; none when the tables do not exist yet."""
-    clauses, params = [], []
-    if since is not None:
-        clauses.append("coalesce(end_ts, ts) >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append("ts < ?")
-        params.append(until)
-    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    """Events overlapping [since, until), oldest first."""
+    where, params = time_filter(since, until, start_col="coalesce(end_ts, ts)")
     rows = con.execute(f"SELECT {COLUMNS} FROM events{where} ORDER BY ts, event_id", params).fetchall()
     return [_event(r) for r in rows]
 

@@ -316,14 +316,14 @@ class Store:
 
     def read_leaves(self, metric: Metric, *, start: dt.datetime | None = None,
                     end: dt.datetime | None = None, con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
-        where, params = _time_filter(start, end)
+        where, params = time_filter(start, end)
         sql = f'SELECT * FROM "{leaves_table(metric.name)}"{where} ORDER BY ts'
         return self._query_df(sql, params, con)
 
     def series(self, metric: Metric, *, by: tuple[str, ...] = (), start: dt.datetime | None = None,
                end: dt.datetime | None = None, con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
         """Measures summed per ts (and per `by` dimensions): totals and slices are sums of leaves."""
-        where, params = _time_filter(start, end)
+        where, params = time_filter(start, end)
         keys = ", ".join(["ts", *(f'"{d}"' for d in by)])
         sums = ", ".join(f'sum("{m}") AS "{m}"' for m in metric.measures)
         sql = f'SELECT {keys}, {sums} FROM "{leaves_table(metric.name)}"{where} GROUP BY ALL ORDER BY ALL'
@@ -447,10 +447,13 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])
 
 
-def _time_filter(start, end) -> tuple[str, list]:
+def time_filter(start, end, *, start_col: str = "ts") -> tuple[str, list]:
+    """A WHERE clause (and its parameters) for rows of [start, end): ``start_col >= start``
+    and ``ts < end``; either bound may be None. Events pass ``coalesce(end_ts, ts)`` so that
+    one that began before ``start`` but lasted into it is kept."""
     clauses, params = [], []
     if start is not None:
-        clauses.append("ts >= ?")
+        clauses.append(f"{start_col} >= ?")
         params.append(start)
     if end is not None:
         clauses.append("ts < ?")
