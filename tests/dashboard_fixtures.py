@@ -291,21 +291,11 @@ def copy_project(config: ProjectConfig, target: Path) -> ProjectConfig:
     return load_config(target / "monitor.toml")
 
 
-@pytest.fixture(autouse=True)
-def isolated_config_env(monkeypatch):
-    """Import into a test module: $MONITOR_CONFIG, which run_app sets, is restored after each test.
-
-    setenv first: delenv of an unset variable records nothing, and run_app's value would then
-    leak into every later test (a CLI test would run against the dashboard's project)."""
-    monkeypatch.setenv("MONITOR_CONFIG", "")
-    monkeypatch.delenv("MONITOR_CONFIG")
-
-
 def run_app(config: ProjectConfig, *, timeout: float = 30, **params: str):
     """The app as the browser would run it for `?k=v...`, with MONITOR_CONFIG pointing at `config`.
 
-    The variable stays set for the test's later `at.run()` calls; the
-    `isolated_config_env` fixture restores it afterwards.
+    The variable stays set for the test's later `at.run()` calls; the autouse
+    `no_monitor_config` fixture of conftest.py restores it afterwards.
     """
     import os
 

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from dashboard_fixtures import (  # noqa: F401 (isolated_config_env: autouse fixture)
-    FRAUD_START, NOW, PROMO, chart_data, copy_project, incident_ids, isolated_config_env, run_app, shared_project,
+from dashboard_fixtures import (
+    FRAUD_START, NOW, PROMO, chart_data, copy_project, incident_ids, run_app, shared_project,
     texts)
 from monitor.events.cycle import link_project_events
 from monitor.events.store import add_event

@@ -6,8 +6,8 @@ import datetime as dt
 import duckdb
 import pytest
 
-from dashboard_fixtures import (  # noqa: F401 (isolated_config_env: autouse fixture)
-    chart_data, copy_project, incident_ids, isolated_config_env, run_app, shared_project, texts)
+from dashboard_fixtures import (
+    chart_data, copy_project, incident_ids, run_app, shared_project, texts)
 from monitor.dashboard.formatting import SMALL_SEGMENTS
 
 IDS = incident_ids()

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from dashboard_fixtures import chart_data, chart_spec, isolated_config_env, run_app, shared_project, texts  # noqa: F401 (autouse fixture)
+from dashboard_fixtures import chart_data, chart_spec, run_app, shared_project, texts
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from dashboard_fixtures import isolated_config_env, run_app, shared_project, texts  # noqa: F401 (autouse fixture)
+from dashboard_fixtures import run_app, shared_project, texts
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from dashboard_fixtures import copy_project, incident_ids, isolated_config_env, shared_project  # noqa: F401 (autouse fixture)
+from dashboard_fixtures import copy_project, incident_ids, shared_project
 import monitor.links
 from monitor.config import load_config
 from monitor.dashboard import actions, attribution, links, queries, why

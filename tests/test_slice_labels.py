@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboard_fixtures import copy_project, isolated_config_env, run_app, shared_project, texts  # noqa: F401
+from dashboard_fixtures import copy_project, run_app, shared_project, texts  # noqa: F401
 import monitor.links
 import monitor.slices
 from monitor.catalog import load_catalog
