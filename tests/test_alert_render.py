@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from monitor.alert.blocks import MAX_BLOCKS, MAX_HEADER, MAX_TEXT, clip, render_blocks, slack_len, validate_blocks
 from monitor.alert.console import render_text
-from monitor.alert.planner import fingerprint
+from monitor.incident import Incident
 from monitor.alert.message import alert_entry, build_message, summarize_explanation
 from monitor.alert.routing import incident_labels
 
@@ -31,7 +31,8 @@ def incident(slice_: dict | None = None, **extra) -> dict:
 
 def entry(row: dict, header: dict | None = None, children=None) -> dict:
     header = HEADERS["fraud_rate"] if header is None else header
-    return alert_entry(row, header, fingerprint=fingerprint(row), labels=incident_labels(row, header), quiet=None,
+    inc = Incident.from_row(row)
+    return alert_entry(inc, header, fingerprint=inc.fingerprint, labels=incident_labels(inc, header), quiet=None,
                        dashboard_url=DASH, top_segments=3, children=children)
 
 

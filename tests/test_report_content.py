@@ -13,6 +13,7 @@ import pytest
 
 from monitor.report import format as fmt
 from monitor.report import gather_report, generate_report, report_settings
+from monitor.incident import decode_explanation
 from monitor.report.explanations import read_explanation
 from tests.report_fixtures import D, INCIDENTS, build_project
 
@@ -113,18 +114,20 @@ def test_incident_shows_attribution_and_mix_vs_rate(built):
     assert f"top segments: {label} ({fmt.share(top.explained_share)}" in md
 
 
-@pytest.mark.parametrize("raw, expected", [
-    (None, None), ("", None), ("not json", None), ("{}", None), ('{"unrelated": 1}', None),
-    (json.dumps({"root_causes": [{"segment": {"country": "BR"}, "share": 0.8, "before": 0.01, "after": 0.05}],
-                 "mix_vs_rate": {"verdict": "mix", "mix_share": 0.9, "rate_share": 0.1}}),
-     ("country=BR", 0.8, "mix", 0.9)),
-])
-def test_explanations_in_other_shapes_are_read_or_skipped(raw, expected):
-    view = read_explanation(raw)
-    if expected is None:
-        assert view is None
-    else:
-        assert (view.segments[0].label, view.segments[0].share, view.verdict, view.mix_share) == expected
+@pytest.mark.parametrize("raw", [None, "", "not json", "{}", '{"unrelated": 1}', "[1, 2]",
+                                 # a shape Explanation.to_dict never writes: no longer guessed at
+                                 json.dumps({"root_causes": [{"segment": {"country": "BR"}, "share": 0.8}],
+                                             "mix_vs_rate": {"verdict": "mix", "mix_share": 0.9}})])
+def test_explanations_not_written_by_to_dict_are_skipped(raw):
+    assert read_explanation(decode_explanation(raw)) is None
+
+
+def test_a_stored_explanation_is_read_through_explanation_from_dict():
+    from alert_fixtures import EXPLANATION
+
+    view = read_explanation(decode_explanation(json.dumps(EXPLANATION)))
+    assert (view.segments[0].label, view.segments[0].share, view.verdict) == ("country=BR", 0.62, "rate")
+    assert view.mix_share == pytest.approx(0.1)
 
 
 # -- numbers --------------------------------------------------------------------------------------

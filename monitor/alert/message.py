@@ -11,11 +11,13 @@ and links into the dashboard.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import json
 import math
 from typing import Any
 
+from monitor.attribute.explain import Explanation
+from monitor.incident import Incident, Lead
 from monitor.links import incident_url, metric_url
 from monitor.slices import slice_label
 
@@ -98,12 +100,6 @@ def _iso(value: Any) -> str | None:
 
 
 # -- attribution --------------------------------------------------------------------------------
-# monitor.attribute.explain.Explanation.to_dict(): "causes" (segment, explained_share, size, before,
-# after, change_type), "verdict" (ratio: rate | mix | mixed) and "split" (the cut the verdict uses).
-_SEGMENT_LISTS = ("causes", "segments", "top_segments")
-_SHARE_KEYS = ("explained_share", "share")
-_BEFORE_KEYS = ("before", "expected")
-_AFTER_KEYS = ("after", "actual")
 VERDICT_TEXT = {
     "rate": "traffic mix did not move; rates inside segments did",
     "mix": "rates inside segments did not move; the traffic mix did",
@@ -111,53 +107,43 @@ VERDICT_TEXT = {
 }
 
 
-def summarize_explanation(explanation: Any, *, top: int = 3, title: str | None = None) -> dict[str, Any] | None:
-    """The part of an attribution an alert shows: top segments with shares, and mix vs rate.
-
-    The one place that reads ``incidents.explanation_json``. It tolerates a
-    missing, empty or unfamiliar explanation (returns None, or what it can read):
-    an alert without attribution is still an alert.
-    """
-    if isinstance(explanation, str):
-        try:
-            explanation = json.loads(explanation)
-        except ValueError:
-            return None
-    if not isinstance(explanation, dict) or not explanation:
+def summarize_explanation(explanation: Explanation | None, *, top: int = 3,
+                          title: str | None = None) -> dict[str, Any] | None:
+    """The part of an attribution an alert shows: top segments with shares, and mix vs rate
+    (None without attribution: an alert without it is still an alert)."""
+    if explanation is None:
         return None
     segments = []
-    raw_list = next((explanation[k] for k in _SEGMENT_LISTS if isinstance(explanation.get(k), list)), [])
-    for raw in raw_list[:top]:
-        if not isinstance(raw, dict) or not isinstance(raw.get("segment"), dict) or not raw["segment"]:
+    for cause in explanation.causes[:top]:
+        if not cause.segment:
             continue
-        segment = {str(k): str(v) for k, v in raw["segment"].items()}
+        segment = {str(k): str(v) for k, v in cause.segment.items()}
         segments.append({
             "segment": segment,
             "label": slice_label(segment),  # as slices read everywhere (escaped, sorted)
-            "share": _first_number(raw, _SHARE_KEYS),  # part of the total change this segment explains
-            "size": _first_number(raw, ("size",)),  # its share of the volume after the change
-            "before": _first_number(raw, _BEFORE_KEYS),
-            "after": _first_number(raw, _AFTER_KEYS),
-            "change_type": raw.get("change_type") if raw.get("change_type") in ("rate", "mix") else None,
+            "share": _num(cause.explained_share),  # part of the total change this segment explains
+            "size": _num(cause.size),  # its share of the volume after the change
+            "before": _num(cause.before),
+            "after": _num(cause.after),
+            "change_type": cause.change_type if cause.change_type in ("rate", "mix") else None,
         })
     verdict = None
-    name = explanation.get("verdict")
-    if isinstance(name, str) and name:
-        split = explanation.get("split") if isinstance(explanation.get("split"), dict) else {}
-        change = _first_number(explanation, ("change",))
-        mix, rate = _first_number(split, ("mix",)), _first_number(split, ("rate",))
-        interaction = _first_number(split, ("interaction",)) or 0.0
+    if explanation.verdict:
+        split, change = explanation.split, _num(explanation.change)
+        mix, rate = (_num(split.mix), _num(split.rate)) if split is not None else (None, None)
+        interaction = (_num(split.interaction) if split is not None else None) or 0.0
         verdict = {
-            "verdict": name,
-            "text": VERDICT_TEXT.get(name),
-            "dimension": split.get("dimension"),  # the cut the split was measured on
+            "verdict": explanation.verdict,
+            "text": VERDICT_TEXT.get(explanation.verdict),
+            "dimension": split.dimension if split is not None else None,  # the cut the split was measured on
             "mix_share": mix / change if change and mix is not None else None,
             "rate_share": (rate + interaction) / change if change and rate is not None else None,
         }
     if not segments and verdict is None:
         return None
-    return {"segments": segments, "verdict": verdict, "summary": _summary_line(explanation, title),
-            "baseline_label": explanation.get("baseline_label")}
+    summary = dataclasses.replace(explanation, metric_label=title).summary() if title else explanation.summary()
+    return {"segments": segments, "verdict": verdict, "summary": summary,
+            "baseline_label": explanation.baseline_label}
 
 
 def describe_segment(seg: dict[str, Any], *, unit: str, metric_kind: str) -> str:
@@ -187,25 +173,6 @@ def describe_verdict(verdict: dict[str, Any]) -> str:
     return f"{name}: {text}" if text else name
 
 
-def _summary_line(explanation: dict[str, Any], title: str | None) -> str | None:
-    """Explanation.summary() (one line, for webhook consumers), if the attribution package can read it."""
-    try:
-        from monitor.attribute.explain import Explanation
-
-        data = dict(explanation, metric_label=title) if title else explanation
-        return Explanation.from_dict(data).summary()
-    except Exception:  # noqa: BLE001 - another version's format or a missing package: no summary line
-        return None
-
-
-def _first_number(raw: dict, keys: tuple[str, ...]) -> float | None:
-    for key in keys:
-        value = raw.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-    return None
-
-
 # -- building a message -------------------------------------------------------------------------
 def dashboard_links(*, dashboard_url: str | None, incident_id: str, metric: str, slice_: str) -> dict[str, str]:
     if not dashboard_url:
@@ -213,40 +180,34 @@ def dashboard_links(*, dashboard_url: str | None, incident_id: str, metric: str,
     return {"incident": incident_url(dashboard_url, incident_id), "metric": metric_url(dashboard_url, metric, slice_)}
 
 
-def alert_entry(incident: dict[str, Any], header: dict[str, Any], *, fingerprint: str, labels: dict[str, str],
+def alert_entry(incident: Incident, header: dict[str, Any], *, fingerprint: str, labels: dict[str, str],
                 quiet: str | None, dashboard_url: str | None, top_segments: int,
                 children: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """One incident as it appears in a message (children: slice incidents it carries)."""
-    segment = incident.get("slice_json")
-    if isinstance(segment, str):
-        try:
-            segment = json.loads(segment)
-        except ValueError:
-            segment = {}
     runbook = header.get("runbook") or None
-    links = dashboard_links(dashboard_url=dashboard_url, incident_id=incident["incident_id"],
-                            metric=incident["metric"], slice_=incident.get("slice") or "")
+    links = dashboard_links(dashboard_url=dashboard_url, incident_id=incident.incident_id,
+                            metric=incident.metric, slice_=incident.slice)
     if runbook:
         links["runbook"] = runbook
     entry = {
         "fingerprint": fingerprint,
-        "incident_id": incident["incident_id"],
-        "status": "firing" if incident.get("status") == "open" else "resolved",
-        "resolution": incident.get("resolution"),
-        "metric": incident["metric"],
-        "title": header.get("title") or incident["metric"].replace("_", " ").capitalize(),
-        "slice": incident.get("slice") or "",
-        "segment": segment or {},
-        "direction": incident.get("direction"),
-        "kind": incident.get("kind"),
-        "severity": incident.get("severity") or header.get("severity"),
-        "start_ts": _iso(incident.get("start_ts")),
-        "end_ts": _iso(incident.get("end_ts")),
-        "last_ts": _iso(incident.get("last_ts")),
-        "baseline": _num(incident.get("baseline")),
-        "observed": _num(incident.get("observed")),
-        "relative_change": _num(incident.get("relative_change")),
-        "score": _num(incident.get("score")),
+        "incident_id": incident.incident_id,
+        "status": "firing" if incident.is_open else "resolved",
+        "resolution": incident.resolution,
+        "metric": incident.metric,
+        "title": header.get("title") or incident.metric.replace("_", " ").capitalize(),
+        "slice": incident.slice,
+        "segment": dict(incident.segment),
+        "direction": incident.direction,
+        "kind": incident.kind,
+        "severity": incident.severity or header.get("severity"),
+        "start_ts": _iso(incident.start_ts),
+        "end_ts": _iso(incident.end_ts),
+        "last_ts": _iso(incident.last_ts),
+        "baseline": _num(incident.baseline),
+        "observed": _num(incident.observed),
+        "relative_change": _num(incident.relative_change),
+        "score": _num(incident.score),
         "metric_kind": header.get("kind"),
         "unit": header.get("unit") or "",
         "grain": header.get("grain"),
@@ -255,29 +216,24 @@ def alert_entry(incident: dict[str, Any], header: dict[str, Any], *, fingerprint
         "runbook": runbook,
         "labels": dict(labels),
         "links": links,
-        "explanation": summarize_explanation(incident.get("explanation_json"), top=top_segments,
-                                             title=header.get("title") or incident["metric"]),
+        "explanation": summarize_explanation(incident.explanation, top=top_segments,
+                                             title=header.get("title") or incident.metric),
         "quiet": quiet,
-        "follows": followed_incident(incident.get("why_json"), dashboard_url=dashboard_url),
-        "events": alert_events(incident.get("events")),
+        "follows": followed_incident(incident.why.follows, dashboard_url=dashboard_url),
+        "events": alert_events(incident.events),
     }
     if children is not None:
         entry["children"] = children
     return entry
 
 
-def followed_incident(why_json: Any, *, dashboard_url: str | None) -> dict[str, Any] | None:
+def followed_incident(lead: Lead | None, *, dashboard_url: str | None) -> dict[str, Any] | None:
     """For an incident raised because another metric's incident named its segment
     (``detect.follows``): that incident, so the on-call sees the two as one story."""
-    try:
-        why = json.loads(why_json) if isinstance(why_json, str) else (why_json or {})
-    except ValueError:
+    if lead is None:
         return None
-    lead = why.get("follows") if isinstance(why, dict) else None
-    if not isinstance(lead, dict) or not lead.get("incident_id"):
-        return None
-    return {"metric": lead.get("metric"), "incident_id": lead["incident_id"], "start_ts": lead.get("start"),
-            "link": incident_url(dashboard_url, lead["incident_id"]) if dashboard_url else None}
+    return {"metric": lead.metric, "incident_id": lead.incident_id, "start_ts": lead.start,
+            "link": incident_url(dashboard_url, lead.incident_id) if dashboard_url else None}
 
 
 def alert_events(links: list[dict[str, Any]] | None, *, limit: int = 3) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.catalog import Metric
-from monitor.detect.incident_rows import incident_row, lies_within, same_episode
+from monitor.detect.incident_rows import detected_row, lies_within, same_episode
 from monitor.detect.mix import MIN_EFFECT
 from monitor.detect.options import DetectOptions, effective_period
 from monitor.detect.results import relative_change
@@ -275,7 +275,7 @@ def follow_rows(store: Store, metric: Metric, axis: pd.DatetimeIndex, total: tup
                         f"shaped by the total's seasonal profile (period {period})",
             "min_effect": MIN_EFFECT,
         }
-        rows.append(incident_row(
+        rows.append(detected_row(
             metric, lead.segment, start=start, end=end,
             last_ts=(axis[-1] if end is None else axis[end_index - 1]).to_pydatetime(),
             direction=lead.direction, kind=why["segment_kind"], baseline=found.baseline, observed=found.observed,
