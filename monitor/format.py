@@ -115,6 +115,13 @@ def format_delta(x: Any, *, kind: str = "", unit: str = "") -> str:
     return f"{x:+,.0f}" if abs(x) >= 100 or x.is_integer() else f"{x:+.3g}"
 
 
+def format_difference(before: Any, after: Any, *, kind: str = "", unit: str = "") -> str:
+    """``after - before`` as :func:`format_delta` writes it (missing when either is)."""
+    if is_missing(before) or is_missing(after):
+        return MISSING
+    return format_delta(float(after) - float(before), kind=kind, unit=unit)
+
+
 def format_relative(x: Any) -> str:
     """A relative change: 0.42 -> '+42.0%', 2.5 -> '+250%'."""
     if is_missing(x):
