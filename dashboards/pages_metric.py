@@ -7,7 +7,7 @@ import streamlit as st
 from pages_common import (AppContext, chart, go, headers_data, metric_data, param, pills, severity_column,
                           shading_frame, status_column)
 from monitor.dashboard.charts import series_chart, volume_chart
-from monitor.dashboard.formatting import (format_difference, format_relative, format_timestamp,
+from monitor.dashboard.formatting import (MISSING, format_difference, format_relative, format_timestamp,
                                           format_value, severity_text, slice_text)
 from monitor.dashboard.links import incident_url, metric_url, parse_slice
 from monitor.dashboard.why import why_lines
@@ -217,8 +217,8 @@ def _headline(series: pd.DataFrame, unit: str, grain: str, segment: dict, min_si
         cols[2].metric("Normal band", f"{format_value(last['lower'], unit=unit)} – {format_value(last['upper'], unit=unit)}",
                        border=True)
     else:
-        cols[1].metric("Expected", "–", help="No expected band stored for this slice", border=True)
-        cols[2].metric("Normal band", "–", border=True)
+        cols[1].metric("Expected", MISSING, help="No expected band stored for this slice", border=True)
+        cols[2].metric("Normal band", MISSING, border=True)
     cols[3].metric("Volume", format_value(last["volume"], unit="count"), border=True,
                    help="Events in the latest bucket (denominator for rates)")
 

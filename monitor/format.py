@@ -11,8 +11,9 @@ dashboard (docs/formatting.md shows it as a table):
 * a relative change: signed, one decimal, none from 100%: ``+42.0%``, ``-3.1%``, ``+250%``
 * an absolute change: in the metric's unit, percentage points for rates: ``+0.50 pp``, ``+1,204``
 * a share of a whole (explained share, traffic share): ``62%``, ``7.0%``
-* a time: ``2026-03-02 06:00`` (UTC, naive), the date alone for a day-grain bucket;
-  a duration: ``45m``, ``26h``, ``3d 4h``
+* a time: ``2026-03-02 06:00`` (times are UTC throughout; messages read outside the product,
+  Slack and the console, say so: ``2026-03-02 06:00 UTC``), the date alone for a day-grain
+  bucket; a duration: ``45m``, ``26h``, ``3d 4h``
 
 The metric's kind and unit choose the format in one place, :func:`format_value`; a new
 metric kind adds its branch there.
@@ -50,7 +51,7 @@ def is_missing(x: Any) -> bool:
     try:
         return not math.isfinite(float(x))
     except (TypeError, ValueError):
-        return False
+        return type(x).__name__ == "NAType"  # pandas' NA, without importing pandas here
 
 
 def is_rate(*, kind: str = "", unit: str = "") -> bool:
@@ -149,15 +150,18 @@ def format_share(x: Any) -> str:
     return f"{pct:.0f}%" if abs(pct) >= 10 or pct == 0 else f"{pct:.1f}%"
 
 
-def format_timestamp(ts: Any, *, grain: str = "hour") -> str:
-    """'2026-03-02 06:00'; the date alone for a day-grain bucket that starts at midnight."""
+def format_timestamp(ts: Any, *, grain: str = "hour", utc: bool = False) -> str:
+    """'2026-03-02 06:00' (' UTC' added with ``utc``); the date alone for a day-grain bucket
+    that starts at midnight."""
     if is_missing(ts):
         return MISSING
     if hasattr(ts, "to_pydatetime"):
         ts = ts.to_pydatetime()
     if not isinstance(ts, dt.datetime):
         return f"{ts:%Y-%m-%d}"
-    return f"{ts:%Y-%m-%d}" if grain == "day" and ts.hour == 0 and ts.minute == 0 else f"{ts:%Y-%m-%d %H:%M}"
+    if grain == "day" and ts.hour == 0 and ts.minute == 0:
+        return f"{ts:%Y-%m-%d}"
+    return f"{ts:%Y-%m-%d %H:%M}" + (" UTC" if utc else "")
 
 
 def format_duration(delta: dt.timedelta) -> str:

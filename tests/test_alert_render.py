@@ -56,7 +56,7 @@ def test_slack_message_has_what_the_on_call_needs():
     assert validate_blocks(blocks) == []
     body = all_text(blocks)
     for needle in ("Confirmed fraud rate of orders", "total", "up +41.7%", "(+0.50 pp)", "level shift",
-                   "Since 2026-03-02 (2d ago)", "baseline *1.20%* → now *1.70%*",
+                   "Since 2026-03-02 06:10 UTC (2d ago)", "baseline *1.20%* → now *1.70%*",  # a day bucket not at midnight shows its time
                    "*What explains it* (vs same weekday, mean of the 4 weeks before)",
                    "• `country=BR` — 62% of the change (1.10% → 3.40%, 12% of traffic, its rate moved)",
                    "*Mix vs rate:* rate: traffic mix did not move; rates inside segments did", "Slices moving under this total (1)",
@@ -185,11 +185,11 @@ def test_console_text_is_one_readable_block_per_group():
     assert lines[0].startswith("─") and lines[-1].startswith("─")
     assert lines[1] == msg["summary"]
     for needle in ("● Confirmed fraud rate of orders — total  [high]", "change    up +41.7% (+0.50 pp), level shift",
-                   "since     2026-03-02 (2d ago)", "baseline  1.20%  ->  now 1.70%",
+                   "since     2026-03-02 06:10 UTC (2d ago)", "baseline  1.20%  ->  now 1.70%",
                    "explains  country=BR — 62% of the change (1.10% → 3.40%, 12% of traffic, its rate moved)",
                    "          channel=web — 21% of the change",
                    "mix/rate  rate: traffic mix did not move; rates inside segments did",
-                   "slices    1 under this total: country=BR up +180.0%", "owner     risk-oncall (team payments)",
+                   "slices    1 under this total: country=BR up +180% ", "owner     risk-oncall (team payments)",
                    f"incident  {DASH}/?page=incident&id=inc-total",
                    "runbook   https://wiki.example.com/runbooks/fraud-rate"):
         assert needle in text, needle

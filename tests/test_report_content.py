@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 import duckdb
 import pytest
 
-from monitor.report import format as fmt
+from monitor.format import format_share, format_value
 from monitor.report import gather_report, generate_report, report_settings
 from monitor.incident import decode_explanation
 from monitor.report.explanations import read_explanation
@@ -104,14 +104,14 @@ def test_incident_shows_attribution_and_mix_vs_rate(built):
     label = "&".join(f"{k}={top.segment[k]}" for k in sorted(top.segment))
     assert escape(stored.summary()) in card
     row = re.search(r"<tr><td>" + re.escape(escape(label)) + r"</td>(.*?)</tr>", card).group(1)
-    assert [fmt.share(top.explained_share), fmt.value(top.before, "percent"), fmt.value(top.after, "percent"),
+    assert [format_share(top.explained_share), format_value(top.before, unit="percent"), format_value(top.after, unit="percent"),
             "rate"] == re.findall(r">([^<>]+)</td>", row)
-    assert (f"rate change: mix {fmt.share(stored.split.mix / stored.change)} / rate "
-            f"{fmt.share((stored.split.rate + stored.split.interaction) / stored.change)} of the change, "
+    assert (f"rate change: mix {format_share(stored.split.mix / stored.change)} / rate "
+            f"{format_share((stored.split.rate + stored.split.interaction) / stored.change)} of the change, "
             f"cut by {stored.split.dimension}") in card
     assert "<svg" in card  # its chart
     assert "No attribution stored" in html  # incidents without an explanation are still listed
-    assert f"top segments: {label} ({fmt.share(top.explained_share)}" in md
+    assert f"top segments: {label} ({format_share(top.explained_share)}" in md
 
 
 @pytest.mark.parametrize("raw", [None, "", "not json", "{}", '{"unrelated": 1}', "[1, 2]",

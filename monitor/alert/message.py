@@ -17,6 +17,8 @@ import math
 from typing import Any
 
 from monitor.attribute.explain import Explanation
+from monitor.format import (format_difference, format_duration, format_relative, format_share, format_timestamp,
+                            format_value, is_missing, is_rate)
 from monitor.incident import Incident, Lead
 from monitor.links import incident_url, metric_url
 from monitor.slices import slice_label
@@ -30,34 +32,18 @@ def is_alert_message(message: dict[str, Any]) -> bool:
     return message.get("schema") == SCHEMA or "alerts" in message
 
 
-# -- formatting helpers (shared by Slack and console rendering) --------------------------------
-def format_value(value: float | None, *, unit: str = "", metric_kind: str = "") -> str:
-    """A metric value as a person reads it: ratios as percentages, counts with separators."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    if metric_kind == "ratio" and unit in ("percent", ""):
-        pct = value * 100
-        return f"{pct:.2f}%" if abs(pct) < 10 else f"{pct:.1f}%"
-    if unit == "currency":
-        return f"{value:,.2f}"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
-
-
+# -- formatting helpers (shared by Slack and console rendering; the style is monitor.format's) ----
 def format_change(alert: dict[str, Any]) -> str:
     """'up +42.0% (+0.50 pp), level shift' -- direction, size and shape of the change."""
-    direction = alert.get("direction") or "changed"
-    parts = [direction]
-    rel = alert.get("relative_change")
-    if rel is not None and math.isfinite(rel):
-        parts.append(f"{rel * 100:+.1f}%" if abs(rel) < 10 else f"{rel:+.1f}x")
-    base, now = alert.get("baseline"), alert.get("observed")
-    if alert.get("metric_kind") == "ratio" and base is not None and now is not None:
-        parts.append(f"({(now - base) * 100:+.2f} pp)")
+    parts = [alert.get("direction") or "changed"]
+    kind, unit = alert.get("metric_kind") or "", alert.get("unit") or ""
+    if not is_missing(alert.get("relative_change")):
+        parts.append(format_relative(alert["relative_change"]))
+    if is_rate(kind=kind, unit=unit) and not is_missing(alert.get("baseline")) and not is_missing(alert.get("observed")):
+        parts.append(f"({format_difference(alert['baseline'], alert['observed'], kind=kind, unit=unit)})")
     text = " ".join(parts)
-    kind = (alert.get("kind") or "").replace("_", " ")
-    return f"{text}, {kind}" if kind else text
+    shape = (alert.get("kind") or "").replace("_", " ")
+    return f"{text}, {shape}" if shape else text
 
 
 def format_since(alert: dict[str, Any], *, now_iso: str | None) -> str:
@@ -65,22 +51,22 @@ def format_since(alert: dict[str, Any], *, now_iso: str | None) -> str:
     start = _parse_ts(alert.get("start_ts"))
     if start is None:
         return "unknown"
-    text = f"{start:%Y-%m-%d}" if alert.get("grain") == "day" else f"{start:%Y-%m-%d %H:%M} UTC"
+    text = format_timestamp(start, grain=alert.get("grain") or "hour", utc=True)
     now = _parse_ts(now_iso)
     if now is not None and now >= start:
-        text += f" ({humanize(now - start)} ago)"
+        text += f" ({format_duration(now - start)} ago)"
     return text
 
 
-def humanize(delta: dt.timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h" + (f" {minutes}m" if minutes and hours < 6 else "")
-    days, hours = divmod(hours, 24)
-    return f"{days}d" + (f" {hours}h" if hours else "")
+def alert_value(alert: dict[str, Any], key: str) -> str:
+    """The alert's ``baseline`` or ``observed`` as its metric's kind and unit read."""
+    return format_value(alert.get(key), kind=alert.get("metric_kind") or "", unit=alert.get("unit") or "")
+
+
+def format_ended(alert: dict[str, Any]) -> str:
+    """' at 2026-03-04 06:00 UTC' for a resolved alert ('' without an end)."""
+    end = _parse_ts(alert.get("end_ts"))
+    return f" at {format_timestamp(end, utc=True)}" if end is not None else ""
 
 
 def _parse_ts(value: Any) -> dt.datetime | None:
@@ -148,14 +134,13 @@ def summarize_explanation(explanation: Explanation | None, *, top: int = 3,
 
 def describe_segment(seg: dict[str, Any], *, unit: str, metric_kind: str) -> str:
     """' — 62% of the change (1.10% -> 3.40%, 12% of traffic, its rate moved)' for one attributed segment."""
-    text = f" — {seg['share'] * 100:.0f}% of the change" if seg.get("share") is not None else ""
+    text = f" — {format_share(seg['share'])} of the change" if seg.get("share") is not None else ""
     details = []
     if seg.get("before") is not None and seg.get("after") is not None:
-        details.append(f"{format_value(seg['before'], unit=unit, metric_kind=metric_kind)} → "
-                       f"{format_value(seg['after'], unit=unit, metric_kind=metric_kind)}")
+        details.append(f"{format_value(seg['before'], kind=metric_kind, unit=unit)} → "
+                       f"{format_value(seg['after'], kind=metric_kind, unit=unit)}")
     if seg.get("size") is not None:
-        size = f"{seg['size'] * 100:.0f}%" if seg["size"] >= 0.01 else "<1%"
-        details.append(f"{size} of {'traffic' if metric_kind == 'ratio' else 'the total'}")
+        details.append(f"{format_share(seg['size'])} of {'traffic' if metric_kind == 'ratio' else 'the total'}")
     if seg.get("change_type") == "rate":
         details.append("its rate moved")
     elif seg.get("change_type") == "mix":
@@ -168,7 +153,7 @@ def describe_verdict(verdict: dict[str, Any]) -> str:
     name = verdict.get("verdict") or ""
     text = verdict.get("text") or VERDICT_TEXT.get(name, "")
     if name == "mixed" and verdict.get("mix_share") is not None:
-        text += f" (mix {verdict['mix_share'] * 100:.0f}% of the change"
+        text += f" (mix {format_share(verdict['mix_share'])} of the change"
         text += f", cut by {verdict['dimension']})" if verdict.get("dimension") else ")"
     return f"{name}: {text}" if text else name
 
