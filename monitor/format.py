@@ -10,7 +10,9 @@ dashboard (docs/formatting.md shows it as a table):
   numbers, else three significant digits: ``12,345``, ``7``, ``0.25``; currency: ``1,234.50``
 * a relative change: signed, one decimal, none from 100%: ``+42.0%``, ``-3.1%``, ``+250%``
 * an absolute change: in the metric's unit, percentage points for rates: ``+0.50 pp``, ``+1,204``
-* a share of a whole (explained share, traffic share): ``62%``, ``7.0%``
+* a share of a whole (explained share, size, precision): ``62%``, ``7.0%``; a share compared
+  before -> after (a traffic share, the mix evidence) reads as a rate, so a small move shows:
+  ``29.7% -> 29.9%``
 * a time: ``2026-03-02 06:00`` (times are UTC throughout; messages read outside the product,
   Slack and the console, say so: ``2026-03-02 06:00 UTC``), the date alone for a day-grain
   bucket; a duration: ``45m``, ``26h``, ``3d 4h``

@@ -32,7 +32,7 @@ from monitor.attribute.contributions import (
 )
 from monitor.attribute.leaves import LeafTable, normalise_leaves
 from monitor.attribute.localize import localize_table
-from monitor.format import format_delta, format_relative, format_share, format_value
+from monitor.format import format_delta, format_rate, format_relative, format_share, format_value
 from monitor.slices import slice_text
 
 VERDICT_SHARE = 0.75  # share of the split's magnitude needed for a clear "mix" / "rate" verdict
@@ -351,6 +351,6 @@ def _top_mix_value(e: Explanation) -> str:
     if top.share_before is None or top.share_after is None:
         return ""
     return (
-        f" ({dim.dimension}={top.value} share {format_share(top.share_before)}"
-        f" -> {format_share(top.share_after)})"
+        f" ({dim.dimension}={top.value} share {format_rate(top.share_before)}"
+        f" -> {format_rate(top.share_after)})"
     )

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from monitor.attribute.explain import Explanation
-from monitor.format import MISSING, format_share, format_value
+from monitor.format import MISSING, format_rate, format_share, format_value
 from monitor.slices import slice_text
 
 TOP_VALUES = 5
@@ -29,7 +29,7 @@ def render_text(e: Explanation) -> str:
             extra = ""
             if e.kind == "ratio" and v.mix is not None:
                 extra = (f"  (mix {_share(v.mix, e.change)}, rate {_share(v.rate, e.change)}; "
-                         f"share {format_share(v.share_before)} -> {format_share(v.share_after)})")
+                         f"share {format_rate(v.share_before)} -> {format_rate(v.share_after)})")
             lines.append(f"    {v.value:<24} explains {format_share(v.share_of_change):>7}  "
                          f"{val(v.before)} -> {val(v.after)}{extra}")
         if len(dim.values) > TOP_VALUES:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.format import format_relative, format_share, format_value, is_missing
+from monitor.format import format_rate, format_relative, format_value, is_missing
 from monitor.incident import Incident, Why
 from monitor.slices import slice_text
 
@@ -59,9 +59,9 @@ def mix_line(mix: dict[str, Any]) -> str:
 
     >>> mix_line({"dimension": "country", "implied_relative_change": 0.18, "score": 9.1,
     ...           "segments": [{"value": "NG", "baseline_share": 0.04, "share": 0.08}]})
-    'Traffic mix alone implies +18.0% on the expected rate (9.1 noise levels): by country, NG 4.0% → 8.0% of volume.'
+    'Traffic mix alone implies +18.0% on the expected rate (9.1 noise levels): by country, NG 4.00% → 8.00% of volume.'
     """
-    moves = ", ".join(f"{s['value']} {format_share(s['baseline_share'])} → {format_share(s['share'])}"
+    moves = ", ".join(f"{s['value']} {format_rate(s['baseline_share'])} → {format_rate(s['share'])}"
                       for s in mix.get("segments", []))
     text = f"Traffic mix alone implies {format_relative(mix.get('implied_relative_change'))} on the expected rate"
     if not is_missing(mix.get("score")):

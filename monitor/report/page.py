@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from html import escape
 
-from monitor.format import format_delta, format_relative, format_share, format_timestamp, format_value
+from monitor.format import format_delta, format_rate, format_relative, format_share, format_timestamp, format_value
 from monitor.report import charts, wording
 from monitor.report.model import CATEGORIES, IncidentView, MetricDay, Mover, ReportData
 
@@ -301,7 +301,7 @@ def _mover_row(mv: Mover, info, data: ReportData) -> str:
         f"<td>{seg}</td>"
         f'<td class="num">{escape(format_value(mv.before, unit=info.unit))}</td>'
         f'<td class="num">{escape(format_value(mv.after, unit=info.unit))}</td>'
-        f'<td class="num">{escape(format_share(mv.share_before))} → {escape(format_share(mv.share_after))}</td>'
+        f'<td class="num">{escape(format_rate(mv.share_before))} → {escape(format_rate(mv.share_after))}</td>'
         f'<td class="num {wording.tone(mv.contribution, info)}" data-value="{wording.number_attr(mv.contribution)}">'
         f"{escape(format_delta(mv.contribution, unit=info.unit))}</td>"
         f'<td class="num">{escape(format_relative(mv.impact))}</td>'
