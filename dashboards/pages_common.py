@@ -193,29 +193,29 @@ def incident_data(store_key, metrics_dir, min_size, incident_id: str):
     """Everything the incident page draws, from one read-only connection."""
     catalog = _catalog_headers(metrics_dir)
     with queries.reading(_store(store_key)) as con:
-        incident = queries.incident_row(con, incident_id)
+        incident = queries.incident(con, incident_id)
         if incident is None:
             return None
         headers = queries.metric_headers(con, catalog)
-        header = headers.get(incident["metric"]) or queries.metric_headers(
-            con, {incident["metric"]: {"name": incident["metric"]}})[incident["metric"]]
+        header = headers.get(incident.metric) or queries.metric_headers(
+            con, {incident.metric: {"name": incident.metric}})[incident.metric]
         step = queries.step_of(header)
-        start = pd.Timestamp(incident["start_ts"]).to_pydatetime()
-        end = incident["end_ts"] or (incident["last_ts"] + step)
+        start = incident.start_ts
+        end = incident.end_ts or (incident.last_ts + step)
         context_start = start - dt.timedelta(days=28) if header["grain"] == "day" else start - dt.timedelta(days=7)
         after = dt.timedelta(days=7) if header["grain"] == "day" else dt.timedelta(days=1)
         context_end = max(end, start + step) + after
-        span = queries.data_range(con, incident["metric"])
+        span = queries.data_range(con, incident.metric)
         if span is not None:
             context_end = min(context_end, span[1] + step)
-        series = queries.metric_series(con, header, incident["segment"], start=context_start, end=context_end,
+        series = queries.metric_series(con, header, incident.segment, start=context_start, end=context_end,
                                        min_size=min_size)
-        cps = queries.change_points(con, incident["metric"], incident["segment"], start=context_start,
+        cps = queries.change_points(con, incident.metric, incident.segment, start=context_start,
                                     end=context_end)
         others, same = queries.related_incidents(con, incident, header)
         volumes = queries.attribution_volumes(con, incident, header)
-        events = chart_events(con, incident["metric"], incident["segment"], start=context_start, end=context_end)
-        links = read_links(con, [incident["incident_id"]]).get(incident["incident_id"], [])
+        events = chart_events(con, incident.metric, incident.segment, start=context_start, end=context_end)
+        links = read_links(con, [incident.incident_id]).get(incident.incident_id, [])
     return {"incident": incident, "header": header, "headers": headers, "series": series, "change_points": cps,
             "other_metrics": others, "same_metric": same, "window": (context_start, context_end),
             "volumes": volumes, "events": events, "links": links}

@@ -1,6 +1,7 @@
 """Incident page: what moved, since when, how much, which segments explain it; act on it."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pandas as pd
@@ -11,12 +12,14 @@ from pages_common import (AppContext, chart, clear_caches, go, incident_data, no
 from monitor.dashboard import actions
 from monitor.dashboard.attribution import AttributionView, attribution_view, waterfall_steps
 from monitor.dashboard.charts import mix_rate_chart, series_chart, waterfall_chart
-from monitor.dashboard.formatting import (LABELS, SMALL_SEGMENTS, format_delta, format_relative,
-                                          format_value, severity_badge, severity_text, slice_text, timestamp_text)
+from monitor.dashboard.formatting import (LABELS, MISSING, SMALL_SEGMENTS, format_delta, format_difference,
+                                          format_duration, format_relative, format_share, format_timestamp,
+                                          format_value, severity_badge, severity_text, slice_text)
 from monitor.dashboard.links import incident_url, metric_url
 from monitor.dashboard.why import why_lines
 from monitor.errors import MonitorError
 from monitor.events.describe import describe_link
+from monitor.incident import Incident
 from monitor.slices import slice_label
 
 VERDICT_TEXT = {
@@ -53,7 +56,7 @@ def _label(ctx: AppContext, incident_id: str) -> None:
     _act(f"Labelled {LABELS[label]}.", actions.set_label, ctx.store, incident_id, label, by=who, now=now_utc())
 
 
-def _silence(ctx: AppContext, incident: dict) -> None:
+def _silence(ctx: AppContext, incident: Incident) -> None:
     scope = st.session_state.get("silence_scope", "slice")
     hours = SILENCE_DURATIONS[st.session_state.get("silence_duration", "4 hours")]
     comment = st.session_state.get("silence_comment", "")
@@ -90,7 +93,7 @@ def _choose_incident(ctx: AppContext, wanted: str) -> None:
     st.selectbox("Open incident", ids, index=None, key="incident_choose", placeholder="choose an incident",
                  format_func=lambda i: f"{severity_text(rows[i]['severity'])} · "
                                        f"{headers.get(rows[i]['metric'], {}).get('title', rows[i]['metric'])} · "
-                                       f"{slice_text(rows[i]['slice'])} · since {timestamp_text(rows[i]['start_ts'])}",
+                                       f"{slice_text(rows[i]['slice'])} · since {format_timestamp(rows[i]['start_ts'], grain='day')}",
                  on_change=lambda: go("incident", id=st.session_state["incident_choose"]))
 
 
@@ -103,62 +106,63 @@ def render(ctx: AppContext) -> None:
     inc, header = data["incident"], data["header"]
     unit, grain = header["unit"], header["grain"]
     volume_before, volume_after = data["volumes"]
-    view = attribution_view(inc.get("explanation"), min_size=ctx.settings.min_segment_size,
-                            volume_before=volume_before, volume_after=volume_after, within=inc["segment"])
+    view = attribution_view(inc.explanation, min_size=ctx.settings.min_segment_size,
+                            volume_before=volume_before, volume_after=volume_after, within=inc.segment)
 
     nav = st.columns([1, 1, 6])
     nav[0].button("← Overview", on_click=go, args=("overview",), type="tertiary", key="nav_overview")
-    nav[1].button("Metric page ›", on_click=go, args=("metric",), kwargs={"metric": inc["metric"],
-                  "slice": inc["slice"]}, type="tertiary", key="nav_metric")
+    nav[1].button("Metric page ›", on_click=go, args=("metric",), kwargs={"metric": inc.metric,
+                  "slice": inc.slice}, type="tertiary", key="nav_metric")
 
     flash = st.session_state.pop("incident_flash", None)
     if flash:
         (st.success if flash[0] == "success" else st.error)(flash[1])
 
-    direction = inc["direction"]
-    change = inc.get("relative_change")
+    direction = inc.direction
+    change = inc.relative_change
     small = _too_small(inc, data["series"], grain, ctx.settings.min_segment_size)
     st.title(f"{header['title']} {direction} {format_relative(abs(change)).lstrip('+')}"
              if change is not None and not small else f"{header['title']} moved {direction}")
-    status = inc["status"] + (f" ({inc['resolution']})" if inc.get("resolution") else "")
-    facts = [severity_badge(inc["severity"]), f"**{slice_text(inc['segment'])}**", status,
-             f"since {timestamp_text(inc['start_ts'], grain)}", f"last seen {timestamp_text(inc['last_ts'], grain)}"]
-    if inc.get("acked_by"):
-        facts.append(f"acknowledged by {inc['acked_by']}")
+    status = inc.status + (f" ({inc.resolution})" if inc.resolution else "")
+    facts = [severity_badge(inc.severity), f"**{slice_text(inc.segment)}**", status,
+             f"since {format_timestamp(inc.start_ts, grain=grain)}", f"last seen {format_timestamp(inc.last_ts, grain=grain)}"]
+    if inc.acked_by:
+        facts.append(f"acknowledged by {inc.acked_by}")
     expected = next((link for link in data.get("links") or [] if link.get("expected_here")), None)
     if expected:
         facts.append(f"**expected** ({expected['kind']} {expected['title']!r}): does not page")
-    if inc.get("label"):
-        facts.append(f"labelled **{LABELS.get(inc['label'], inc['label'])}** by {inc.get('labelled_by') or '?'}")
+    if inc.label:
+        facts.append(f"labelled **{LABELS.get(inc.label, inc.label)}** by {inc.labelled_by or '?'}")
     st.markdown(" · ".join(facts))
 
     main, side = st.columns([3, 1], gap="large")
     with main:
         kpis = st.columns(4)
         if small:
-            st.warning(f"{slice_text(inc['segment'])} had fewer than {ctx.settings.min_segment_size:g} events during "
+            st.warning(f"{slice_text(inc.segment)} had fewer than {ctx.settings.min_segment_size:g} events during "
                        "the incident: its values are withheld (privacy floor).")
             kpis[0].metric("Expected", "withheld", border=True)
             kpis[1].metric("Observed", "withheld", border=True)
         else:
-            kpis[0].metric("Expected", format_value(inc.get("baseline"), unit), border=True)
-            kpis[1].metric("Observed", format_value(inc.get("observed"), unit),
-                           delta=format_delta(inc.get("baseline"), inc.get("observed"), unit),
+            kpis[0].metric("Expected", format_value(inc.baseline, unit=unit), border=True)
+            kpis[1].metric("Observed", format_value(inc.observed, unit=unit),
+                           delta=format_difference(inc.baseline, inc.observed, unit=unit),
                            delta_color="inverse" if header.get("detect", {}).get("direction") != "down" else "normal",
                            border=True)
-        duration = (inc.get("end_ts") or inc["last_ts"] + (dt.timedelta(hours=1) if grain == "hour"
-                                                          else dt.timedelta(days=1))) - inc["start_ts"]
-        kpis[2].metric("Duration", _duration_text(duration), border=True)
-        kpis[3].metric("Score", f"{float(inc['score']):.1f}", help="Standardised deviation; higher is more abnormal",
+        duration = (inc.end_ts or inc.last_ts + (dt.timedelta(hours=1) if grain == "hour"
+                                                          else dt.timedelta(days=1))) - inc.start_ts
+        kpis[2].metric("Duration", format_duration(duration), border=True)
+        kpis[3].metric("Score", f"{float(inc.score):.1f}", help="Standardised deviation; higher is more abnormal",
                        border=True)
         st.markdown(_summary(inc, view, unit))
         series = data["series"]
         if not series.empty:
-            shade = shading_frame(pd.DataFrame([{k: inc[k] for k in ("incident_id", "slice", "severity", "start_ts",
-                                                                      "end_ts", "last_ts")}]), grain)
-            chart(series_chart(series, title=f"{header['title']} — {slice_text(inc['segment'])}", unit=unit,
+            shade = shading_frame(pd.DataFrame([{k: getattr(inc, k) for k in ("incident_id", "slice", "severity",
+                                                                               "start_ts", "end_ts", "last_ts")}]),
+                                  grain)
+            chart(series_chart(series, title=f"{header['title']} — {slice_text(inc.segment)}", unit=unit,
                                grain=grain, incidents=shade, change_points=data["change_points"],
-                               highlight_id=inc["incident_id"], height=320, events=data.get("events")))
+                               highlight_id=inc.incident_id, height=320, events=data.get("events")))
             st.caption("Shaded: this incident · red dots: buckets outside the expected band · dashed purple: "
                        "change points · blue band: the expected range · teal: our own changes (events).")
         _our_changes(data.get("links") or [])
@@ -169,12 +173,12 @@ def render(ctx: AppContext) -> None:
     _attribution(ctx, inc, header, view)
     _related(ctx, data)
     with st.expander("Why it fired (detector evidence)", expanded=False):
-        shown = {**inc, "baseline": None, "observed": None} if small else inc
-        for line in why_lines(inc.get("why"), shown, header):
+        shown = dataclasses.replace(inc, baseline=None, observed=None) if small else inc
+        for line in why_lines(shown, header):
             st.markdown(f"- {line}")
         if view and view.baseline_label:
             st.markdown(f"- Attribution baseline: {view.baseline_label}.")
-    st.caption(f"Incident `{inc['incident_id']}` · share: {incident_url(ctx.base_url, inc['incident_id'])}")
+    st.caption(f"Incident `{inc.incident_id}` · share: {incident_url(ctx.base_url, inc.incident_id)}")
 
 
 def _our_changes(links: list[dict]) -> None:
@@ -191,61 +195,57 @@ def _our_changes(links: list[dict]) -> None:
                  column_config={"Link": st.column_config.LinkColumn("Link")})
 
 
-def _too_small(inc: dict, series: pd.DataFrame, grain: str, min_size: float) -> bool:
+def _too_small(inc: Incident, series: pd.DataFrame, grain: str, min_size: float) -> bool:
     """A slice with fewer events than the privacy floor over the incident's buckets."""
-    if not inc["segment"] or series.empty:
+    if not inc.segment or series.empty:
         return False
     step = dt.timedelta(hours=1) if grain == "hour" else dt.timedelta(days=1)
-    end = inc.get("end_ts") or inc["last_ts"] + step
-    window = series[(series["ts"] >= pd.Timestamp(inc["start_ts"])) & (series["ts"] < pd.Timestamp(end))]
+    end = inc.end_ts or inc.last_ts + step
+    window = series[(series["ts"] >= pd.Timestamp(inc.start_ts)) & (series["ts"] < pd.Timestamp(end))]
     return float(window["volume"].fillna(0).sum()) < min_size
 
 
-def _duration_text(delta: dt.timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
-
-
-def _summary(inc: dict, view: AttributionView | None, unit: str) -> str:
+def _summary(inc: Incident, view: AttributionView | None, unit: str) -> str:
     if view is None:
         return "_No attribution yet: it is computed in the cycle after detection (`monitor run`)._"
     parts = []
     roots = view.root_causes[view.root_causes["label"] != SMALL_SEGMENTS]
     if len(roots):
         top = roots.iloc[0]
-        share = f"{top['explained_share']:.0%} of the change" if pd.notna(top["explained_share"]) else "most of it"
+        share = (f"{format_share(top['explained_share'])} of the change" if pd.notna(top["explained_share"])
+                 else "most of it")
         moved = ""
         if pd.notna(top["before"]) and pd.notna(top["after"]):
-            moved = f" ({format_value(top['before'], unit)} → {format_value(top['after'], unit)})"
+            moved = f" ({format_value(top['before'], unit=unit)} → {format_value(top['after'], unit=unit)})"
         parts.append(f"**{share}** is explained by **{slice_text(top['segment'])}**{moved}.")
     if view.verdict in VERDICT_TEXT and view.kind == "ratio":
         parts.append(VERDICT_TEXT[view.verdict])
     return " ".join(parts) or "_The attribution found no segment that stands out: the change is spread out._"
 
 
-def _actions(ctx: AppContext, inc: dict) -> None:
+def _actions(ctx: AppContext, inc: Incident) -> None:
     st.subheader("Act")
     st.text_input("Your name", key="who", placeholder="e.g. alice")
-    if inc.get("acked_by"):
-        st.caption(f"✅ Acknowledged by {inc['acked_by']} at {timestamp_text(inc.get('acked_at'), 'hour')}")
+    if inc.acked_by:
+        st.caption(f"✅ Acknowledged by {inc.acked_by} at {format_timestamp(inc.acked_at, grain='hour')}")
     else:
-        st.button("Acknowledge", type="primary", key="incident_ack", on_click=_ack, args=(ctx, inc["incident_id"]),
+        st.button("Acknowledge", type="primary", key="incident_ack", on_click=_ack, args=(ctx, inc.incident_id),
                   width="stretch")
     choices = list(LABELS)
     st.radio("Label", choices, format_func=lambda c: LABELS[c], key="incident_label_choice",
-             index=choices.index(inc["label"]) if inc.get("label") in choices else None, horizontal=False)
-    st.button("Save label", key="incident_label_save", on_click=_label, args=(ctx, inc["incident_id"]),
+             index=choices.index(inc.label) if inc.label in choices else None, horizontal=False)
+    st.button("Save label", key="incident_label_save", on_click=_label, args=(ctx, inc.incident_id),
               width="stretch")
     with st.expander("Silence alerts"):
         st.radio("Scope", ["slice", "metric"], key="silence_scope",
-                 format_func=lambda s: f"this series ({slice_text(inc['segment'])})" if s == "slice"
+                 format_func=lambda s: f"this series ({slice_text(inc.segment)})" if s == "slice"
                  else "the whole metric")
         st.selectbox("For", list(SILENCE_DURATIONS), index=1, key="silence_duration")
         st.text_input("Why", key="silence_comment", placeholder="e.g. known promo in BR")
         st.button("Add silence", key="incident_silence", on_click=_silence, args=(ctx, inc))
 
 
-def _attribution(ctx: AppContext, inc: dict, header: dict, view: AttributionView | None) -> None:
+def _attribution(ctx: AppContext, inc: Incident, header: dict, view: AttributionView | None) -> None:
     unit = header["unit"]
     if view is None:
         st.info("This incident has no attribution yet; it is added by the next `monitor run`.")
@@ -262,10 +262,10 @@ def _attribution(ctx: AppContext, inc: dict, header: dict, view: AttributionView
         roots = view.root_causes[view.root_causes["label"] != SMALL_SEGMENTS]
         top_dims = [d for d in (roots.iloc[0]["segment"] if len(roots) else {}) if d in dims]
         best = top_dims[-1] if top_dims else max(dims, key=lambda d: view.dimensions[d]["contribution"].abs().max())
-        dim = st.segmented_control("Split the change by", dims, default=best, key=f"attr_dim:{inc['incident_id']}")
+        dim = st.segmented_control("Split the change by", dims, default=best, key=f"attr_dim:{inc.incident_id}")
         dim = dim or best
         frame = view.dimensions[dim]
-        movers = [{**inc["segment"], dim: v} for v in frame["value"].head(3) if v != SMALL_SEGMENTS]
+        movers = [{**inc.segment, dim: v} for v in frame["value"].head(3) if v != SMALL_SEGMENTS]
         left, right = st.columns(2) if view.kind == "ratio" else (st.container(), None)
         with left:
             steps = waterfall_steps(frame, change=view.change)
@@ -278,13 +278,13 @@ def _attribution(ctx: AppContext, inc: dict, header: dict, view: AttributionView
         table = frame.head(15)
         st.dataframe(pd.DataFrame({
             dim: table["value"],
-            "Contribution": [format_delta(0.0, c, unit) for c in table["contribution"]],
+            "Contribution": [format_delta(c, unit=unit) for c in table["contribution"]],
             "Share of change": table["share_of_change"] * 100,
-            **({"Rate part": [format_delta(0.0, c, unit) if pd.notna(c) else "–" for c in table["rate"]],
-                "Mix part": [format_delta(0.0, c, unit) if pd.notna(c) else "–" for c in table["mix"]]}
+            **({"Rate part": [format_delta(c, unit=unit) if pd.notna(c) else MISSING for c in table["rate"]],
+                "Mix part": [format_delta(c, unit=unit) if pd.notna(c) else MISSING for c in table["mix"]]}
                if view.kind == "ratio" else {}),
-            "Before": [format_value(v, unit) for v in table["before"]],
-            "After": [format_value(v, unit) for v in table["after"]],
+            "Before": [format_value(v, unit=unit) for v in table["before"]],
+            "After": [format_value(v, unit=unit) for v in table["after"]],
             "Events": pd.to_numeric(table["size"]).round(0),
         }), hide_index=True, key=f"attr_table:{dim}", column_config={
             "Share of change": st.column_config.NumberColumn(format="%.0f%%"),
@@ -301,21 +301,21 @@ def _attribution(ctx: AppContext, inc: dict, header: dict, view: AttributionView
         cols = st.columns([3, 1], vertical_alignment="bottom")
         cols[0].selectbox("Drill down: show a segment on the metric page", choices, key="drill_segment",
                           format_func=slice_text)
-        cols[1].button("Show segment ›", key="drill_go", on_click=_drill, args=(inc["metric"],))
+        cols[1].button("Show segment ›", key="drill_go", on_click=_drill, args=(inc.metric,))
 
 
-def _root_cause_table(ctx: AppContext, inc: dict, roots: pd.DataFrame, unit: str, kind: str) -> None:
+def _root_cause_table(ctx: AppContext, inc: Incident, roots: pd.DataFrame, unit: str, kind: str) -> None:
     st.dataframe(pd.DataFrame({
         "Segment": [slice_text(s) if lbl != SMALL_SEGMENTS else SMALL_SEGMENTS
                     for s, lbl in zip(roots["segment"], roots["label"])],
         "Explains": roots["explained_share"] * 100,
-        "Before": [format_value(v, unit) for v in roots["before"]],
-        "After": [format_value(v, unit) for v in roots["after"]],
+        "Before": [format_value(v, unit=unit) for v in roots["before"]],
+        "After": [format_value(v, unit=unit) for v in roots["after"]],
         "Events": pd.to_numeric(roots["size"]).round(0),
         "Share of traffic": roots["share_of_volume"] * 100,
         **({"What moved": [{"rate": "its rate", "mix": "its traffic share"}.get(c, "") for c in roots["change_type"]]}
            if kind == "ratio" else {}),
-        "Link": [metric_url(ctx.base_url, inc["metric"], s) if s else None for s in roots["segment"]],
+        "Link": [metric_url(ctx.base_url, inc.metric, s) if s else None for s in roots["segment"]],
     }), hide_index=True, key="root_causes", column_config={
         "Explains": st.column_config.ProgressColumn("Explains", format="%.0f%%", min_value=0, max_value=100,
                                                     help="Share of the total change this segment accounts for"),
@@ -342,7 +342,7 @@ def _related(ctx: AppContext, data: dict) -> None:
             "Severity": pills(frame["severity"]),
             "Metric": [headers.get(m, {}).get("title", m) for m in frame["metric"]],
             "Slice": [slice_text(s) for s in frame["slice"]],
-            "From": [timestamp_text(t) for t in frame["start_ts"]],
+            "From": [format_timestamp(t, grain="day") for t in frame["start_ts"]],
             "Change": [format_relative(c) for c in frame["relative_change"]],
             "Status": pills(frame["status"]),
             "Link": [incident_url(ctx.base_url, i) for i in frame["incident_id"]],

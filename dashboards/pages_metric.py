@@ -7,10 +7,11 @@ import streamlit as st
 from pages_common import (AppContext, chart, go, headers_data, metric_data, param, pills, severity_column,
                           shading_frame, status_column)
 from monitor.dashboard.charts import series_chart, volume_chart
-from monitor.dashboard.formatting import (format_delta, format_relative, format_value, severity_text, slice_text,
-                                          timestamp_text)
+from monitor.dashboard.formatting import (MISSING, format_difference, format_relative, format_timestamp,
+                                          format_value, severity_text, slice_text)
 from monitor.dashboard.links import incident_url, metric_url, parse_slice
 from monitor.dashboard.why import why_lines
+from monitor.incident import Incident
 from monitor.slices import slice_label
 
 TOTAL, NONE = "(total)", "(none)"
@@ -206,35 +207,32 @@ def _headline(series: pd.DataFrame, unit: str, grain: str, segment: dict, min_si
         return
     last = visible.iloc[-1]
     cols = st.columns(4)
-    delta = format_delta(last["previous_week"], last["observed"], unit) if pd.notna(last["previous_week"]) else None
-    cols[0].metric(f"Latest ({timestamp_text(last['ts'], grain)})", format_value(last["observed"], unit),
+    delta = format_difference(last["previous_week"], last["observed"], unit=unit) if pd.notna(last["previous_week"]) else None
+    cols[0].metric(f"Latest ({format_timestamp(last['ts'], grain=grain)})", format_value(last["observed"], unit=unit),
                    delta=f"{delta} vs last week" if delta else None, delta_color="off", border=True)
     if pd.notna(last["expected"]):
-        cols[1].metric("Expected", format_value(last["expected"], unit),
+        cols[1].metric("Expected", format_value(last["expected"], unit=unit),
                        delta=f"{format_relative(last['observed'] / last['expected'] - 1 if last['expected'] else None)}"
                              " vs expected", delta_color="off", border=True)
-        cols[2].metric("Normal band", f"{format_value(last['lower'], unit)} – {format_value(last['upper'], unit)}",
+        cols[2].metric("Normal band", f"{format_value(last['lower'], unit=unit)} – {format_value(last['upper'], unit=unit)}",
                        border=True)
     else:
-        cols[1].metric("Expected", "–", help="No expected band stored for this slice", border=True)
-        cols[2].metric("Normal band", "–", border=True)
-    cols[3].metric("Volume", format_value(last["volume"], "count"), border=True,
+        cols[1].metric("Expected", MISSING, help="No expected band stored for this slice", border=True)
+        cols[2].metric("Normal band", MISSING, border=True)
+    cols[3].metric("Volume", format_value(last["volume"], unit="count"), border=True,
                    help="Events in the latest bucket (denominator for rates)")
 
 
 def _why_it_fired(here: pd.DataFrame, header: dict) -> None:
     if here is None or here.empty:
         return
-    latest = here.sort_values("start_ts").iloc[-1].to_dict()
-    import json
-
-    why = json.loads(latest["why_json"]) if isinstance(latest.get("why_json"), str) else {}
-    with st.expander(f"Why it fired: {severity_text(latest['severity'])} incident since "
-                     f"{timestamp_text(latest['start_ts'], header['grain'])}", expanded=latest["status"] == "open"):
-        for line in why_lines(why, latest, header):
+    latest = Incident.from_row(here.sort_values("start_ts").iloc[-1].to_dict())
+    with st.expander(f"Why it fired: {severity_text(latest.severity)} incident since "
+                     f"{format_timestamp(latest.start_ts, grain=header['grain'])}", expanded=latest.is_open):
+        for line in why_lines(latest, header):
             st.markdown(f"- {line}")
         st.button("Open the incident ›", key="metric_open_latest", on_click=go, args=("incident",),
-                  kwargs={"id": latest["incident_id"]})
+                  kwargs={"id": latest.incident_id})
 
 
 def _incident_table(ctx: AppContext, incidents: pd.DataFrame, header: dict) -> None:
@@ -247,11 +245,11 @@ def _incident_table(ctx: AppContext, incidents: pd.DataFrame, header: dict) -> N
     st.dataframe(pd.DataFrame({
         "Severity": pills(incidents["severity"]),
         "Slice": [slice_text(s) for s in incidents["slice"]],
-        "From": [timestamp_text(t, grain) for t in incidents["start_ts"]],
+        "From": [format_timestamp(t, grain=grain) for t in incidents["start_ts"]],
         "Status": pills(incidents["status"]),
         "Resolution": incidents["resolution"].fillna(""),
         "Change": [format_relative(c) for c in incidents["relative_change"]],
-        "Observed": [format_value(v, unit) for v in incidents["observed"]],
+        "Observed": [format_value(v, unit=unit) for v in incidents["observed"]],
         "Label": incidents["label"].fillna("").str.replace("_", " "),
         "Link": [incident_url(ctx.base_url, i) for i in incidents["incident_id"]],
         "open": "Open ›",

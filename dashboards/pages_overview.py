@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from pages_common import AppContext, go, overview_data, param, pills, severity_column, status_column
-from monitor.dashboard.formatting import format_relative, format_value, slice_text, timestamp_text
+from monitor.dashboard.formatting import (format_relative, format_timestamp, format_value, slice_text)
 from monitor.dashboard.links import incident_url, metric_url
 
 # A metric's status, most urgent first: open incident nobody acknowledged, last computation failed,
@@ -45,7 +45,7 @@ def render(ctx: AppContext) -> None:
         st.info("No metric has been computed yet: run `monitor backfill` or `monitor run` first.")
         return
     latest = frame["latest_ts"].dropna().max()
-    st.caption(f"{len(frame)} metrics · data up to {timestamp_text(latest)} · store `{ctx.store.path.name}`")
+    st.caption(f"{len(frame)} metrics · data up to {format_timestamp(latest, grain='day')} · store `{ctx.store.path.name}`")
 
     cols = st.columns(3)
     with cols[0]:
@@ -75,7 +75,7 @@ def render(ctx: AppContext) -> None:
     table = pd.DataFrame({
         "Status": pills(shown["status"]),
         "Metric": shown["title"],
-        "Latest": [format_value(v, u) for v, u in zip(shown["latest"], shown["unit"])],
+        "Latest": [format_value(v, unit=u) for v, u in zip(shown["latest"], shown["unit"])],
         "vs last week": [format_relative(v) for v in shown["change_vs_last_week"]],
         "Open": shown["open_incidents"].astype(int),
         "Severity": pills(shown["max_severity"]),
@@ -122,10 +122,10 @@ def _incident_table(ctx: AppContext, headers: dict, frame: pd.DataFrame, *, key:
         "Severity": pills(frame["severity"]),
         "Metric": [titles.get(m, m) for m in frame["metric"]],
         "Slice": [slice_text(s) for s in frame["slice"]],
-        "Since": [timestamp_text(t, grains.get(m, "day")) for t, m in zip(frame["start_ts"], frame["metric"])],
-        "Ended": [timestamp_text(t, grains.get(m, "day")) for t, m in zip(frame["end_ts"], frame["metric"])],
+        "Since": [format_timestamp(t, grain=grains.get(m, "day")) for t, m in zip(frame["start_ts"], frame["metric"])],
+        "Ended": [format_timestamp(t, grain=grains.get(m, "day")) for t, m in zip(frame["end_ts"], frame["metric"])],
         "Change": [format_relative(c) for c in frame["relative_change"]],
-        "Now": [format_value(v, units.get(m, "count")) for v, m in zip(frame["observed"], frame["metric"])],
+        "Now": [format_value(v, unit=units.get(m, "count")) for v, m in zip(frame["observed"], frame["metric"])],
         "Acknowledged by": frame["acked_by"].fillna(""),
         "Label": frame["label"].fillna("").str.replace("_", " "),
         "Link": [incident_url(ctx.base_url, i) for i in frame["incident_id"]],

@@ -227,17 +227,17 @@ def demo(ctx: Context, folder: str, seed: int, days: int, scale: float) -> None:
 @handle_errors
 def incidents(ctx: Context, since: str | None, names: tuple[str, ...], status: str, slices: bool, fmt: str) -> None:
     """List incidents (json includes the attribution)."""
-    from monitor.incidents import list_incidents, render_table
+    from monitor.incidents import list_incidents, metric_kinds, render_table
 
     rows = list_incidents(ctx.config, since=since, metrics=list(names), status="all", slices=slices)
     if ctx.now_given:
-        rows = [as_known_then(r, ctx.now) for r in rows if r["start_ts"] < ctx.now]
+        rows = [r.as_of(ctx.now) for r in rows if r.start_ts < ctx.now]
     if status != "all":
-        rows = [r for r in rows if r["status"] == status]
+        rows = [r for r in rows if r.status == status]
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2, default=str))
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2, default=str))
     else:
-        click.echo(render_table(rows))
+        click.echo(render_table(rows, metric_kinds(ctx.config)))
 
 
 @cli.command()
@@ -248,34 +248,25 @@ def incidents(ctx: Context, since: str | None, names: tuple[str, ...], status: s
 @handle_errors
 def explain(ctx: Context, incident_id: str, fmt: str) -> None:
     """Print one incident's attribution: which segments explain it, mix versus rate."""
-    from monitor.incidents import get_incident, render_explanation
+    import dataclasses
+
+    from monitor.incidents import get_incident, metric_kinds, render_explanation
 
     incident = get_incident(ctx.config, incident_id)
     if ctx.now_given:
-        if incident["start_ts"] >= ctx.now:
-            raise MonitorError(f"Incident {incident['incident_id']} starts at {incident['start_ts']:%Y-%m-%d %H:%M}, "
+        if incident.start_ts >= ctx.now:
+            raise MonitorError(f"Incident {incident.incident_id} starts at {incident.start_ts:%Y-%m-%d %H:%M}, "
                                f"after --as-of {ctx.now:%Y-%m-%d %H:%M}.")
-        incident = as_known_then(incident, ctx.now)
+        incident = incident.as_of(ctx.now)
     from monitor.events.store import links_for
     from monitor.store import Store
 
-    incident["events"] = links_for(Store(ctx.config.store_path), [incident["incident_id"]]).get(incident["incident_id"], [])
+    links = links_for(Store(ctx.config.store_path), [incident.incident_id]).get(incident.incident_id, [])
+    incident = dataclasses.replace(incident, events=tuple(links))
     if fmt == "json":
-        click.echo(json.dumps(incident, indent=2, default=str))
+        click.echo(json.dumps({**incident.to_json(), "events": list(links)}, indent=2, default=str))
     else:
-        click.echo(render_explanation(incident))
-
-
-def as_known_then(incident: dict, as_of) -> dict:
-    """The incident as a listing at `as_of` shows it: still open if it ended later.
-
-    The rows are those of the latest detection (ids and starts are stable across runs);
-    `detect --as-of` replays the detection itself.
-    """
-    end = incident.get("end_ts")
-    if end is not None and end > as_of:
-        incident = {**incident, "end_ts": None, "status": "open", "resolution": None}
-    return incident
+        click.echo(render_explanation(incident, metric_kinds(ctx.config)))
 
 
 def _catalog(ctx: Context):

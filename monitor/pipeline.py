@@ -255,6 +255,7 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
     from monitor.attribute.incident_attribution import attribute_incidents
     from monitor.config import detect_memory_limit
     from monitor.detect.run_detection import detect_metric
+    from monitor.incident import unexplained
 
     from monitor.store.stale import is_stale
 
@@ -272,7 +273,7 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
                 note = _outside_window(store, metric, now)
                 if note:
                     result.outside_window.append((metric.name, note))
-            result.explained += attribute_incidents(store, metric)
+            result.explained += attribute_incidents(store, metric, unexplained(store, metric.name))
         except MonitorError as exc:
             result.detect_failures.append((metric.name, str(exc)))
         except Exception as exc:  # noqa: BLE001 - isolate one metric's bug from the rest of the cycle

@@ -7,7 +7,7 @@ from typing import Any
 
 from monitor.alert.config import AlertConfig, parse_alert_config
 from monitor.alert.notifiers import SENT, Delivery, Notifier
-from monitor.detect.incident_rows import incident_id  # the ids detection writes (12 hex characters)
+from monitor.incident import Incident, incident_id  # the ids detection writes (12 hex characters)
 from monitor.store import Store, slice_label
 
 T0 = dt.datetime(2026, 3, 4, 6, 10)
@@ -23,7 +23,7 @@ HEADERS = {
 EXPLANATION = {  # the shape of monitor.attribute.explain.Explanation.to_dict()
     "kind": "ratio", "baseline_label": "same weekday, mean of the 4 weeks before", "metric_label": "metric",
     "before": 0.012, "after": 0.017, "change": 0.005, "relative_change": 0.4167, "dimensions": [],
-    "split": {"dimension": "country", "mix": 0.0005, "rate": 0.0045, "interaction": 0.0},
+    "split": {"dimension": "country", "mix": 0.0005, "rate": 0.0045, "interaction": 0.0, "rate_se": None},
     "verdict": "rate",
     "causes": [
         {"segment": {"country": "BR"}, "explained_share": 0.62, "size": 0.12, "before": 0.011, "after": 0.034,
@@ -145,7 +145,7 @@ class Sim:
         from monitor.alert.planner import plan_notifications, prepare_alerts
 
         notified = {i for state in self.groups.values() for i in state.notified.values()}
-        rows = [dict(r) for r in self.incidents.values() if r["status"] == "open" or r["incident_id"] in notified]
+        rows = [Incident.from_row(r) for r in self.incidents.values() if r["status"] == "open" or r["incident_id"] in notified]
         prepared = prepare_alerts(rows, HEADERS, [s for s in self.silences if s.is_active(now)],
                                   inhibit_slices=self.cfg.inhibit_slices)
         plan = plan_notifications(prepared.top_level, self.groups, self.cfg, now=now)

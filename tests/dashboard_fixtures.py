@@ -16,7 +16,6 @@ What happened in this little world (the tests check the dashboard shows it):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import textwrap
 from pathlib import Path
@@ -29,6 +28,7 @@ import pytest
 from monitor.catalog import load_catalog
 from monitor.config import ProjectConfig, load_config
 from monitor.engine import Window
+from monitor.incident import Incident, incident_id  # the ids detection writes
 from monitor.store import Store, slice_label
 
 START = dt.datetime(2026, 3, 1)
@@ -198,10 +198,6 @@ def write_expectations(store: Store, metric, leaves: pd.DataFrame) -> None:
         con.unregister("exp")
 
 
-def incident_id(metric: str, label: str, start: dt.datetime) -> str:
-    return hashlib.sha256(f"{metric}|{label}|{start.isoformat()}".encode()).hexdigest()[:12]
-
-
 def _incident(metric, segment: dict, start: dt.datetime, end: dt.datetime | None, last: dt.datetime,
               baseline: float, observed: float, score: float, *, parent=None, **extra) -> dict:
     label = slice_label(segment)
@@ -268,7 +264,7 @@ def explain_row(store: Store, metric, row: dict) -> dict:
     """The incident's attribution by the product's own explain(), as the pipeline stores it."""
     from monitor.attribute.incident_attribution import explain_incident
 
-    return explain_incident(store, metric, row).to_dict()
+    return explain_incident(store, metric, Incident.from_row(row)).to_dict()
 
 
 # -- pytest helpers shared by the dashboard tests -------------------------------------------------

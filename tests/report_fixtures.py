@@ -15,6 +15,7 @@ from pathlib import Path
 from monitor.attribute.incident_attribution import explain_incident
 from monitor.catalog import load_catalog
 from monitor.config import load_config
+from monitor.incident import Incident
 from monitor.store import Store
 
 D = dt.date(2026, 3, 20)
@@ -182,7 +183,8 @@ def build_project(root: Path):
             explanation = None
             if incident_id in EXPLAINED:  # attributed by the product's own attribution step
                 row = {"start_ts": start, "end_ts": end, "last_ts": end or _ts(0), "slice_json": json.dumps(segment)}
-                explanation = json.dumps(explain_incident(store, catalog.metrics[metric], row, con=con).to_dict())
+                incident = Incident.from_row(row)
+                explanation = json.dumps(explain_incident(store, catalog.metrics[metric], incident, con=con).to_dict())
             con.execute(
                 "INSERT INTO incidents (incident_id, metric, slice, slice_json, parent_id, start_ts, end_ts, last_ts, "
                 "direction, kind, baseline, observed, relative_change, score, severity, status, resolution, why_json, "

@@ -10,6 +10,7 @@ from monitor.alert.config import (RECEIVER_SETTINGS, ROUTE_SETTINGS, SETTINGS, A
                                   parse_alert_config, parse_duration)
 from monitor.alert.notifiers import notifier_class, notifier_types
 from monitor.alert.routing import group_key, incident_labels, match_routes
+from monitor.incident import Incident
 from monitor.config import load_config
 from monitor.errors import ConfigError
 
@@ -134,7 +135,7 @@ BR = {"metric": "fraud_rate", "slice": "country=BR", "slice_json": '{"country": 
 
 
 def test_labels_combine_builtins_slice_dimensions_and_header_labels():
-    labels = incident_labels(BR, HEADER)
+    labels = incident_labels(Incident.from_row(BR), HEADER)
     assert labels == {"domain": "fraud", "team": "payments", "country": "BR", "metric": "fraud_rate",
                       "slice": "country=BR", "scope": "slice", "owner": "risk-oncall", "severity": "critical",
                       "direction": "up", "incident_kind": "spike", "grain": "day"}

@@ -13,7 +13,7 @@ from alert_fixtures import T0, Recorder, Sim, add_incident, config, make_store, 
 
 from monitor.alert import add_silence, expire_silence, outbox_entries, run_alert_cycle
 from monitor.alert.config import parse_alert_config
-from monitor.alert.planner import fingerprint
+from monitor.incident import Incident
 
 MIN = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
@@ -192,7 +192,7 @@ def test_repeat_is_not_queued_while_an_earlier_message_is_undelivered():
     sim.add()
     sim.step(T0)
     [(key, state)] = sim.groups.items()
-    alerts = prepare_alerts(list(sim.incidents.values()), HEADERS, []).top_level
+    alerts = prepare_alerts([Incident.from_row(r) for r in sim.incidents.values()], HEADERS, []).top_level
     assert plan_notifications(alerts, sim.groups, sim.cfg, now=T0 + 2 * HOUR, undelivered={key}).messages == []
     assert len(plan_notifications(alerts, sim.groups, sim.cfg, now=T0 + 2 * HOUR).messages) == 1
 
@@ -284,15 +284,41 @@ def test_routes_send_one_incident_to_several_receivers():
 
 
 def test_fingerprint_is_stable_per_incident_and_differs_between_episodes():
-    a = {"metric": "fraud_rate", "slice": "country=BR", "start_ts": T0}
-    assert fingerprint(a) == fingerprint(dict(a))
-    assert fingerprint(a) != fingerprint({**a, "start_ts": T0 + HOUR})
-    assert fingerprint(a) != fingerprint({**a, "slice": ""})
+    from alert_fixtures import incident_row
+
+    def fingerprint(row):
+        return Incident.from_row(row).fingerprint
+
+    a = incident_row(segment={"country": "BR"}, start=T0)
+    assert fingerprint(a) == fingerprint(dict(a)) == a["incident_id"]
+    assert fingerprint(a) != fingerprint(incident_row(segment={"country": "BR"}, start=T0 + HOUR))
+    assert fingerprint(a) != fingerprint(incident_row(start=T0))
+
+
+def test_group_state_keyed_by_the_old_16_character_fingerprints_carries_on(store, ops):
+    """Stores written before the fingerprint became the incident id: the notified incident is
+    neither announced again nor loses its resolved notice."""
+    import hashlib
+    import json
+
+    cfg = config(group_wait="0s", repeat_interval="1d")
+    inc = add_incident(store, segment={"country": "BR"})
+    run_alert_cycle(store, cfg, now=T0, notifiers={"ops": ops})
+    assert len(ops.take()) == 1
+    old = hashlib.sha256("\x1f".join(["fraud_rate", "country=BR", inc["start_ts"].isoformat()]).encode()).hexdigest()[:16]
+    with store.connect() as con:
+        con.execute("UPDATE alert_groups SET notified_json = ?", [json.dumps({old: inc["incident_id"]})])
+    run_alert_cycle(store, cfg, now=T0 + HOUR, notifiers={"ops": ops})
+    assert ops.take() == []  # not "new" again
+    resolve(store, inc, at=T0 + 2 * HOUR)
+    run_alert_cycle(store, cfg, now=T0 + 2 * HOUR, notifiers={"ops": ops})
+    [message] = ops.take()
+    assert [(a["incident_id"], a["status"]) for a in message["alerts"]] == [(inc["incident_id"], "resolved")]
 
 
 def test_fixture_incidents_carry_the_ids_detection_writes():
     from alert_fixtures import incident_id as fixture_id
-    from monitor.detect.incident_rows import incident_id
+    from monitor.incident import incident_id
 
     start = dt.datetime(2026, 3, 1)
     assert fixture_id("fraud_rate", "country=BR", start) == incident_id("fraud_rate", "country=BR", start)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from monitor.alert.blocks import MAX_BLOCKS, MAX_HEADER, MAX_TEXT, clip, render_blocks, slack_len, validate_blocks
 from monitor.alert.console import render_text
-from monitor.alert.planner import fingerprint
+from monitor.incident import Incident
 from monitor.alert.message import alert_entry, build_message, summarize_explanation
 from monitor.alert.routing import incident_labels
 
@@ -31,7 +31,8 @@ def incident(slice_: dict | None = None, **extra) -> dict:
 
 def entry(row: dict, header: dict | None = None, children=None) -> dict:
     header = HEADERS["fraud_rate"] if header is None else header
-    return alert_entry(row, header, fingerprint=fingerprint(row), labels=incident_labels(row, header), quiet=None,
+    inc = Incident.from_row(row)
+    return alert_entry(inc, header, fingerprint=inc.fingerprint, labels=incident_labels(inc, header), quiet=None,
                        dashboard_url=DASH, top_segments=3, children=children)
 
 
@@ -55,7 +56,7 @@ def test_slack_message_has_what_the_on_call_needs():
     assert validate_blocks(blocks) == []
     body = all_text(blocks)
     for needle in ("Confirmed fraud rate of orders", "total", "up +41.7%", "(+0.50 pp)", "level shift",
-                   "Since 2026-03-02 (2d ago)", "baseline *1.20%* → now *1.70%*",
+                   "Since 2026-03-02 06:10 UTC (2d ago)", "baseline *1.20%* → now *1.70%*",  # a day bucket not at midnight shows its time
                    "*What explains it* (vs same weekday, mean of the 4 weeks before)",
                    "• `country=BR` — 62% of the change (1.10% → 3.40%, 12% of traffic, its rate moved)",
                    "*Mix vs rate:* rate: traffic mix did not move; rates inside segments did", "Slices moving under this total (1)",
@@ -184,11 +185,11 @@ def test_console_text_is_one_readable_block_per_group():
     assert lines[0].startswith("─") and lines[-1].startswith("─")
     assert lines[1] == msg["summary"]
     for needle in ("● Confirmed fraud rate of orders — total  [high]", "change    up +41.7% (+0.50 pp), level shift",
-                   "since     2026-03-02 (2d ago)", "baseline  1.20%  ->  now 1.70%",
+                   "since     2026-03-02 06:10 UTC (2d ago)", "baseline  1.20%  ->  now 1.70%",
                    "explains  country=BR — 62% of the change (1.10% → 3.40%, 12% of traffic, its rate moved)",
                    "          channel=web — 21% of the change",
                    "mix/rate  rate: traffic mix did not move; rates inside segments did",
-                   "slices    1 under this total: country=BR up +180.0%", "owner     risk-oncall (team payments)",
+                   "slices    1 under this total: country=BR up +180% ", "owner     risk-oncall (team payments)",
                    f"incident  {DASH}/?page=incident&id=inc-total",
                    "runbook   https://wiki.example.com/runbooks/fraud-rate"):
         assert needle in text, needle

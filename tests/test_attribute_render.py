@@ -5,25 +5,28 @@ import json
 
 import pandas as pd
 
-from monitor.attribute.explain import explain
+from monitor.attribute.explain import Explanation, explain
 from monitor.attribute.render import TOP_VALUES, render_text
+from monitor.format import format_number, format_rate, format_share
 from tests.test_explain import DIMS, _card_attack, _mix_shift
 
 
 def rendered(leaves: pd.DataFrame, dims, kind: str) -> tuple[dict, list[str]]:
     data = json.loads(json.dumps(explain(leaves, dims, kind, baseline_label="same weekday last week").to_dict()))
-    return data, render_text(data).splitlines()  # from the stored JSON, as the CLI reads it
+    return data, render_text(Explanation.from_dict(data)).splitlines()  # from the stored JSON, as the CLI reads it
 
 
 def test_an_attack_names_its_segment_first_with_rates_as_percentages():
     data, lines = rendered(_card_attack(), DIMS, "ratio")
     assert lines[1].startswith("  baseline: same weekday last week; before ")
     before, after = data["before"], data["after"]
-    assert f"before {before * 100:.3f}% -> after {after * 100:.3f}%" in lines[1]
+    assert f"before {format_rate(before)} -> after {format_rate(after)}" in lines[1]
+    assert format_rate(before).endswith("%") and " %" not in lines[1]
     causes = lines.index("  root-cause segments:")
     first = lines[causes + 1]
     assert "country=BR" in first and "payment_method=card" in first
-    assert f"explains {data['causes'][0]['explained_share'] * 100:>6.1f}%" in first
+    assert f"explains {format_share(data['causes'][0]['explained_share']):>7}" in first
+    assert "country=BR · payment_method=card" in first  # a segment reads as everywhere for people
     for dim in DIMS:  # one block per dimension, each value with its share of the change
         assert f"  by {dim}:" in lines
 
@@ -38,7 +41,7 @@ def test_a_mix_shift_gets_its_mix_vs_rate_line():
 def test_sums_print_values_and_long_dimensions_are_cut():
     rows = [{"merchant": f"m{i}", "expected": 100.0, "actual": 100.0 + 10 * i} for i in range(TOP_VALUES + 3)]
     data, lines = rendered(pd.DataFrame(rows), ["merchant"], "sum")
-    assert f"before {data['before']:,.1f} -> after {data['after']:,.1f}" in lines[1]
+    assert f"before {format_number(data['before'])} -> after {format_number(data['after'])}" in lines[1]
     block = lines[lines.index("  by merchant:") + 1:]
     values = [line for line in block if line.startswith("    m")]
     assert len(values) == TOP_VALUES and values[0].split()[0] == f"m{TOP_VALUES + 2}"  # largest change first

@@ -137,7 +137,7 @@ def test_explain_prints_the_attribution(project, ran):
     text = invoke(project, "explain", total["incident_id"][:8])
     assert text.exit_code == 0, text.output
     head = text.output.splitlines()[0]
-    assert head.startswith("fraud_rate (total): up +") and "[open]" in head
+    assert head.startswith("fraud_rate total: up +") and "[open]" in head
     assert f"detector {total['why']['detector']}" in text.output
     assert "country=BR" in text.output  # the segment that explains it
     as_json = json.loads(invoke(project, "explain", total["incident_id"], "--format", "json").output)

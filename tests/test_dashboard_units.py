@@ -18,9 +18,11 @@ import monitor.links
 from monitor.config import load_config
 from monitor.dashboard import actions, attribution, links, queries, why
 from monitor.dashboard.cli import dashboard, streamlit_command
-from monitor.dashboard.formatting import SMALL_SEGMENTS, format_delta, format_value
+from monitor.dashboard.formatting import SMALL_SEGMENTS, format_difference, format_value
 from monitor.dashboard.settings import SETTINGS, dashboard_settings
+from monitor.attribute.explain import Explanation
 from monitor.errors import ConfigError, MonitorError
+from monitor.incident import Incident
 from monitor.store import Store
 
 IDS = incident_ids()
@@ -67,12 +69,12 @@ def test_settings_defaults_and_validation(tmp_path):
         dashboard_settings(load_config(tmp_path / "monitor.toml"))
 
 
-def test_formatting_units():
-    assert format_value(0.01234, "percent") == "1.23%"
-    assert format_value(12345.0, "count") == "12,345"
-    assert format_value(1_250_000, "currency") == "$1.2M"
-    assert format_delta(0.010, 0.0142, "percent") == "+0.42 pp"
-    assert format_value(None, "percent") == "–"
+def test_formatting_units():  # the dashboard reads values as every surface does (monitor.format)
+    assert format_value(0.01234, unit="percent") == "1.23%"
+    assert format_value(12345.0, unit="count") == "12,345"
+    assert format_value(1_250_000, unit="currency") == "1,250,000.00"
+    assert format_difference(0.010, 0.0142, unit="percent") == "+0.42 pp"
+    assert format_value(None, unit="percent") == "n/a" == format_difference(None, 1.0, unit="count")
 
 
 def _explanation(kind="ratio"):
@@ -84,13 +86,15 @@ def _explanation(kind="ratio"):
         {"value": "IS", "before": 0.0, "after": 0.5, "contribution": 0.0001, "share_of_change": 0.02,
          "share_before": 0.0002, "share_after": 0.0003, "mix": 0.0001, "rate": 0.0, "interaction": 0.0},
     ]
-    return {"kind": kind, "baseline_label": "last 4 weeks", "before": 0.01, "after": 0.015, "change": 0.005,
+    return Explanation.from_dict({
+            "kind": kind, "baseline_label": "last 4 weeks", "metric_label": "fraud rate", "before": 0.01,
+            "after": 0.015, "change": 0.005, "relative_change": 0.5,
             "dimensions": [{"dimension": "country", "values": values}], "verdict": "rate",
             "split": {"dimension": "country", "mix": 0.0001, "rate": 0.0049, "interaction": 0.0},
             "causes": [{"segment": {"country": "BR"}, "explained_share": 0.8, "size": 0.2, "before": 0.01,
                         "after": 0.03, "change_type": "rate"},
                        {"segment": {"country": "IS"}, "explained_share": 0.02, "size": 0.0003, "before": 0.0,
-                        "after": 0.5, "change_type": "mix"}]}
+                        "after": 0.5, "change_type": "mix"}]})
 
 
 def test_small_segments_fold_and_the_waterfall_closes():
@@ -149,7 +153,7 @@ def test_hourly_metric_without_expectations(tmp_path):
 
 def test_related_incidents_overlap_in_time(project):
     with queries.reading(Store(project.store_path)) as con:
-        incident = queries.incident_row(con, IDS["fraud_total"])
+        incident = queries.incident(con, IDS["fraud_total"])
         header = queries.metric_headers(con)["fraud_rate"]
         others, same = queries.related_incidents(con, incident, header)
         volumes = queries.attribution_volumes(con, incident, header)
@@ -169,7 +173,7 @@ def test_actions_write_and_refuse(project, tmp_path):
         actions.acknowledge(store, "nope", by="alice", now=now)
     with pytest.raises(MonitorError, match="Say who you are"):
         actions.acknowledge(store, IDS["fraud_br"], by="  ", now=now)
-    silence = actions.silence_incident(store, {"metric": "order_count", "slice": ""}, scope="metric",
+    silence = actions.silence_incident(store, Incident.from_row({"metric": "order_count", "slice": ""}), scope="metric",
                                        author="alice", comment="promo week", duration=dt.timedelta(hours=4), now=now)
     assert [str(m) for m in silence.matchers] == ["metric=order_count"]
     con = duckdb.connect(str(config.store_path), read_only=True)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from monitor.attribute.incident_attribution import attribute_incidents, incident_leaves
+from monitor.incident import unexplained
 from monitor.catalog import parse_metric
 from monitor.detect.run_detection import detect_metric
 from monitor.engine import Window
@@ -84,7 +85,7 @@ def test_attack_in_one_segment_is_found_linked_and_explained(filled_store):
     # Nothing fires before the attack: the weekly pattern and binomial noise are not incidents.
     assert (found["start_ts"] < attack_start - dt.timedelta(days=1)).sum() == 0
 
-    assert attribute_incidents(store, metric) == len(found)
+    assert attribute_incidents(store, metric, unexplained(store, metric.name)) == len(found)
     explained = incidents(store).set_index("incident_id").loc[first["incident_id"]]
     explanation = json.loads(explained["explanation_json"])
     assert explanation["causes"][0]["segment"] == {"country": "BR", "method": "card"}
@@ -96,7 +97,7 @@ def test_redetection_is_idempotent_and_keeps_human_fields(filled_store):
     store, metric = filled_store
     now = START + dt.timedelta(days=DAYS)
     detect_metric(store, metric, now=now)
-    attribute_incidents(store, metric)
+    attribute_incidents(store, metric, unexplained(store, metric.name))
     first = incidents(store)
     with store.connect() as con:
         con.execute("UPDATE incidents SET label = 'true_positive', acked_by = 'ana' WHERE slice = ''")

@@ -69,7 +69,7 @@ def test_rate_change_in_one_segment() -> None:
     summary = e.summary()
     assert summary.startswith("fraud rate +")
     assert "vs same weekday last week" in summary
-    assert "country=BR & payment_method=card" in summary
+    assert "country=BR · payment_method=card" in summary
     assert "traffic mix did not move, the segment's own rate did" in summary
 
 
@@ -98,7 +98,7 @@ def test_sum_metric_totals_and_shares() -> None:
     assert e.verdict is None and e.split is None
     assert e.dimensions[0].values[0].value == "BR"
     assert e.dimensions[0].values[0].share_of_change == pytest.approx(1.0)
-    assert e.summary().startswith("orders -10 % vs trailing 4-week median")
+    assert e.summary().startswith("orders -10.0% vs trailing 4-week median")
 
 
 def test_json_round_trip_is_exact() -> None:

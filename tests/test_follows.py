@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from monitor.attribute.incident_attribution import attribute_incidents
+from monitor.incident import unexplained
 from monitor.catalog import load_catalog, parse_metric
 from monitor.detect.follows import Lead, conditional_z, follow_lead, leads_for
 from monitor.detect.run_detection import detect_metric
@@ -90,7 +91,7 @@ def build(tmp_path, seed: int, *, follows: bool = True, days: int = DAYS, detect
 def detect_both(store, fraud, chargeback, *, now):
     """What a detection cycle does: the followed metric first, explained, then the follower."""
     detect_metric(store, fraud, now=now)
-    attribute_incidents(store, fraud)
+    attribute_incidents(store, fraud, unexplained(store, fraud.name))
     detect_metric(store, chargeback, now=now)
 
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from monitor.attribute.incident_attribution import attribute_incidents
+from monitor.incident import unexplained
 from monitor.catalog import parse_metric
 from monitor.detect.mix import MIN_EFFECT, mix_runs, mix_series
 from monitor.detect.run_detection import detect_metric
@@ -149,7 +150,7 @@ def test_a_mix_shift_becomes_one_total_incident_explained_as_mix(tmp_path):
     why = json.loads(incident["why_json"])
     assert why["mix"]["dimension"] == "country" and why["mix"]["segments"][0]["value"] == "NG"
     assert why["mix"]["implied_relative_change"] > MIN_EFFECT
-    attribute_incidents(store, metric)
+    attribute_incidents(store, metric, unexplained(store, metric.name))
     with store.connect(read_only=True) as con:
         explanation = json.loads(con.execute("SELECT explanation_json FROM incidents WHERE incident_id = ?",
                                              [incident["incident_id"]]).fetchone()[0])

@@ -11,8 +11,9 @@ from html.parser import HTMLParser
 import duckdb
 import pytest
 
-from monitor.report import format as fmt
+from monitor.format import format_share, format_value
 from monitor.report import gather_report, generate_report, report_settings
+from monitor.incident import decode_explanation
 from monitor.report.explanations import read_explanation
 from tests.report_fixtures import D, INCIDENTS, build_project
 
@@ -103,28 +104,30 @@ def test_incident_shows_attribution_and_mix_vs_rate(built):
     label = "&".join(f"{k}={top.segment[k]}" for k in sorted(top.segment))
     assert escape(stored.summary()) in card
     row = re.search(r"<tr><td>" + re.escape(escape(label)) + r"</td>(.*?)</tr>", card).group(1)
-    assert [fmt.share(top.explained_share), fmt.value(top.before, "percent"), fmt.value(top.after, "percent"),
+    assert [format_share(top.explained_share), format_value(top.before, unit="percent"), format_value(top.after, unit="percent"),
             "rate"] == re.findall(r">([^<>]+)</td>", row)
-    assert (f"rate change: mix {fmt.share(stored.split.mix / stored.change)} / rate "
-            f"{fmt.share((stored.split.rate + stored.split.interaction) / stored.change)} of the change, "
+    assert (f"rate change: mix {format_share(stored.split.mix / stored.change)} / rate "
+            f"{format_share((stored.split.rate + stored.split.interaction) / stored.change)} of the change, "
             f"cut by {stored.split.dimension}") in card
     assert "<svg" in card  # its chart
     assert "No attribution stored" in html  # incidents without an explanation are still listed
-    assert f"top segments: {label} ({fmt.share(top.explained_share)}" in md
+    assert f"top segments: {label} ({format_share(top.explained_share)}" in md
 
 
-@pytest.mark.parametrize("raw, expected", [
-    (None, None), ("", None), ("not json", None), ("{}", None), ('{"unrelated": 1}', None),
-    (json.dumps({"root_causes": [{"segment": {"country": "BR"}, "share": 0.8, "before": 0.01, "after": 0.05}],
-                 "mix_vs_rate": {"verdict": "mix", "mix_share": 0.9, "rate_share": 0.1}}),
-     ("country=BR", 0.8, "mix", 0.9)),
-])
-def test_explanations_in_other_shapes_are_read_or_skipped(raw, expected):
-    view = read_explanation(raw)
-    if expected is None:
-        assert view is None
-    else:
-        assert (view.segments[0].label, view.segments[0].share, view.verdict, view.mix_share) == expected
+@pytest.mark.parametrize("raw", [None, "", "not json", "{}", '{"unrelated": 1}', "[1, 2]",
+                                 # a shape Explanation.to_dict never writes: no longer guessed at
+                                 json.dumps({"root_causes": [{"segment": {"country": "BR"}, "share": 0.8}],
+                                             "mix_vs_rate": {"verdict": "mix", "mix_share": 0.9}})])
+def test_explanations_not_written_by_to_dict_are_skipped(raw):
+    assert read_explanation(decode_explanation(raw)) is None
+
+
+def test_a_stored_explanation_is_read_through_explanation_from_dict():
+    from alert_fixtures import EXPLANATION
+
+    view = read_explanation(decode_explanation(json.dumps(EXPLANATION)))
+    assert (view.segments[0].label, view.segments[0].share, view.verdict) == ("country=BR", 0.62, "rate")
+    assert view.mix_share == pytest.approx(0.1)
 
 
 # -- numbers --------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import monitor.alert.mrkdwn
 from monitor.alert import run_alert_cycle, send_message
 from monitor.alert.mrkdwn import code, literal
 from monitor.catalog import load_catalog
-from monitor.detect.incident_rows import incident_row
+from monitor.detect.incident_rows import detected_row as incident_row
 from monitor.report import generate_report
 from monitor.report.deliver import digest_message
 from monitor.slices import slice_label

@@ -20,7 +20,7 @@ import monitor.slices
 from monitor.catalog import load_catalog
 from monitor.cli import Context
 from monitor.dashboard.formatting import slice_text
-from monitor.detect.incident_rows import incident_row
+from monitor.detect.incident_rows import detected_row as incident_row
 from monitor.links import metric_url
 from monitor.report import gather_report
 from monitor.report.cli import report as report_command

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.alert.mrkdwn import code, esc, literal
-from monitor.alert.message import (describe_resolution, describe_segment, describe_verdict, format_change,
-                                   format_since, format_value, is_alert_message)
+from monitor.alert.message import (alert_value, describe_resolution, describe_segment, describe_verdict,
+                                   format_change, format_ended, format_since, is_alert_message)
 
 MAX_BLOCKS = 50
 MAX_TEXT = 3000  # section / context text
@@ -132,16 +132,14 @@ def _headline(alert: dict[str, Any], *, created_at: str | None) -> str:
     where = code(alert["slice"]) if alert.get("slice") else "total"
     title = f"{STATUS_EMOJI.get(alert['status'], '')} *{literal(alert['title'])}* · {where}"
     unit, kind = alert.get("unit", ""), alert.get("metric_kind", "")
-    base = format_value(alert.get("baseline"), unit=unit, metric_kind=kind)
-    now = format_value(alert.get("observed"), unit=unit, metric_kind=kind)
+    base, now = alert_value(alert, "baseline"), alert_value(alert, "observed")
     lines = [title]
     if alert["status"] == "firing":
         severity = f" · severity *{literal(alert['severity'])}*" if alert.get("severity") else ""
         lines.append(f"*{esc(format_change(alert))}*{severity}")
         lines.append(f"Since {esc(format_since(alert, now_iso=created_at))} · baseline *{base}* → now *{now}*")
     else:
-        end = (alert.get("end_ts") or "")[:16].replace("T", " ")
-        lines.append(f"*{esc(describe_resolution(alert).capitalize())}*" + (f" at {esc(end)} UTC" if end else ""))
+        lines.append(f"*{esc(describe_resolution(alert).capitalize())}*{esc(format_ended(alert))}")
         lines.append(f"Was {esc(format_change(alert))} since {esc(format_since(alert, now_iso=None))}: "
                      f"baseline *{base}* vs *{now}*")
     if alert.get("quiet"):

@@ -13,8 +13,8 @@ import sys
 from typing import Any
 
 from monitor.settings import Setting
-from monitor.alert.message import (describe_resolution, describe_segment, describe_verdict, format_change,
-                                   format_since, format_value, is_alert_message)
+from monitor.alert.message import (alert_value, describe_resolution, describe_segment, describe_verdict,
+                                   format_change, format_ended, format_since, is_alert_message)
 from monitor.alert.notifiers import RETRY, SENT, Delivery, Notifier, register
 
 RULE = "─" * 72
@@ -79,12 +79,10 @@ def _alert_lines(alert: dict[str, Any], *, created_at: str | None) -> list[str]:
     if alert["status"] == "firing":
         row("change", format_change(alert))
     else:
-        row("status", describe_resolution(alert) + (f" at {alert['end_ts'][:16].replace('T', ' ')} UTC"
-                                                     if alert.get("end_ts") else ""))
+        row("status", describe_resolution(alert) + format_ended(alert))
         row("was", format_change(alert))
     row("since", format_since(alert, now_iso=created_at if alert["status"] == "firing" else None))
-    base = format_value(alert.get("baseline"), unit=unit, metric_kind=kind)
-    seen = format_value(alert.get("observed"), unit=unit, metric_kind=kind)
+    base, seen = alert_value(alert, "baseline"), alert_value(alert, "observed")
     if alert["status"] == "firing":
         row("baseline", f"{base}  ->  now {seen}")
     else:

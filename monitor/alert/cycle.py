@@ -10,6 +10,7 @@ detection run and, from the scheduler, every minute (which is what lets
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -24,6 +25,7 @@ from monitor.alert.outbox import AfterSend, FlushResult, claim_head, deliver, en
 from monitor.alert.silences import active_silences
 from monitor.clock import utc_naive
 from monitor.events.attach import attach_events
+from monitor.incident import Incident, read_incidents
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -84,10 +86,10 @@ def run_alert_cycle(store: Store, config, *, now: dt.datetime,
                 "SELECT receiver, group_key, group_labels_json, first_seen_at, next_eval_at, last_notified_at,"
                 " notified_json, notifications FROM alert_groups").fetchall())}
             notified_ids = sorted({i for s in groups.values() for i in s.notified.values()})
-            incidents = _rows(con, "SELECT * FROM incidents WHERE status = 'open'"
-                                   " OR incident_id IN (SELECT unnest(?::VARCHAR[]))", [notified_ids])
+            incidents = with_events(con, config, read_incidents(
+                con, "status = 'open' OR incident_id IN (SELECT unnest(?::VARCHAR[]))", [notified_ids]),
+                now=now)
             headers = _headers(con, metrics_headers)
-            attach_events(con, config, incidents, now=now)
             prepared = prepare_alerts(incidents, headers, active_silences(con, now),
                                       inhibit_slices=cfg.inhibit_slices)
             undelivered = set(con.execute("SELECT DISTINCT receiver, group_key FROM alert_outbox"
@@ -105,7 +107,7 @@ def run_alert_cycle(store: Store, config, *, now: dt.datetime,
         # Read the outbox and claim its oldest due message here: one connection less per cycle.
         due = undelivered_rows(con) if flush else []
         preclaimed = claim_head(con, cfg, due, now=now, receivers={*cfg.receivers, *(notifiers or {})})
-    result.incidents = sum(1 for i in incidents if i.get("status") == "open")
+    result.incidents = sum(1 for i in incidents if i.is_open)
     result.queued = plan.messages
     result.silenced = prepared.silenced
     result.inhibited = prepared.inhibited
@@ -119,10 +121,12 @@ def run_alert_cycle(store: Store, config, *, now: dt.datetime,
     return result
 
 
-def _rows(con, sql: str, params: list) -> list[dict[str, Any]]:
-    cursor = con.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+def with_events(con, config, incidents: list[Incident], *, now: dt.datetime) -> list[Incident]:
+    """The incidents with their linked changes and, when a planned change covers one, why it does not page."""
+    rows = [{**i.to_row(), "segment": i.segment} for i in incidents]
+    attach_events(con, config, rows, now=now)
+    return [dataclasses.replace(i, events=tuple(r.get("events") or ()), expected_by=r.get("expected_by"))
+            for i, r in zip(incidents, rows)]
 
 
 def _headers(con, given: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:

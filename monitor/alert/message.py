@@ -11,11 +11,15 @@ and links into the dashboard.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import json
 import math
 from typing import Any
 
+from monitor.attribute.explain import Explanation
+from monitor.format import (format_difference, format_duration, format_relative, format_share, format_timestamp,
+                            format_value, is_missing, is_rate)
+from monitor.incident import Incident, Lead
 from monitor.links import incident_url, metric_url
 from monitor.slices import slice_label
 
@@ -28,34 +32,18 @@ def is_alert_message(message: dict[str, Any]) -> bool:
     return message.get("schema") == SCHEMA or "alerts" in message
 
 
-# -- formatting helpers (shared by Slack and console rendering) --------------------------------
-def format_value(value: float | None, *, unit: str = "", metric_kind: str = "") -> str:
-    """A metric value as a person reads it: ratios as percentages, counts with separators."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    if metric_kind == "ratio" and unit in ("percent", ""):
-        pct = value * 100
-        return f"{pct:.2f}%" if abs(pct) < 10 else f"{pct:.1f}%"
-    if unit == "currency":
-        return f"{value:,.2f}"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
-
-
+# -- formatting helpers (shared by Slack and console rendering; the style is monitor.format's) ----
 def format_change(alert: dict[str, Any]) -> str:
     """'up +42.0% (+0.50 pp), level shift' -- direction, size and shape of the change."""
-    direction = alert.get("direction") or "changed"
-    parts = [direction]
-    rel = alert.get("relative_change")
-    if rel is not None and math.isfinite(rel):
-        parts.append(f"{rel * 100:+.1f}%" if abs(rel) < 10 else f"{rel:+.1f}x")
-    base, now = alert.get("baseline"), alert.get("observed")
-    if alert.get("metric_kind") == "ratio" and base is not None and now is not None:
-        parts.append(f"({(now - base) * 100:+.2f} pp)")
+    parts = [alert.get("direction") or "changed"]
+    kind, unit = alert.get("metric_kind") or "", alert.get("unit") or ""
+    if not is_missing(alert.get("relative_change")):
+        parts.append(format_relative(alert["relative_change"]))
+    if is_rate(kind=kind, unit=unit) and not is_missing(alert.get("baseline")) and not is_missing(alert.get("observed")):
+        parts.append(f"({format_difference(alert['baseline'], alert['observed'], kind=kind, unit=unit)})")
     text = " ".join(parts)
-    kind = (alert.get("kind") or "").replace("_", " ")
-    return f"{text}, {kind}" if kind else text
+    shape = (alert.get("kind") or "").replace("_", " ")
+    return f"{text}, {shape}" if shape else text
 
 
 def format_since(alert: dict[str, Any], *, now_iso: str | None) -> str:
@@ -63,22 +51,22 @@ def format_since(alert: dict[str, Any], *, now_iso: str | None) -> str:
     start = _parse_ts(alert.get("start_ts"))
     if start is None:
         return "unknown"
-    text = f"{start:%Y-%m-%d}" if alert.get("grain") == "day" else f"{start:%Y-%m-%d %H:%M} UTC"
+    text = format_timestamp(start, grain=alert.get("grain") or "hour", utc=True)
     now = _parse_ts(now_iso)
     if now is not None and now >= start:
-        text += f" ({humanize(now - start)} ago)"
+        text += f" ({format_duration(now - start)} ago)"
     return text
 
 
-def humanize(delta: dt.timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h" + (f" {minutes}m" if minutes and hours < 6 else "")
-    days, hours = divmod(hours, 24)
-    return f"{days}d" + (f" {hours}h" if hours else "")
+def alert_value(alert: dict[str, Any], key: str) -> str:
+    """The alert's ``baseline`` or ``observed`` as its metric's kind and unit read."""
+    return format_value(alert.get(key), kind=alert.get("metric_kind") or "", unit=alert.get("unit") or "")
+
+
+def format_ended(alert: dict[str, Any]) -> str:
+    """' at 2026-03-04 06:00 UTC' for a resolved alert ('' without an end)."""
+    end = _parse_ts(alert.get("end_ts"))
+    return f" at {format_timestamp(end, utc=True)}" if end is not None else ""
 
 
 def _parse_ts(value: Any) -> dt.datetime | None:
@@ -98,12 +86,6 @@ def _iso(value: Any) -> str | None:
 
 
 # -- attribution --------------------------------------------------------------------------------
-# monitor.attribute.explain.Explanation.to_dict(): "causes" (segment, explained_share, size, before,
-# after, change_type), "verdict" (ratio: rate | mix | mixed) and "split" (the cut the verdict uses).
-_SEGMENT_LISTS = ("causes", "segments", "top_segments")
-_SHARE_KEYS = ("explained_share", "share")
-_BEFORE_KEYS = ("before", "expected")
-_AFTER_KEYS = ("after", "actual")
 VERDICT_TEXT = {
     "rate": "traffic mix did not move; rates inside segments did",
     "mix": "rates inside segments did not move; the traffic mix did",
@@ -111,65 +93,54 @@ VERDICT_TEXT = {
 }
 
 
-def summarize_explanation(explanation: Any, *, top: int = 3, title: str | None = None) -> dict[str, Any] | None:
-    """The part of an attribution an alert shows: top segments with shares, and mix vs rate.
-
-    The one place that reads ``incidents.explanation_json``. It tolerates a
-    missing, empty or unfamiliar explanation (returns None, or what it can read):
-    an alert without attribution is still an alert.
-    """
-    if isinstance(explanation, str):
-        try:
-            explanation = json.loads(explanation)
-        except ValueError:
-            return None
-    if not isinstance(explanation, dict) or not explanation:
+def summarize_explanation(explanation: Explanation | None, *, top: int = 3,
+                          title: str | None = None) -> dict[str, Any] | None:
+    """The part of an attribution an alert shows: top segments with shares, and mix vs rate
+    (None without attribution: an alert without it is still an alert)."""
+    if explanation is None:
         return None
     segments = []
-    raw_list = next((explanation[k] for k in _SEGMENT_LISTS if isinstance(explanation.get(k), list)), [])
-    for raw in raw_list[:top]:
-        if not isinstance(raw, dict) or not isinstance(raw.get("segment"), dict) or not raw["segment"]:
+    for cause in explanation.causes[:top]:
+        if not cause.segment:
             continue
-        segment = {str(k): str(v) for k, v in raw["segment"].items()}
+        segment = {str(k): str(v) for k, v in cause.segment.items()}
         segments.append({
             "segment": segment,
             "label": slice_label(segment),  # as slices read everywhere (escaped, sorted)
-            "share": _first_number(raw, _SHARE_KEYS),  # part of the total change this segment explains
-            "size": _first_number(raw, ("size",)),  # its share of the volume after the change
-            "before": _first_number(raw, _BEFORE_KEYS),
-            "after": _first_number(raw, _AFTER_KEYS),
-            "change_type": raw.get("change_type") if raw.get("change_type") in ("rate", "mix") else None,
+            "share": _num(cause.explained_share),  # part of the total change this segment explains
+            "size": _num(cause.size),  # its share of the volume after the change
+            "before": _num(cause.before),
+            "after": _num(cause.after),
+            "change_type": cause.change_type if cause.change_type in ("rate", "mix") else None,
         })
     verdict = None
-    name = explanation.get("verdict")
-    if isinstance(name, str) and name:
-        split = explanation.get("split") if isinstance(explanation.get("split"), dict) else {}
-        change = _first_number(explanation, ("change",))
-        mix, rate = _first_number(split, ("mix",)), _first_number(split, ("rate",))
-        interaction = _first_number(split, ("interaction",)) or 0.0
+    if explanation.verdict:
+        split, change = explanation.split, _num(explanation.change)
+        mix, rate = (_num(split.mix), _num(split.rate)) if split is not None else (None, None)
+        interaction = (_num(split.interaction) if split is not None else None) or 0.0
         verdict = {
-            "verdict": name,
-            "text": VERDICT_TEXT.get(name),
-            "dimension": split.get("dimension"),  # the cut the split was measured on
+            "verdict": explanation.verdict,
+            "text": VERDICT_TEXT.get(explanation.verdict),
+            "dimension": split.dimension if split is not None else None,  # the cut the split was measured on
             "mix_share": mix / change if change and mix is not None else None,
             "rate_share": (rate + interaction) / change if change and rate is not None else None,
         }
     if not segments and verdict is None:
         return None
-    return {"segments": segments, "verdict": verdict, "summary": _summary_line(explanation, title),
-            "baseline_label": explanation.get("baseline_label")}
+    summary = dataclasses.replace(explanation, metric_label=title).summary() if title else explanation.summary()
+    return {"segments": segments, "verdict": verdict, "summary": summary,
+            "baseline_label": explanation.baseline_label}
 
 
 def describe_segment(seg: dict[str, Any], *, unit: str, metric_kind: str) -> str:
     """' — 62% of the change (1.10% -> 3.40%, 12% of traffic, its rate moved)' for one attributed segment."""
-    text = f" — {seg['share'] * 100:.0f}% of the change" if seg.get("share") is not None else ""
+    text = f" — {format_share(seg['share'])} of the change" if seg.get("share") is not None else ""
     details = []
     if seg.get("before") is not None and seg.get("after") is not None:
-        details.append(f"{format_value(seg['before'], unit=unit, metric_kind=metric_kind)} → "
-                       f"{format_value(seg['after'], unit=unit, metric_kind=metric_kind)}")
+        details.append(f"{format_value(seg['before'], kind=metric_kind, unit=unit)} → "
+                       f"{format_value(seg['after'], kind=metric_kind, unit=unit)}")
     if seg.get("size") is not None:
-        size = f"{seg['size'] * 100:.0f}%" if seg["size"] >= 0.01 else "<1%"
-        details.append(f"{size} of {'traffic' if metric_kind == 'ratio' else 'the total'}")
+        details.append(f"{format_share(seg['size'])} of {'traffic' if metric_kind == 'ratio' else 'the total'}")
     if seg.get("change_type") == "rate":
         details.append("its rate moved")
     elif seg.get("change_type") == "mix":
@@ -182,28 +153,9 @@ def describe_verdict(verdict: dict[str, Any]) -> str:
     name = verdict.get("verdict") or ""
     text = verdict.get("text") or VERDICT_TEXT.get(name, "")
     if name == "mixed" and verdict.get("mix_share") is not None:
-        text += f" (mix {verdict['mix_share'] * 100:.0f}% of the change"
+        text += f" (mix {format_share(verdict['mix_share'])} of the change"
         text += f", cut by {verdict['dimension']})" if verdict.get("dimension") else ")"
     return f"{name}: {text}" if text else name
-
-
-def _summary_line(explanation: dict[str, Any], title: str | None) -> str | None:
-    """Explanation.summary() (one line, for webhook consumers), if the attribution package can read it."""
-    try:
-        from monitor.attribute.explain import Explanation
-
-        data = dict(explanation, metric_label=title) if title else explanation
-        return Explanation.from_dict(data).summary()
-    except Exception:  # noqa: BLE001 - another version's format or a missing package: no summary line
-        return None
-
-
-def _first_number(raw: dict, keys: tuple[str, ...]) -> float | None:
-    for key in keys:
-        value = raw.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-    return None
 
 
 # -- building a message -------------------------------------------------------------------------
@@ -213,40 +165,34 @@ def dashboard_links(*, dashboard_url: str | None, incident_id: str, metric: str,
     return {"incident": incident_url(dashboard_url, incident_id), "metric": metric_url(dashboard_url, metric, slice_)}
 
 
-def alert_entry(incident: dict[str, Any], header: dict[str, Any], *, fingerprint: str, labels: dict[str, str],
+def alert_entry(incident: Incident, header: dict[str, Any], *, fingerprint: str, labels: dict[str, str],
                 quiet: str | None, dashboard_url: str | None, top_segments: int,
                 children: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """One incident as it appears in a message (children: slice incidents it carries)."""
-    segment = incident.get("slice_json")
-    if isinstance(segment, str):
-        try:
-            segment = json.loads(segment)
-        except ValueError:
-            segment = {}
     runbook = header.get("runbook") or None
-    links = dashboard_links(dashboard_url=dashboard_url, incident_id=incident["incident_id"],
-                            metric=incident["metric"], slice_=incident.get("slice") or "")
+    links = dashboard_links(dashboard_url=dashboard_url, incident_id=incident.incident_id,
+                            metric=incident.metric, slice_=incident.slice)
     if runbook:
         links["runbook"] = runbook
     entry = {
         "fingerprint": fingerprint,
-        "incident_id": incident["incident_id"],
-        "status": "firing" if incident.get("status") == "open" else "resolved",
-        "resolution": incident.get("resolution"),
-        "metric": incident["metric"],
-        "title": header.get("title") or incident["metric"].replace("_", " ").capitalize(),
-        "slice": incident.get("slice") or "",
-        "segment": segment or {},
-        "direction": incident.get("direction"),
-        "kind": incident.get("kind"),
-        "severity": incident.get("severity") or header.get("severity"),
-        "start_ts": _iso(incident.get("start_ts")),
-        "end_ts": _iso(incident.get("end_ts")),
-        "last_ts": _iso(incident.get("last_ts")),
-        "baseline": _num(incident.get("baseline")),
-        "observed": _num(incident.get("observed")),
-        "relative_change": _num(incident.get("relative_change")),
-        "score": _num(incident.get("score")),
+        "incident_id": incident.incident_id,
+        "status": "firing" if incident.is_open else "resolved",
+        "resolution": incident.resolution,
+        "metric": incident.metric,
+        "title": header.get("title") or incident.metric.replace("_", " ").capitalize(),
+        "slice": incident.slice,
+        "segment": dict(incident.segment),
+        "direction": incident.direction,
+        "kind": incident.kind,
+        "severity": incident.severity or header.get("severity"),
+        "start_ts": _iso(incident.start_ts),
+        "end_ts": _iso(incident.end_ts),
+        "last_ts": _iso(incident.last_ts),
+        "baseline": _num(incident.baseline),
+        "observed": _num(incident.observed),
+        "relative_change": _num(incident.relative_change),
+        "score": _num(incident.score),
         "metric_kind": header.get("kind"),
         "unit": header.get("unit") or "",
         "grain": header.get("grain"),
@@ -255,29 +201,24 @@ def alert_entry(incident: dict[str, Any], header: dict[str, Any], *, fingerprint
         "runbook": runbook,
         "labels": dict(labels),
         "links": links,
-        "explanation": summarize_explanation(incident.get("explanation_json"), top=top_segments,
-                                             title=header.get("title") or incident["metric"]),
+        "explanation": summarize_explanation(incident.explanation, top=top_segments,
+                                             title=header.get("title") or incident.metric),
         "quiet": quiet,
-        "follows": followed_incident(incident.get("why_json"), dashboard_url=dashboard_url),
-        "events": alert_events(incident.get("events")),
+        "follows": followed_incident(incident.why.follows, dashboard_url=dashboard_url),
+        "events": alert_events(incident.events),
     }
     if children is not None:
         entry["children"] = children
     return entry
 
 
-def followed_incident(why_json: Any, *, dashboard_url: str | None) -> dict[str, Any] | None:
+def followed_incident(lead: Lead | None, *, dashboard_url: str | None) -> dict[str, Any] | None:
     """For an incident raised because another metric's incident named its segment
     (``detect.follows``): that incident, so the on-call sees the two as one story."""
-    try:
-        why = json.loads(why_json) if isinstance(why_json, str) else (why_json or {})
-    except ValueError:
+    if lead is None:
         return None
-    lead = why.get("follows") if isinstance(why, dict) else None
-    if not isinstance(lead, dict) or not lead.get("incident_id"):
-        return None
-    return {"metric": lead.get("metric"), "incident_id": lead["incident_id"], "start_ts": lead.get("start"),
-            "link": incident_url(dashboard_url, lead["incident_id"]) if dashboard_url else None}
+    return {"metric": lead.metric, "incident_id": lead.incident_id, "start_ts": lead.start,
+            "link": incident_url(dashboard_url, lead.incident_id) if dashboard_url else None}
 
 
 def alert_events(links: list[dict[str, Any]] | None, *, limit: int = 3) -> list[dict[str, Any]]:

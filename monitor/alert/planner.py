@@ -8,7 +8,7 @@ back in one transaction, which keeps every rule testable with plain data.
 
 The rules (docs/alerts.md has the user-facing version):
 
-* fingerprint: stable per incident (metric, slice, start).
+* fingerprint: the incident id (``monitor.incident.incident_id``: metric, slice, start).
 * grouping: alerts routed to one receiver with equal ``group_by`` labels form one
   group and share each message. A new group waits ``group_wait``; later changes
   (a new incident, a resolved one) go out at most every ``group_interval``.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,22 +36,15 @@ from monitor.alert.config import AlertConfig, Route
 from monitor.alert.message import alert_entry, build_message
 from monitor.alert.routing import group_key, group_labels, incident_labels, route_alert
 from monitor.alert.silences import Silence
+from monitor.incident import Incident
 
 QUIET_LABELS = ("false_alarm", "expected")
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
 
 
-def fingerprint(incident: dict[str, Any]) -> str:
-    """Stable id of an alert: the same incident episode always has the same fingerprint."""
-    start = incident["start_ts"]
-    start = start.isoformat() if isinstance(start, dt.datetime) else str(start)
-    raw = "\x1f".join([incident["metric"], incident.get("slice") or "", start])
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
 @dataclass
 class Alert:
-    incident: dict[str, Any]
+    incident: Incident
     header: dict[str, Any]
     labels: dict[str, str]
     fingerprint: str
@@ -63,15 +55,15 @@ class Alert:
 
     @property
     def incident_id(self) -> str:
-        return self.incident["incident_id"]
+        return self.incident.incident_id
 
     @property
     def loud(self) -> bool:
         return self.firing and self.quiet is None
 
     def sort_key(self) -> tuple:
-        return (-SEVERITY_RANK.get(self.labels.get("severity", ""), 0), self.incident.get("slice") != "",
-                -abs(self.incident.get("score") or 0.0), self.incident_id)
+        return (-SEVERITY_RANK.get(self.labels.get("severity", ""), 0), not self.incident.is_total,
+                -abs(self.incident.score or 0.0), self.incident_id)
 
 
 @dataclass
@@ -81,27 +73,27 @@ class PreparedAlerts:
     inhibited: list[str]
 
 
-def quiet_reason(incident: dict[str, Any]) -> str | None:
-    if incident.get("expected_by"):  # inside a planned change's window (monitor.events.expected)
-        return incident["expected_by"]
-    if incident.get("acked_by"):
-        return f"acknowledged by {incident['acked_by']}"
-    if incident.get("label") in QUIET_LABELS:
-        who = f" by {incident['labelled_by']}" if incident.get("labelled_by") else ""
-        return f"labelled {incident['label']}{who}"
+def quiet_reason(incident: Incident) -> str | None:
+    if incident.expected_by:  # inside a planned change's window (monitor.events.expected)
+        return incident.expected_by
+    if incident.acked_by:
+        return f"acknowledged by {incident.acked_by}"
+    if incident.label in QUIET_LABELS:
+        who = f" by {incident.labelled_by}" if incident.labelled_by else ""
+        return f"labelled {incident.label}{who}"
     return None
 
 
-def prepare_alerts(incidents: list[dict[str, Any]], headers: dict[str, dict[str, Any]], silences: list[Silence],
+def prepare_alerts(incidents: list[Incident], headers: dict[str, dict[str, Any]], silences: list[Silence],
                    *, inhibit_slices: bool = True) -> PreparedAlerts:
     """Incident rows -> alerts: labels, silences, quiet marks, and slices nested under their total."""
     alerts: dict[str, Alert] = {}
     silenced: list[str] = []
     for incident in incidents:
-        header = headers.get(incident["metric"]) or {}
+        header = headers.get(incident.metric) or {}
         labels = incident_labels(incident, header)
-        alert = Alert(incident=incident, header=header, labels=labels, fingerprint=fingerprint(incident),
-                      firing=incident.get("status") == "open", quiet=quiet_reason(incident))
+        alert = Alert(incident=incident, header=header, labels=labels, fingerprint=incident.fingerprint,
+                      firing=incident.is_open, quiet=quiet_reason(incident))
         hit = next((s for s in silences if s.matches(labels)), None)
         if hit is not None:
             alert.silenced_by = hit.silence_id
@@ -110,7 +102,7 @@ def prepare_alerts(incidents: list[dict[str, Any]], headers: dict[str, dict[str,
     inhibited: list[str] = []
     top: list[Alert] = []
     for alert in alerts.values():
-        parent = alerts.get(alert.incident.get("parent_id") or "")
+        parent = alerts.get(alert.incident.parent_id or "")
         if inhibit_slices and alert.firing and parent is not None and parent.firing:
             # The total speaks for its slices (even when the total itself is silenced).
             inhibited.append(alert.incident_id)
@@ -260,6 +252,9 @@ def state_to_row(state: GroupState) -> list[Any]:
 
 def state_from_row(row) -> GroupState:
     receiver, gkey, labels, first, next_eval, last, notified, count = row
+    # Keyed by the incident id (the fingerprint); a state written when fingerprints were a
+    # separate 16-character hash maps each to its incident id, so it is re-keyed exactly.
+    notified = {incident: incident for incident in json.loads(notified).values()}
     return GroupState(receiver=receiver, group_key=gkey, group_labels=json.loads(labels), first_seen_at=first,
-                      next_eval_at=next_eval, last_notified_at=last, notified=json.loads(notified),
+                      next_eval_at=next_eval, last_notified_at=last, notified=notified,
                       notifications=count)

@@ -12,34 +12,29 @@ from typing import Any
 
 from monitor.alert.config import Route
 from monitor.alert.matchers import matches_all
+from monitor.incident import Incident
 
 BUILTIN_LABELS = ("metric", "slice", "scope", "owner", "team", "severity", "direction", "incident_kind", "grain")
 
 
-def incident_labels(incident: dict[str, Any], header: dict[str, Any] | None) -> dict[str, str]:
+def incident_labels(incident: Incident, header: dict[str, Any] | None) -> dict[str, str]:
     """Every label of one incident, as strings ('' when unknown)."""
     header = header or {}
     labels: dict[str, str] = {}
     for key, value in (header.get("labels") or {}).items():
         labels[str(key)] = str(value)
-    segment = incident.get("slice_json") or "{}"
-    if isinstance(segment, str):
-        try:
-            segment = json.loads(segment)
-        except ValueError:
-            segment = {}
-    for key, value in (segment or {}).items():
+    for key, value in incident.segment.items():
         labels[str(key)] = str(value)
-    slice_ = incident.get("slice") or ""
+    slice_ = incident.slice
     labels.update({
-        "metric": incident["metric"],
+        "metric": incident.metric,
         "slice": slice_,
         "scope": "slice" if slice_ else "total",
         "owner": str(header.get("owner") or ""),
         "team": str(header.get("team") or ""),
-        "severity": str(incident.get("severity") or header.get("severity") or ""),
-        "direction": str(incident.get("direction") or ""),
-        "incident_kind": str(incident.get("kind") or ""),
+        "severity": str(incident.severity or header.get("severity") or ""),
+        "direction": str(incident.direction or ""),
+        "incident_kind": str(incident.kind or ""),
         "grain": str(header.get("grain") or ""),
     })
     return labels

@@ -32,6 +32,8 @@ from monitor.attribute.contributions import (
 )
 from monitor.attribute.leaves import LeafTable, normalise_leaves
 from monitor.attribute.localize import localize_table
+from monitor.format import format_delta, format_rate, format_relative, format_share, format_value
+from monitor.slices import slice_text
 
 VERDICT_SHARE = 0.75  # share of the split's magnitude needed for a clear "mix" / "rate" verdict
 RATE_NOISE_Z = 2.0  # a rate part within this many standard errors of 0 is sampling noise
@@ -79,7 +81,7 @@ class RootCause:
     change_type: str | None = None
 
     def label(self) -> str:
-        return " & ".join(f"{k}={v}" for k, v in self.segment.items())
+        return slice_text(self.segment)
 
 
 @dataclass(frozen=True)
@@ -305,25 +307,13 @@ def _plain(value: Any) -> Any:
 # Summary wording
 
 
-def _percent(x: float, signed: bool = False) -> str:
-    text = f"{x * 100:+.0f}" if signed else f"{x * 100:.0f}"
-    if abs(x) < 0.095 and x != 0:
-        text = f"{x * 100:+.1f}" if signed else f"{x * 100:.1f}"
-    return f"{text} %"
-
-
-def _number(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x:.4g}"
-
-
 def _describe_change(e: Explanation) -> str:
     if not e.change:
         return "did not move"
     if e.relative_change is not None:
-        return _percent(e.relative_change, signed=True)
-    return f"{e.change:+.4g} (from {_number(e.before)} to {_number(e.after)})"
+        return format_relative(e.relative_change)
+    return (f"{format_delta(e.change, kind=e.kind)} (from {format_value(e.before, kind=e.kind)} "
+            f"to {format_value(e.after, kind=e.kind)})")
 
 
 def _describe_causes(e: Explanation) -> str:
@@ -333,7 +323,7 @@ def _describe_causes(e: Explanation) -> str:
     top = e.causes[0]
     if top.explained_share is None:
         return f"mostly {top.label()}"
-    return f"{_percent(top.explained_share)} of it is {top.label()}"
+    return f"{format_share(top.explained_share)} of it is {top.label()}"
 
 
 def _describe_mix(e: Explanation) -> str:
@@ -346,12 +336,12 @@ def _describe_mix(e: Explanation) -> str:
         return f"segment rates did not move, traffic mix did{mover}"
     if e.verdict == "mixed" and e.split is not None and e.change:
         mix_share = e.split.mix / e.change
-        return f"both moved: traffic mix {_percent(mix_share)} of it{mover}, rates the rest"
+        return f"both moved: traffic mix {format_share(mix_share)} of it{mover}, rates the rest"
     return ""
 
 
 def _top_mix_value(e: Explanation) -> str:
-    """", country=BR share 10 % -> 20 %" for the value with the largest mix effect."""
+    """" (country=BR share 10% -> 20%)" for the value with the largest mix effect."""
     if e.split is None:
         return ""
     dim = next((b for b in e.dimensions if b.dimension == e.split.dimension), None)
@@ -361,6 +351,6 @@ def _top_mix_value(e: Explanation) -> str:
     if top.share_before is None or top.share_after is None:
         return ""
     return (
-        f" ({dim.dimension}={top.value} share {_percent(top.share_before)}"
-        f" -> {_percent(top.share_after)})"
+        f" ({dim.dimension}={top.value} share {format_rate(top.share_before)}"
+        f" -> {format_rate(top.share_after)})"
     )

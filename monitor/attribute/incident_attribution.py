@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+from typing import Iterable, Protocol
 
 import numpy as np
 import pandas as pd
@@ -78,14 +79,25 @@ def _weeks_with_data(con, metric: Metric, before: str, params: list, segment: di
     return int(row[0] or 0)
 
 
-def explain_incident(store: Store, metric: Metric, incident: dict, *, con=None):
+class Episode(Protocol):
+    """What attribution needs of an incident (``monitor.incident.Incident`` has it; the incident
+    model sits above this package, so it is not imported here)."""
+
+    incident_id: str
+    start_ts: dt.datetime
+    end_ts: dt.datetime | None
+    last_ts: dt.datetime
+    segment: dict[str, str]
+
+
+def explain_incident(store: Store, metric: Metric, incident: Episode, *, con=None):
     from monitor.attribute.explain import explain
 
     step = GRAIN_STEP[metric.grain]
-    start = incident["start_ts"]
-    end = incident["end_ts"] or (incident["last_ts"] + step)
+    start = incident.start_ts
+    end = incident.end_ts or (incident.last_ts + step)
     end = min(end, start + step * MAX_WINDOW_BUCKETS[metric.grain])
-    segment = json.loads(incident["slice_json"]) if incident.get("slice_json") else {}
+    segment = incident.segment
     leaves, dims = incident_leaves(store, metric, start=start, end=end, segment=segment, con=con)
     label = BASELINE_LABEL.format(hour=" and hour" if metric.grain == "hour" else "", weeks=BASELINE_WEEKS)
     if not dims:
@@ -136,19 +148,11 @@ def _specific(cause, leaves: pd.DataFrame, change: float) -> bool:
     return sign * (d_in - d_rest) >= SPECIFIC_Z * sd
 
 
-def attribute_incidents(store: Store, metric: Metric, *, only_missing: bool = True) -> int:
-    """Explain the metric's incidents that have no explanation yet; returns how many."""
+def attribute_incidents(store: Store, metric: Metric, incidents: Iterable[Episode]) -> int:
+    """Explain and store the explanations of these incidents of the metric (the pipeline passes
+    those without one: ``monitor.incident.unexplained``); returns how many."""
     with store.connect(read_only=True) as con:
-        frame = con.execute(
-            "SELECT * FROM incidents WHERE metric = ?" + (" AND explanation_json IS NULL" if only_missing else ""),
-            [metric.name]).df()
-        explanations = {}
-        for row in frame.to_dict("records"):
-            row = {k: (None if pd.isna(v) else v) if not isinstance(v, (list, dict)) else v for k, v in row.items()}
-            for key in ("start_ts", "end_ts", "last_ts"):
-                if row.get(key) is not None:
-                    row[key] = pd.Timestamp(row[key]).to_pydatetime()
-            explanations[row["incident_id"]] = explain_incident(store, metric, row, con=con)
+        explanations = {i.incident_id: explain_incident(store, metric, i, con=con) for i in incidents}
     if not explanations:
         return 0
     with store.connect() as con:

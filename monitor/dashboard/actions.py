@@ -11,6 +11,7 @@ import datetime as dt
 
 from monitor.dashboard.queries import STORE_LOCK
 from monitor.errors import MonitorError
+from monitor.incident import Incident
 from monitor.store import Store
 
 LABEL_CHOICES = ("true_positive", "false_alarm", "expected")
@@ -36,7 +37,7 @@ def set_label(store: Store, incident_id: str, label: str, *, by: str, now: dt.da
                     " WHERE incident_id = ?", [label, by, now, now, incident_id])
 
 
-def silence_incident(store: Store, incident: dict, *, scope: str, author: str, comment: str,
+def silence_incident(store: Store, incident: Incident, *, scope: str, author: str, comment: str,
                      duration: dt.timedelta, now: dt.datetime):
     """Silence alerts of this incident's series (scope 'slice') or of the whole metric ('metric').
 
@@ -47,9 +48,9 @@ def silence_incident(store: Store, incident: dict, *, scope: str, author: str, c
 
     if scope not in ("slice", "metric"):
         raise MonitorError(f"Unknown silence scope {scope!r}; choose 'slice' or 'metric'.")
-    matchers = [make_matcher("metric", "=", incident["metric"], where="silence")]
+    matchers = [make_matcher("metric", "=", incident.metric, where="silence")]
     if scope == "slice":
-        matchers.append(make_matcher("slice", "=", incident.get("slice") or "", where="silence"))
+        matchers.append(make_matcher("slice", "=", incident.slice, where="silence"))
     with STORE_LOCK:
         return add_silence(store, matchers=matchers, author=_who(author), comment=comment, now=now,
                            duration=duration)

@@ -1,6 +1,6 @@
-"""An incident's attribution (``incidents.explanation_json``) as the tables the incident page draws.
+"""An incident's attribution (``Incident.explanation``) as the tables the incident page draws.
 
-Reads :meth:`monitor.attribute.explain.Explanation.to_dict` and applies the privacy
+Lays the :class:`monitor.attribute.explain.Explanation` out as frames and applies the privacy
 floor: a segment with fewer events than ``min_segment_size`` (denominator events for
 rates, the value itself for sums; the larger of before and after) is never shown on
 its own. Such segments are summed into one row, "other (small segments)". For rates
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitor.attribute.explain import Explanation
 from monitor.dashboard.formatting import SMALL_SEGMENTS
 from monitor.slices import slice_label
 
@@ -53,7 +54,7 @@ def _num(data: Any, key: str) -> float | None:
     return None
 
 
-def attribution_view(explanation: dict | None, *, min_size: float, volume_before: float | None = None,
+def attribution_view(e: Explanation | None, *, min_size: float, volume_before: float | None = None,
                      volume_after: float | None = None, within: dict[str, str] | None = None) -> AttributionView | None:
     """The explanation as display tables with small segments folded; None without one.
 
@@ -61,8 +62,9 @@ def attribution_view(explanation: dict | None, *, min_size: float, volume_before
     windows (ratio metrics), to turn traffic shares into event counts. `within`:
     the incident's own slice, which root-cause segments (found inside it) extend.
     """
-    if not isinstance(explanation, dict) or not explanation:
+    if e is None:
         return None
+    explanation = e.to_dict()  # plain rows for the frames
     kind = str(explanation.get("kind") or "")
     view = AttributionView(kind=kind, baseline_label=str(explanation.get("baseline_label") or ""),
                            before=_num(explanation, "before"), after=_num(explanation, "after"),

@@ -16,8 +16,7 @@ import altair as alt
 import pandas as pd
 from altair.utils.schemapi import debug_mode
 
-from monitor.dashboard.formatting import axis_format, format_delta, format_value, slice_text, unit_label
-
+from monitor.dashboard.formatting import (axis_format, format_delta, format_value, slice_text, unit_label)
 OBSERVED = "#1f5fa8"
 EXPECTED = "#7f7f7f"
 LAST_WEEK = "#b59b5c"
@@ -209,15 +208,15 @@ def waterfall_chart(steps: pd.DataFrame, *, before: float, after: float, unit: s
 
     `steps` has columns label and contribution (in the metric's unit), in display order.
     """
-    rows = [{"label": before_label, "start": 0.0, "end": before, "type": "total", "text": format_value(before, unit)}]
+    rows = [{"label": before_label, "start": 0.0, "end": before, "type": "total", "text": format_value(before, unit=unit)}]
     level = before
     for label, contribution in zip(steps["label"], steps["contribution"]):
         contribution = float(contribution)
         rows.append({"label": str(label), "start": level, "end": level + contribution,
                      "type": "increase" if contribution >= 0 else "decrease",
-                     "text": format_delta(0.0, contribution, unit)})
+                     "text": format_delta(contribution, unit=unit)})
         level += contribution
-    rows.append({"label": after_label, "start": 0.0, "end": after, "type": "total", "text": format_value(after, unit)})
+    rows.append({"label": after_label, "start": 0.0, "end": after, "type": "total", "text": format_value(after, unit=unit)})
     data = pd.DataFrame(rows)
     data["order"] = range(len(data))
     data["top"] = data[["start", "end"]].max(axis=1)
@@ -251,7 +250,7 @@ def mix_rate_chart(parts: pd.DataFrame, *, unit: str, title: str, height: int = 
     long = parts.melt("label", value_vars=[c for c in ("rate", "mix", "interaction") if c in parts],
                       var_name="part", value_name="contribution")
     long["order"] = long["label"].map({label: i for i, label in enumerate(parts["label"])})
-    long["text"] = [format_delta(0.0, v, unit) for v in long["contribution"]]
+    long["text"] = [format_delta(v, unit=unit) for v in long["contribution"]]
     fmt = axis_format(unit)
     fig = Figure(title=title, height=max(height, 40 + 30 * len(parts)))
     with debug_mode(False):

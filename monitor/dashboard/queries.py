@@ -19,6 +19,7 @@ import pandas as pd
 
 from monitor.dashboard.formatting import SEVERITY_RANK, relative_change
 from monitor.engine.windows import GRAIN_STEP
+from monitor.incident import COLUMNS, Incident, read_incidents
 from monitor.store import Store, leaves_table
 
 # DuckDB refuses a read-only and a read-write connection to one file in the same process at
@@ -27,11 +28,8 @@ from monitor.store import Store, leaves_table
 STORE_LOCK = threading.RLock()
 WEEK = dt.timedelta(days=7)
 STATUS_RANK = {"alerting": 0, "failing": 1, "acknowledged": 2, "ok": 3, "no data": 4}
-INCIDENT_COLUMNS = (
-    "incident_id, metric, slice, slice_json, parent_id, start_ts, end_ts, last_ts, direction, kind, baseline,"
-    " observed, relative_change, score, severity, status, resolution, acked_by, acked_at, label, labelled_by,"
-    " labelled_at, created_at, updated_at"
-)
+# The incidents tables show every column but the explanation (read per incident, typed: ``incident``).
+FRAME_COLUMNS = ", ".join(c for c in COLUMNS if c != "explanation_json")
 
 
 _TABLES: dict[int, set[str]] = {}  # id(connection) -> its tables, while `reading` holds it
@@ -233,7 +231,7 @@ def incidents_frame(con: duckdb.DuckDBPyConnection, *, status: str | None = None
         clauses.append("end_ts >= ?")
         params.append(ended_since)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    return con.execute(f"SELECT {INCIDENT_COLUMNS} FROM incidents{where} ORDER BY start_ts DESC, score DESC LIMIT ?",
+    return con.execute(f"SELECT {FRAME_COLUMNS} FROM incidents{where} ORDER BY start_ts DESC, score DESC LIMIT ?",
                        [*params, limit]).df()
 
 
@@ -310,7 +308,7 @@ def metric_incidents(con: duckdb.DuckDBPyConnection, header: dict, *, start: dt.
     """The metric's incidents (every slice) that overlap [start, end)."""
     step = step_of(header)
     return con.execute(
-        f"SELECT {INCIDENT_COLUMNS}, why_json FROM incidents WHERE metric = ? AND start_ts < ?"
+        f"SELECT {FRAME_COLUMNS} FROM incidents WHERE metric = ? AND start_ts < ?"
         " AND coalesce(end_ts, last_ts + ?::INTERVAL) > ? ORDER BY start_ts DESC, score DESC",
         [header["name"], end, step, start]).df()
 
@@ -338,62 +336,36 @@ def slice_values(con: duckdb.DuckDBPyConnection, header: dict, dimension: str, *
 
 
 # -- one incident -------------------------------------------------------------------------------
-def incident_row(con: duckdb.DuckDBPyConnection, incident_id: str) -> dict | None:
-    """The incident with its decoded why/explanation JSON, or None."""
-    frame = con.execute(f"SELECT {INCIDENT_COLUMNS}, why_json, explanation_json FROM incidents WHERE incident_id = ?",
-                        [incident_id]).df()
-    if frame.empty:
-        return None
-    row = {k: (None if _missing(v) else v) for k, v in frame.iloc[0].to_dict().items()}
-    row["why"] = _loads(row.get("why_json")) or {}
-    row["explanation"] = _loads(row.get("explanation_json"))
-    row["segment"] = _loads(row.get("slice_json")) or {}
-    for key in ("start_ts", "end_ts", "last_ts", "acked_at", "labelled_at", "created_at", "updated_at"):
-        if row.get(key) is not None:
-            row[key] = pd.Timestamp(row[key]).to_pydatetime()
-    return row
+def incident(con: duckdb.DuckDBPyConnection, incident_id: str) -> Incident | None:
+    """The incident, typed (segment, why and explanation decoded), or None."""
+    found = read_incidents(con, "incident_id = ?", [incident_id])
+    return found[0] if found else None
 
 
-def _loads(text: str | None):
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return None
-
-
-def _missing(value) -> bool:
-    if isinstance(value, (list, dict, str)):
-        return False
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def related_incidents(con: duckdb.DuckDBPyConnection, incident: dict,
+def related_incidents(con: duckdb.DuckDBPyConnection, incident: Incident,
                       header: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(incidents of other metrics that overlap this one in time, other slices of this metric that do).
 
     An open incident is taken to last until one bucket after it was last seen.
     """
     step = step_of(header)
-    start = incident["start_ts"]
-    end = incident.get("end_ts") or (pd.Timestamp(incident["last_ts"]) + step)
+    start = incident.start_ts
+    end = incident.end_ts or (incident.last_ts + step)
     grain_step = "CASE d.grain WHEN 'hour' THEN INTERVAL 1 HOUR ELSE INTERVAL 1 DAY END"
     join = "LEFT JOIN metric_definitions d ON d.metric = i.metric"
-    cols = ", ".join(f"i.{c.strip()}" for c in INCIDENT_COLUMNS.split(","))
+    cols = ", ".join(f"i.{c.strip()}" for c in FRAME_COLUMNS.split(","))
     frame = con.execute(
         f"SELECT {cols} FROM incidents i {join} WHERE i.incident_id <> ? AND i.start_ts < ?"
         f" AND coalesce(i.end_ts, i.last_ts + {grain_step}) > ? ORDER BY i.score DESC LIMIT 200",
-        [incident["incident_id"], end, start]).df()
+        [incident.incident_id, end, start]).df()
     frame["_rank"] = frame["severity"].map(SEVERITY_RANK).fillna(0)
     frame = frame.sort_values(["_rank", "score"], ascending=False).drop(columns="_rank")
-    others = frame[frame["metric"] != incident["metric"]].reset_index(drop=True)
-    same = frame[frame["metric"] == incident["metric"]].reset_index(drop=True)
+    others = frame[frame["metric"] != incident.metric].reset_index(drop=True)
+    same = frame[frame["metric"] == incident.metric].reset_index(drop=True)
     return others, same
 
 
-def attribution_volumes(con: duckdb.DuckDBPyConnection, incident: dict,
+def attribution_volumes(con: duckdb.DuckDBPyConnection, incident: Incident,
                         header: dict) -> tuple[float | None, float | None]:
     """Total events (denominator) behind the incident's attribution: (baseline per window, incident window).
 
@@ -407,11 +379,11 @@ def attribution_volumes(con: duckdb.DuckDBPyConnection, incident: dict,
     if header["kind"] != "ratio" or not has_table(con, leaves_table(name)):
         return None, None
     step = step_of(header)
-    start = pd.Timestamp(incident["start_ts"]).to_pydatetime()
-    end = incident.get("end_ts") or (pd.Timestamp(incident["last_ts"]).to_pydatetime() + step)
-    end = min(pd.Timestamp(end).to_pydatetime(), start + step * MAX_WINDOW_BUCKETS.get(header["grain"], 7))
+    start = incident.start_ts
+    end = incident.end_ts or (incident.last_ts + step)
+    end = min(end, start + step * MAX_WINDOW_BUCKETS.get(header["grain"], 7))
     weeks = [(start - k * WEEK, end - k * WEEK) for k in range(1, BASELINE_WEEKS + 1)]
-    segment = incident.get("segment") or {}
+    segment = incident.segment
     seg = "".join(f" AND {_quote(d)} = ?" for d in segment)
     week_of = " ".join(f"WHEN ts >= ? AND ts < ? THEN {k}" for k in range(len(weeks)))
     row = con.execute(

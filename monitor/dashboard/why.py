@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.dashboard.formatting import format_relative, format_value, is_missing, slice_text
+from monitor.format import format_rate, format_relative, format_value, is_missing
+from monitor.incident import Incident, Why
+from monitor.slices import slice_text
 
 KIND_TEXT = {"level_shift": "a level shift (the series moved to a new level and stayed)",
              "spike": "a spike (short departure from the expected band)",
@@ -12,28 +14,30 @@ SHOWN_ELSEWHERE = {"series", "segment_kind", "slices_tested", "mix", "follows", 
                    "window_buckets"}
 
 
-def why_lines(why: dict[str, Any] | None, incident: dict[str, Any], header: dict[str, Any]) -> list[str]:
+def why_lines(incident: Incident, header: dict[str, Any]) -> list[str]:
     """Sentences explaining why the detector fired, most important first.
 
-    >>> why_lines({"detector": "seasonal_band", "period": 7, "slices_tested": 40},
-    ...           {"kind": "spike", "direction": "up", "baseline": 0.01, "observed": 0.02,
-    ...            "relative_change": 1.0, "score": 6.2, "slice": "country=BR"},
+    >>> why_lines(Incident(incident_id="i", metric="m", segment={"country": "BR"}, start_ts=None, end_ts=None,
+    ...                    last_ts=None, direction="up", kind="spike", baseline=0.01, observed=0.02,
+    ...                    relative_change=1.0, score=6.2, severity="high", status="open",
+    ...                    why=Why({"detector": "seasonal_band", "period": 7, "slices_tested": 40})),
     ...           {"unit": "percent"})[0]
-    'country=BR went **up** from 1.00% (expected) to 2.00% (+100.0%): a spike (short departure from the expected band).'
+    'country=BR went **up** from 1.00% (expected) to 2.00% (+100%): a spike (short departure from the expected band).'
     """
-    why = dict(why or {})
+    why = dict(incident.why.params)
     unit = header.get("unit", "count")
     lines = []
-    kind = incident.get("kind") or why.get("segment_kind")
-    what = slice_text(incident.get("slice") or "")
+    kind = incident.kind or why.get("segment_kind")
+    what = slice_text(incident.segment)
     what = "The total" if what == "total" else what
-    move = f"{what} went **{incident.get('direction', '?')}**"
-    if not is_missing(incident.get("baseline")) and not is_missing(incident.get("observed")):
-        move += (f" from {format_value(incident['baseline'], unit)} (expected) to "
-                 f"{format_value(incident['observed'], unit)} ({format_relative(incident.get('relative_change'))})")
+    move = f"{what} went **{incident.direction or '?'}**"
+    if not is_missing(incident.baseline) and not is_missing(incident.observed):
+        move += (f" from {format_value(incident.baseline, kind=header.get('kind', ''), unit=unit)} (expected) to "
+                 f"{format_value(incident.observed, kind=header.get('kind', ''), unit=unit)} "
+                 f"({format_relative(incident.relative_change)})")
     lines.append(f"{move}: {KIND_TEXT.get(kind, kind or 'an anomaly')}.")
-    if not is_missing(incident.get("score")):
-        lines.append(f"Score {float(incident['score']):.1f}: how many noise levels (robust standard deviations) "
+    if not is_missing(incident.score):
+        lines.append(f"Score {float(incident.score):.1f}: how many noise levels (robust standard deviations) "
                      "the observed value is from the expected one; higher is more abnormal.")
     if why.get("mix"):
         lines.append(mix_line(why["mix"]))
@@ -55,9 +59,10 @@ def mix_line(mix: dict[str, Any]) -> str:
 
     >>> mix_line({"dimension": "country", "implied_relative_change": 0.18, "score": 9.1,
     ...           "segments": [{"value": "NG", "baseline_share": 0.04, "share": 0.08}]})
-    'Traffic mix alone implies +18.0% on the expected rate (9.1 noise levels): by country, NG 4.0% → 8.0% of volume.'
+    'Traffic mix alone implies +18.0% on the expected rate (9.1 noise levels): by country, NG 4.00% → 8.00% of volume.'
     """
-    moves = ", ".join(f"{s['value']} {s['baseline_share']:.1%} → {s['share']:.1%}" for s in mix.get("segments", []))
+    moves = ", ".join(f"{s['value']} {format_rate(s['baseline_share'])} → {format_rate(s['share'])}"
+                      for s in mix.get("segments", []))
     text = f"Traffic mix alone implies {format_relative(mix.get('implied_relative_change'))} on the expected rate"
     if not is_missing(mix.get("score")):
         text += f" ({float(mix['score']):.1f} noise levels)"

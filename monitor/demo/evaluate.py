@@ -15,13 +15,11 @@ the figures in notes come from one definition:
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
-
-import pandas as pd
 
 from monitor.catalog import Metric
 from monitor.engine import GRAIN_STEP
+from monitor.incident import Incident, read_incidents
 from monitor.store import Store
 
 # Effects linger after an injected incident ends (rolling baselines, late refunds).
@@ -81,8 +79,7 @@ def _consistent(slice_segment: dict, truth_segment: dict) -> bool:
 
 def evaluate(store: Store, metrics: dict[str, Metric], truth: dict) -> Evaluation:
     with store.connect(read_only=True) as con:
-        incidents = con.execute("SELECT * FROM incidents ORDER BY start_ts").df()
-    incidents["segment"] = incidents["slice_json"].map(json.loads)
+        incidents = read_incidents(con, order="start_ts, incident_id")
     world_start, world_end = _day(truth["start"]), _day(truth["end"])
     result = Evaluation()
     events = truth["incidents"]
@@ -95,17 +92,17 @@ def evaluate(store: Store, metrics: dict[str, Metric], truth: dict) -> Evaluatio
             result.outcomes.append(_score_event(event, metrics[name], incidents))
     for name, metric in metrics.items():
         step = GRAIN_STEP[metric.grain]
-        mine = incidents[incidents["metric"] == name]
+        mine = [i for i in incidents if i.metric == name]
         spans = [(_day(e["start"]) - step, (_day(e["end"]) or world_end) + AFTER_END_GRACE)
                  for e in events if name in e["metrics"] or name in e.get("visible_on", [])]
-        paging = mine[(mine["slice"] == "") | mine["parent_id"].isna()]
         false = 0
-        for row in paging.itertuples():
+        for i in mine:
+            if not (i.is_total or i.parent_id is None):
+                continue  # rides inside a total's page
             # overlap, not "starts inside": a detection whose estimated start is a little
             # early (a change-point estimate) still pages for the injected event
-            start = pd.Timestamp(row.start_ts).to_pydatetime()
-            end = world_end if pd.isna(row.end_ts) else pd.Timestamp(row.end_ts).to_pydatetime()
-            if not any(start < b and a < max(end, start + step) for a, b in spans):
+            end = world_end if i.end_ts is None else i.end_ts
+            if not any(i.start_ts < b and a < max(end, i.start_ts + step) for a, b in spans):
                 false += 1
         result.false_incidents[name] = false
         covered = sum(((min(b, world_end) - max(a, world_start)).total_seconds() / 86400 for a, b in spans), 0.0)
@@ -113,36 +110,31 @@ def evaluate(store: Store, metrics: dict[str, Metric], truth: dict) -> Evaluatio
         for event in events:
             if event["type"] == "volume" and metric.kind == "ratio":
                 a, b = _day(event["start"]), _day(event["end"]) or world_end
-                hits = mine[(mine["slice"] == "") & (mine["start_ts"] >= a) & (mine["start_ts"] < b)]
-                result.rate_on_volume_event += [f"{name}:{i}" for i in hits["incident_id"]]
+                result.rate_on_volume_event += [f"{name}:{i.incident_id}" for i in mine
+                                                if i.is_total and a <= i.start_ts < b]
     return result
 
 
-def _score_event(event: dict, metric: Metric, incidents: pd.DataFrame) -> TruthOutcome:
+def _score_event(event: dict, metric: Metric, incidents: list[Incident]) -> TruthOutcome:
     step = GRAIN_STEP[metric.grain]
     start = _day(event["start"])
     expected = {k: v for k, v in event["segment"].items() if k in metric.dimensions}
-    mine = incidents[(incidents["metric"] == metric.name) & (incidents["direction"] == event["direction"])]
+    mine = [i for i in incidents if i.metric == metric.name and i.direction == event["direction"]]
     window_lo, window_hi = start - step, start + max(step, dt.timedelta(days=1)) + step
-    near = mine[(mine["start_ts"] >= window_lo) & (mine["start_ts"] <= window_hi)]
-    relevant = near[(near["slice"] == "") | near["segment"].map(lambda s: _consistent(s, expected))]
-    if relevant.empty:
+    relevant = [i for i in mine if window_lo <= i.start_ts <= window_hi
+                and (i.is_total or _consistent(i.segment, expected))]
+    if not relevant:
         return TruthOutcome(event["id"], metric.name, False, None, None, None, expected, None)
     # Detection: the earliest relevant incident (the total or a consistent slice): a slice
     # incident alerts on its own until a total incident starts and takes it in.
-    ordered = relevant.sort_values(["start_ts", "slice"])
-    chosen = ordered.iloc[0]
-    first = ordered[ordered["start_ts"] == chosen["start_ts"]]
-    for preferred in (first[first["slice"] == ""], first[first["parent_id"].isna()]):
-        if not preferred.empty:
-            chosen = preferred.iloc[0]
-            break
-    delay = (pd.Timestamp(chosen["start_ts"]).to_pydatetime() - start) / step
+    ordered = sorted(relevant, key=lambda i: (i.start_ts, i.slice))
+    first = [i for i in ordered if i.start_ts == ordered[0].start_ts]
+    chosen = next((i for i in first if i.is_total), None) or next((i for i in first if i.parent_id is None), first[0])
+    delay = (chosen.start_ts - start) / step
     # Attribution: what the on-call reads, i.e. the total incident running at the injected
     # start (it may have begun a little earlier), else the incident chosen above.
-    running = mine[(mine["slice"] == "") & (mine["start_ts"] <= start + step)
-                   & (mine["end_ts"].isna() | (mine["end_ts"] > start))]
-    explained = running.sort_values("start_ts").iloc[-1] if not running.empty else chosen
+    running = [i for i in mine if i.is_total and i.start_ts <= start + step and (i.end_ts is None or i.end_ts > start)]
+    explained = max(running, key=lambda i: i.start_ts) if running else chosen
     top, verdict = _top_cause(explained)
     if event["type"] == "mix":
         ok = verdict == "mix"
@@ -150,21 +142,19 @@ def _score_event(event: dict, metric: Metric, incidents: pd.DataFrame) -> TruthO
         ok = top == expected
     # Found later than one bucket (within the day searched): reported with its delay, not detected.
     detected = abs(delay) <= 1
-    return TruthOutcome(event["id"], metric.name, detected, float(delay), chosen["incident_id"], top, expected,
+    return TruthOutcome(event["id"], metric.name, detected, float(delay), chosen.incident_id, top, expected,
                         ok if detected else None, verdict)
 
 
-def _top_cause(incident) -> tuple[dict | None, str | None]:
-    raw = incident.get("explanation_json")
-    if raw is None or (isinstance(raw, float) and pd.isna(raw)):
+def _top_cause(incident: Incident) -> tuple[dict | None, str | None]:
+    """The segment the on-call reads first (the incident's slice narrowed by its top cause), and the verdict."""
+    e = incident.explanation
+    if e is None:
         return None, None
-    explanation = json.loads(raw)
-    segment = json.loads(incident["slice_json"])
-    causes = explanation.get("causes") or []
     top = None
-    if causes:
-        top = dict(segment)
-        top.update(causes[0].get("segment", {}))
-    elif segment:
-        top = dict(segment)
-    return top, explanation.get("verdict")
+    if e.causes:
+        top = dict(incident.segment)
+        top.update(e.causes[0].segment)
+    elif incident.segment:
+        top = dict(incident.segment)
+    return top, e.verdict

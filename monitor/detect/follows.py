@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from monitor.catalog import Metric
-from monitor.detect.incident_rows import incident_row, lies_within, same_episode
+from monitor.detect.incident_rows import detected_row, lies_within, same_episode
+from monitor.incident import decode_explanation
 from monitor.detect.mix import MIN_EFFECT
 from monitor.detect.options import DetectOptions, effective_period
 from monitor.detect.results import relative_change
@@ -96,9 +97,9 @@ def leads_for(store: Store, metric: Metric, *, since: dt.datetime) -> list[Lead]
     leads, seen = [], set()
     for name, incident, slice_json, start, direction, explanation in rows:
         segment = dict(json.loads(slice_json))
-        explained = json.loads(explanation) if explanation else {}
-        causes = explained.get("causes") or []
-        cause = (causes[0].get("segment") or {}) if causes and explained.get("verdict") != "mix" else {}
+        explained = decode_explanation(explanation)
+        cause = (dict(explained.causes[0].segment)
+                 if explained is not None and explained.causes and explained.verdict != "mix" else {})
         # a parent's cause (the total's country=US) must not overwrite the slice's own value
         if all(segment.get(k, v) == v for k, v in cause.items()):
             segment.update(cause)
@@ -275,7 +276,7 @@ def follow_rows(store: Store, metric: Metric, axis: pd.DatetimeIndex, total: tup
                         f"shaped by the total's seasonal profile (period {period})",
             "min_effect": MIN_EFFECT,
         }
-        rows.append(incident_row(
+        rows.append(detected_row(
             metric, lead.segment, start=start, end=end,
             last_ts=(axis[-1] if end is None else axis[end_index - 1]).to_pydatetime(),
             direction=lead.direction, kind=why["segment_kind"], baseline=found.baseline, observed=found.observed,

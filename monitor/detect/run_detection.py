@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from monitor.catalog import Metric
 from monitor.detect.follows import follow_rows
-from monitor.detect.incident_rows import incident_row, lies_within, same_episode
+from monitor.detect.incident_rows import detected_row, lies_within, same_episode
 from monitor.detect.mix import merge_runs, mix_runs, mix_series
 from monitor.detect.options import DetectOptions, sensitivity_multiplier
 from monitor.detect.slices import (DEFAULT_BUDGET, MAX_PAIR_SLICES, PAIR_MIN_SHARE, SliceSeries,  # noqa: F401
@@ -232,7 +232,7 @@ def _incident_rows(metric: Metric, axis, series, detections, now) -> list[dict]:
             why.update({"series": s.label or "total", "segment_kind": seg.kind,
                         "slices_tested": len(series) - 1 if s.segment else None})
             why.update(seg.why or {})
-            rows.append(incident_row(
+            rows.append(detected_row(
                 metric, s.segment, start=start, end=end,
                 last_ts=axis[max(seg.start, min(last_index, len(axis) - 1))].to_pydatetime(),
                 direction=seg.direction, kind=seg.kind, baseline=seg.baseline, observed=seg.observed,

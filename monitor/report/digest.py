@@ -9,7 +9,8 @@ cannot format (``monitor.alert.mrkdwn``), so a dimension value cannot restyle it
 from __future__ import annotations
 
 from monitor.alert.mrkdwn import neutral, span
-from monitor.report import format as fmt
+from monitor.format import format_delta, format_relative, format_share, format_value
+from monitor.report import wording
 from monitor.report.model import CATEGORIES, IncidentView, MetricInfo, ReportData
 
 DIGEST_INCIDENTS = 5
@@ -20,7 +21,7 @@ def render_markdown(data: ReportData, *, html_url: str | None = None) -> str:
     infos = {m.metric.name: m.metric for m in data.metrics}
     counts = data.counts()
     lines = [f"# {data.title} - {data.date.isoformat()}", "",
-             f"{data.project} · {fmt.weekday(data.date)} · {len(data.metrics)} metrics · "
+             f"{data.project} · {wording.weekday(data.date)} · {len(data.metrics)} metrics · "
              f"{counts['new']} new, {counts['ongoing']} ongoing, {counts['resolved']} resolved incidents · "
              f"{data.health.issues} data health issue(s)"]
     if html_url:
@@ -46,10 +47,10 @@ def render_markdown(data: ReportData, *, html_url: str | None = None) -> str:
               "|---|---:|---:|---:|---:|---|---:|"]
     for day in data.metrics:
         m = day.metric
-        mover = f"{day.movers[0].segment} {fmt.delta(day.movers[0].contribution, m.unit)}" if day.movers else ""
+        mover = f"{day.movers[0].segment} {format_delta(day.movers[0].contribution, unit=m.unit)}" if day.movers else ""
         lines.append("| " + " | ".join(_cell(x) for x in (
-            f"{m.title} (`{m.name}`)", fmt.value(day.value, m.unit), fmt.change(day.day_before, m.unit),
-            fmt.change(day.week_before, m.unit), fmt.change(day.baseline, m.unit), mover, str(day.incidents))) + " |")
+            f"{m.title} (`{m.name}`)", format_value(day.value, unit=m.unit), wording.change(day.day_before, m.unit),
+            wording.change(day.week_before, m.unit), wording.change(day.baseline, m.unit), mover, str(day.incidents))) + " |")
 
     lines += ["", "## Top movers by segment", ""]
     if data.movers:
@@ -58,8 +59,8 @@ def render_markdown(data: ReportData, *, html_url: str | None = None) -> str:
         for mv in data.movers:
             unit = infos[mv.metric].unit
             lines.append("| " + " | ".join(_cell(x) for x in (
-                mv.metric, mv.segment, fmt.value(mv.before, unit), fmt.value(mv.after, unit),
-                fmt.delta(mv.contribution, unit), fmt.relative(mv.impact), mv.driver or "",
+                mv.metric, mv.segment, format_value(mv.before, unit=unit), format_value(mv.after, unit=unit),
+                format_delta(mv.contribution, unit=unit), format_relative(mv.impact), mv.driver or "",
                 "yes" if mv.in_incident else "no")) + " |")
     else:
         lines.append("No segment moved (or no baseline yet).")
@@ -76,7 +77,7 @@ def render_markdown(data: ReportData, *, html_url: str | None = None) -> str:
         for m in (*q.metrics, q.overall):
             lines.append("| " + " | ".join(_cell(x) for x in (
                 "all metrics" if m.metric == "all" else m.metric, str(m.incidents), str(m.true_positive),
-                str(m.false_alarm), str(m.expected), str(m.incidents - m.labelled), fmt.share(m.precision))) + " |")
+                str(m.false_alarm), str(m.expected), str(m.incidents - m.labelled), format_share(m.precision))) + " |")
         if q.noisiest:
             lines += ["", "Noisiest alerts:", ""]
             lines += [f"- {n.metric} ({n.slice or 'total'}): {n.incidents} incidents, {n.false_alarm} false alarm(s)"
@@ -94,7 +95,7 @@ def render_digest(data: ReportData, *, html_url: str | None = None) -> str:
     head = (f"*{neutral(data.title)} - {data.date.isoformat()}*\n"
             f"Incidents: {counts['new']} new, {counts['ongoing']} ongoing, {counts['resolved']} resolved · "
             f"data health: {data.health.issues or 'no'} issue{'s' if data.health.issues != 1 else ''}"
-            + (f" · alert precision {fmt.share(precision)} ({(data.quality.end - data.quality.start).days + 1}d)"
+            + (f" · alert precision {format_share(precision)} ({(data.quality.end - data.quality.start).days + 1}d)"
                if precision is not None else ""))
     lines = [head]
     shown = [i for c in ("new", "ongoing") for i in data.incidents.get(c, ())]
@@ -112,7 +113,7 @@ def render_digest(data: ReportData, *, html_url: str | None = None) -> str:
                    key=lambda m: (-abs(m.baseline.relative), m.metric.name))[:DIGEST_MOVES]
     if moves:
         lines.append(f"Biggest moves vs {data.baseline_days}-day baseline: " + ", ".join(
-            f"{neutral(m.metric.title)} {fmt.relative(m.baseline.relative)}" for m in moves))
+            f"{neutral(m.metric.title)} {format_relative(m.baseline.relative)}" for m in moves))
     problems = _health_lines(data, only_problems=True)
     if problems:
         lines.append("Data: " + "; ".join(neutral(p) for p in problems[:3]) + (" ..." if len(problems) > 3 else ""))
@@ -124,26 +125,26 @@ def render_digest(data: ReportData, *, html_url: str | None = None) -> str:
 def _incident_lines(incident: IncidentView, info: MetricInfo | None, data: ReportData) -> list[str]:
     unit = info.unit if info else "count"
     grain = info.grain if info else "day"
-    link = fmt.incident_link(data.dashboard_url, incident.incident_id)
+    link = wording.incident_link(data.dashboard_url, incident.incident_id)
     lines = [f"- **[{incident.severity.upper()}] {_title(incident, {info.name: info} if info else {})}** "
-             f"({incident.where}): {fmt.incident_change(incident, unit)}, {fmt.incident_span(incident, data.date, grain)}, "
-             f"{fmt.incident_status(incident, grain)}{', labelled ' + incident.label.replace('_', ' ') if incident.label else ''} "
+             f"({incident.where}): {wording.incident_change(incident, unit)}, {wording.incident_span(incident, data.date, grain)}, "
+             f"{wording.incident_status(incident, grain)}{', labelled ' + incident.label.replace('_', ' ') if incident.label else ''} "
              f"- id `{incident.incident_id}`" + (f" - {link}" if link else "")]
     e = incident.explanation
     if e is not None:
         bits = [e.summary] if e.summary else []
         if e.segments:
             bits.append("top segments: " + ", ".join(
-                f"{s.label} ({fmt.share(s.share)}, {fmt.value(s.before, unit)} → {fmt.value(s.after, unit)})"
+                f"{s.label} ({format_share(s.share)}, {format_value(s.before, unit=unit)} → {format_value(s.after, unit=unit)})"
                 for s in e.segments))
-        if fmt.mix_rate(e):
-            bits.append("mix vs rate: " + fmt.mix_rate(e))
+        if wording.mix_rate(e):
+            bits.append("mix vs rate: " + wording.mix_rate(e))
         lines += [f"  - {b}" for b in bits]
     lines += [f"  - our change: {text}" for text in incident.events]
     if incident.expected:
         lines.append(f"  - {incident.expected}: did not page")
     for child in incident.children:
-        lines.append(f"  - slice `{child.where}` ({child.category}): {fmt.incident_change(child, unit)}, "
+        lines.append(f"  - slice `{child.where}` ({child.category}): {wording.incident_change(child, unit)}, "
                      f"{child.severity} - id `{child.incident_id}`")
     return lines
 
@@ -152,12 +153,12 @@ def _incident_line(incident: IncidentView, info: MetricInfo | None, data: Report
     unit = info.unit if info else "count"
     grain = info.grain if info else "day"
     text = (f"[{incident.severity.upper()}] {neutral(info.title if info else incident.metric)} ({_where(incident)}) "
-            f"{fmt.incident_change(incident, unit)} {fmt.incident_span(incident, data.date, grain)}")
+            f"{wording.incident_change(incident, unit)} {wording.incident_span(incident, data.date, grain)}")
     e = incident.explanation
     if e is not None and e.segments:
         text += f" - mostly {span(e.segments[0].label)}"
     if e is not None and e.verdict:
-        text += f" ({fmt.verdict(e.verdict)})"
+        text += f" ({wording.verdict(e.verdict)})"
     if incident.children:
         text += f" + {len(incident.children)} slice{'s' if len(incident.children) != 1 else ''}"
     if incident.expected:

@@ -21,6 +21,7 @@ from monitor.catalog import Catalog, load_catalog
 from monitor.config import ProjectConfig
 from monitor.errors import first_line
 from monitor.events.report import with_events
+from monitor.incident import read_incidents
 from monitor.report.explanations import read_explanation
 from monitor.report.model import (
     CATEGORIES, AlertQuality, Change, DataHealth, FailedRuns, Freshness, IncidentView, MetricDay, MetricInfo,
@@ -202,11 +203,6 @@ def _movers(con, info: MetricInfo, date: dt.date, baseline_days: int, daily: dic
 
 
 # -- incidents ------------------------------------------------------------------------------------
-INCIDENT_COLUMNS = ("incident_id", "metric", "slice", "parent_id", "start_ts", "end_ts", "last_ts", "direction",
-                    "kind", "baseline", "observed", "relative_change", "score", "severity", "status", "resolution",
-                    "label", "acked_by", "explanation_json")
-
-
 def _day_incidents(con, day_start: dt.datetime) -> list[IncidentView]:
     """Incidents that touch the day: started before its end and not ended before its start.
 
@@ -214,25 +210,22 @@ def _day_incidents(con, day_start: dt.datetime) -> list[IncidentView]:
     (end_ts is exclusive, so end_ts = day start means the day itself was normal
     again); ongoing: started before and still open or ended after the day.
     """
-    rows = con.execute(
-        f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents WHERE start_ts < ? AND (end_ts IS NULL OR end_ts >= ?) "
-        "ORDER BY incident_id", [day_start + DAY, day_start]).fetchall()
     out = []
-    for row in rows:
-        r = dict(zip(INCIDENT_COLUMNS, row))
-        if r["start_ts"] >= day_start:
+    for i in read_incidents(con, "start_ts < ? AND (end_ts IS NULL OR end_ts >= ?)", [day_start + DAY, day_start],
+                            order="incident_id"):
+        if i.start_ts >= day_start:
             category = "new"
-        elif r["end_ts"] is not None and r["end_ts"] < day_start + DAY:
+        elif i.end_ts is not None and i.end_ts < day_start + DAY:
             category = "resolved"
         else:
             category = "ongoing"
         out.append(IncidentView(
-            incident_id=r["incident_id"], metric=r["metric"], slice=r["slice"] or "", parent_id=r["parent_id"],
-            category=category, start_ts=r["start_ts"], end_ts=r["end_ts"], last_ts=r["last_ts"],
-            direction=r["direction"], kind=r["kind"], baseline=_r(r["baseline"]), observed=_r(r["observed"]),
-            relative_change=_r(r["relative_change"]), score=_r(r["score"]) or 0.0, severity=r["severity"],
-            status=r["status"], resolution=r["resolution"], label=r["label"], acked_by=r["acked_by"],
-            explanation=read_explanation(r["explanation_json"])))
+            incident_id=i.incident_id, metric=i.metric, slice=i.slice, parent_id=i.parent_id,
+            category=category, start_ts=i.start_ts, end_ts=i.end_ts, last_ts=i.last_ts,
+            direction=i.direction, kind=i.kind, baseline=_r(i.baseline), observed=_r(i.observed),
+            relative_change=_r(i.relative_change), score=_r(i.score) or 0.0, severity=i.severity,
+            status=i.status, resolution=i.resolution, label=i.label, acked_by=i.acked_by,
+            explanation=read_explanation(i.explanation)))
     return out
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from html import escape
 
-from monitor.report import charts
-from monitor.report import format as fmt
+from monitor.format import format_delta, format_rate, format_relative, format_share, format_timestamp, format_value
+from monitor.report import charts, wording
 from monitor.report.model import CATEGORIES, IncidentView, MetricDay, Mover, ReportData
 
 CATEGORY_TITLES = {"new": "New", "ongoing": "Ongoing", "resolved": "Resolved"}
@@ -92,13 +92,13 @@ def _header(data: ReportData) -> str:
     kpis = [
         (counts["new"], "new incidents"), (counts["ongoing"], "ongoing"), (counts["resolved"], "resolved"),
         (moving, "metrics ±10% vs baseline"), (data.health.issues, "data health issues"),
-        (fmt.share(overall.precision), f"alert precision, {_days(data.quality)} days"),
+        (format_share(overall.precision), f"alert precision, {_days(data.quality)} days"),
     ]
     cards = "".join(f'<div class="kpi"><b>{escape(str(v))}</b>{escape(label)}</div>' for v, label in kpis)
     slice_note = f" (plus {slices} slice incident{'s' if slices != 1 else ''} listed under them)" if slices else ""
     return (
         f'<header><h1>{escape(data.title)} - {data.date.isoformat()}</h1>'
-        f'<p class="sub">{escape(data.project)} · {fmt.long_date(data.date)} · {len(data.metrics)} metrics · '
+        f'<p class="sub">{escape(data.project)} · {wording.long_date(data.date)} · {len(data.metrics)} metrics · '
         f"baseline = the {data.baseline_days} days before{escape(slice_note)}</p>"
         f'<div class="kpis">{cards}</div>'
         '<nav><a href="#incidents">Incidents</a><a href="#metrics">Metrics</a><a href="#movers">Top movers</a>'
@@ -155,10 +155,10 @@ def _incident(incident: IncidentView, data: ReportData, info, svg: str | None) -
     unit = info.unit if info else "count"
     grain = info.grain if info else "day"
     title = info.title if info else incident.metric
-    link = fmt.incident_link(data.dashboard_url, incident.incident_id)
+    link = wording.incident_link(data.dashboard_url, incident.incident_id)
     name = f'<a href="{escape(link)}">{escape(title)}</a>' if link else escape(title)
-    meta = [f"{incident.kind.replace('_', ' ')}", fmt.incident_span(incident, data.date, grain),
-            fmt.incident_status(incident, grain), f"score {incident.score:.1f}"]
+    meta = [f"{incident.kind.replace('_', ' ')}", wording.incident_span(incident, data.date, grain),
+            wording.incident_status(incident, grain), f"score {incident.score:.1f}"]
     if incident.label:
         meta.append(f"labelled {LABELS.get(incident.label, incident.label)}")
     if incident.acked_by:
@@ -170,8 +170,8 @@ def _incident(incident: IncidentView, data: ReportData, info, svg: str | None) -
         f'<article class="incident {escape(incident.severity)}" id="incident-{escape(incident.incident_id)}" '
         f'data-incident="{escape(incident.incident_id)}" data-category="{incident.category}">',
         f'<div class="head">{_severity(incident.severity)} <b>{name}</b> · {escape(incident.where)} · '
-        f'<span class="{fmt.tone(incident.relative_change or (1 if incident.direction == "up" else -1), info) if info else ""}">'
-        f"{escape(fmt.incident_change(incident, unit))}</span></div>",
+        f'<span class="{wording.tone(incident.relative_change or (1 if incident.direction == "up" else -1), info) if info else ""}">'
+        f"{escape(wording.incident_change(incident, unit))}</span></div>",
         f'<div class="meta">{escape(" · ".join(meta))}</div>',
         _explanation(incident, unit),
     ]
@@ -185,13 +185,13 @@ def _incident(incident: IncidentView, data: ReportData, info, svg: str | None) -
                    "<th>Severity</th><th>Status</th><th>Top segment</th><th>Id</th></tr></thead><tbody>")
         for child in incident.children:
             top = child.explanation.segments[0].label if child.explanation and child.explanation.segments else ""
-            child_link = fmt.incident_link(data.dashboard_url, child.incident_id)
+            child_link = wording.incident_link(data.dashboard_url, child.incident_id)
             where = f'<a href="{escape(child_link)}">{escape(child.where)}</a>' if child_link else escape(child.where)
             out.append(
                 f'<tr data-incident="{escape(child.incident_id)}" data-category="{child.category}"><td>{where}</td>'
-                f"<td>{escape(child.category)}, {escape(fmt.incident_span(child, data.date, grain))}</td>"
-                f"<td>{escape(fmt.incident_change(child, unit))}</td><td>{_severity(child.severity)}</td>"
-                f"<td>{escape(fmt.incident_status(child, grain))}</td><td>{escape(top)}</td>"
+                f"<td>{escape(child.category)}, {escape(wording.incident_span(child, data.date, grain))}</td>"
+                f"<td>{escape(wording.incident_change(child, unit))}</td><td>{_severity(child.severity)}</td>"
+                f"<td>{escape(wording.incident_status(child, grain))}</td><td>{escape(top)}</td>"
                 f"<td><code>{escape(child.incident_id)}</code></td></tr>")
         out.append("</tbody></table>")
     out.append("</article>")
@@ -205,7 +205,7 @@ def _explanation(incident: IncidentView, unit: str) -> str:
     out = ['<div class="explain">']
     if e.summary:
         out.append(f"<div>{escape(e.summary)}</div>")
-    split = fmt.mix_rate(e)
+    split = wording.mix_rate(e)
     if split:
         out.append(f"<div>Mix vs rate: <b>{escape(split)}</b></div>")
     if e.segments:
@@ -213,9 +213,9 @@ def _explanation(incident: IncidentView, unit: str) -> str:
         out.append("<table><thead><tr><th>Top attributed segment</th><th>Explains</th><th>Before</th><th>After</th>"
                    + ("<th>Moved by</th>" if typed else "") + "</tr></thead><tbody>")
         for s in e.segments:
-            out.append(f"<tr><td>{escape(s.label)}</td><td class=\"num\">{escape(fmt.share(s.share))}</td>"
-                       f'<td class="num">{escape(fmt.value(s.before, unit))}</td>'
-                       f'<td class="num">{escape(fmt.value(s.after, unit))}</td>'
+            out.append(f"<tr><td>{escape(s.label)}</td><td class=\"num\">{escape(format_share(s.share))}</td>"
+                       f'<td class="num">{escape(format_value(s.before, unit=unit))}</td>'
+                       f'<td class="num">{escape(format_value(s.after, unit=unit))}</td>'
                        + (f"<td>{escape(s.change_type or '')}</td>" if typed else "") + "</tr>")
         out.append("</tbody></table>")
     if e.baseline_label:
@@ -245,7 +245,7 @@ def _metrics(data: ReportData, svgs: dict[str, str]) -> str:
 
 def _metric_row(day: MetricDay, data: ReportData, svg: str | None) -> str:
     m = day.metric
-    link = fmt.metric_link(data.dashboard_url, m.name)
+    link = wording.metric_link(data.dashboard_url, m.name)
     name = f'<a href="{escape(link)}">{escape(m.title)}</a>' if link else escape(m.title)
     who = " · ".join(x for x in (m.team, m.owner) if x)
     notes = [] if m.in_catalog else ["definition file missing or invalid"]
@@ -253,13 +253,13 @@ def _metric_row(day: MetricDay, data: ReportData, svg: str | None) -> str:
         notes.append(f"{day.buckets}/{day.expected_buckets} buckets")
     spark = svg or '<span class="note">no data</span>'
     movers = "<br>".join(
-        f'<span class="{fmt.tone(mv.contribution, m)}">{escape(mv.segment)} {escape(fmt.delta(mv.contribution, m.unit))}</span>'
+        f'<span class="{wording.tone(mv.contribution, m)}">{escape(mv.segment)} {escape(format_delta(mv.contribution, unit=m.unit))}</span>'
         for mv in day.movers) or '<span class="note">-</span>'
     incidents = (f'<a href="#incidents">{day.incidents}</a>' if day.incidents else "0")
     return (
         f'<tr data-metric="{escape(m.name)}"><td>{name}<br><span class="note"><code>{escape(m.name)}</code>'
         f"{' · ' + escape(who) if who else ''}{' · ' + escape(', '.join(notes)) if notes else ''}</span></td>"
-        f'<td class="num value" data-value="{fmt.number_attr(day.value)}"><b>{escape(fmt.value(day.value, m.unit))}</b></td>'
+        f'<td class="num value" data-value="{wording.number_attr(day.value)}"><b>{escape(format_value(day.value, unit=m.unit))}</b></td>'
         + _change_cell(day.day_before, m, "dod") + _change_cell(day.week_before, m, "wow")
         + _change_cell(day.baseline, m, "baseline")
         + f'<td class="spark">{spark}</td><td class="movers">{movers}</td><td class="num">{incidents}</td></tr>'
@@ -267,11 +267,11 @@ def _metric_row(day: MetricDay, data: ReportData, svg: str | None) -> str:
 
 
 def _change_cell(change, metric, name: str) -> str:
-    title = f"reference {fmt.value(change.reference, metric.unit)}"
-    return (f'<td class="num {name} {fmt.tone(change.absolute, metric)}" data-reference="{fmt.number_attr(change.reference)}" '
-            f'data-relative="{fmt.number_attr(change.relative)}" title="{escape(title)}">'
-            f"{escape(fmt.arrow(change.absolute))} {escape(fmt.change(change, metric.unit))}"
-            f'<br><span class="note">from {escape(fmt.value(change.reference, metric.unit))}</span></td>')
+    title = f"reference {format_value(change.reference, unit=metric.unit)}"
+    return (f'<td class="num {name} {wording.tone(change.absolute, metric)}" data-reference="{wording.number_attr(change.reference)}" '
+            f'data-relative="{wording.number_attr(change.relative)}" title="{escape(title)}">'
+            f"{escape(wording.arrow(change.absolute))} {escape(wording.change(change, metric.unit))}"
+            f'<br><span class="note">from {escape(format_value(change.reference, unit=metric.unit))}</span></td>')
 
 
 # -- movers ---------------------------------------------------------------------------------------
@@ -294,17 +294,17 @@ def _movers(data: ReportData) -> str:
 
 
 def _mover_row(mv: Mover, info, data: ReportData) -> str:
-    link = fmt.metric_link(data.dashboard_url, mv.metric, mv.segment)
+    link = wording.metric_link(data.dashboard_url, mv.metric, mv.segment)
     seg = f'<a href="{escape(link)}">{escape(mv.segment)}</a>' if link else escape(mv.segment)
     return (
         f'<tr data-metric="{escape(mv.metric)}" data-segment="{escape(mv.segment)}"><td>{escape(info.title)}</td>'
         f"<td>{seg}</td>"
-        f'<td class="num">{escape(fmt.value(mv.before, info.unit))}</td>'
-        f'<td class="num">{escape(fmt.value(mv.after, info.unit))}</td>'
-        f'<td class="num">{escape(fmt.share(mv.share_before))} → {escape(fmt.share(mv.share_after))}</td>'
-        f'<td class="num {fmt.tone(mv.contribution, info)}" data-value="{fmt.number_attr(mv.contribution)}">'
-        f"{escape(fmt.delta(mv.contribution, info.unit))}</td>"
-        f'<td class="num">{escape(fmt.relative(mv.impact))}</td>'
+        f'<td class="num">{escape(format_value(mv.before, unit=info.unit))}</td>'
+        f'<td class="num">{escape(format_value(mv.after, unit=info.unit))}</td>'
+        f'<td class="num">{escape(format_rate(mv.share_before))} → {escape(format_rate(mv.share_after))}</td>'
+        f'<td class="num {wording.tone(mv.contribution, info)}" data-value="{wording.number_attr(mv.contribution)}">'
+        f"{escape(format_delta(mv.contribution, unit=info.unit))}</td>"
+        f'<td class="num">{escape(format_relative(mv.impact))}</td>'
         f"<td>{escape(mv.driver or '')}</td><td>{'yes' if mv.in_incident else 'no'}</td></tr>"
     )
 
@@ -320,10 +320,10 @@ def _health(data: ReportData) -> str:
         out.append("<h3>Not computed through the report day</h3><table><thead><tr><th>Metric</th>"
                    "<th>Computed until</th><th>Last successful run</th></tr></thead><tbody>")
         for f in h.incomplete:
-            until = fmt.when(f.computed_until, grains.get(f.metric, "hour")) if f.computed_until else "never"
+            until = format_timestamp(f.computed_until, grain=grains.get(f.metric, "hour")) if f.computed_until else "never"
             out.append(f'<tr data-metric="{escape(f.metric)}"><td><code>{escape(f.metric)}</code></td>'
                        f"<td>{escape(until)}</td>"
-                       f"<td>{escape(fmt.when(f.last_success, 'hour'))}</td></tr>")
+                       f"<td>{escape(format_timestamp(f.last_success, grain='hour'))}</td></tr>")
         out.append("</tbody></table>")
     if h.failed_runs:
         out.append("<h3>Failed runs (windows in the last 7 days)</h3><table><thead><tr><th>Metric</th><th>Failures</th>"
@@ -331,7 +331,7 @@ def _health(data: ReportData) -> str:
         for f in h.failed_runs:
             out.append(f'<tr data-metric="{escape(f.metric)}"><td><code>{escape(f.metric)}</code></td>'
                        f'<td class="num">{f.failures}</td><td class="num {"bad" if f.unfixed else ""}">{f.unfixed}</td>'
-                       f"<td>{escape(fmt.when(f.first_window, 'hour'))} to {escape(fmt.when(f.last_window, 'hour'))}</td>"
+                       f"<td>{escape(format_timestamp(f.first_window, grain='hour'))} to {escape(format_timestamp(f.last_window, grain='hour'))}</td>"
                        f"<td>{escape(f.last_error)}</td></tr>")
         out.append("</tbody></table>")
     issues = []
@@ -370,8 +370,8 @@ def _quality(data: ReportData) -> str:
         out.append(f'<tr data-metric="{escape(m.metric)}"><td>{label}</td><td class="num">{m.incidents}</td>'
                    f'<td class="num">{m.true_positive}</td><td class="num">{m.false_alarm}</td>'
                    f'<td class="num">{m.expected}</td><td class="num">{m.incidents - m.labelled}</td>'
-                   f'<td class="num precision" data-value="{fmt.number_attr(m.precision)}">'
-                   f"{escape(fmt.share(m.precision))}</td></tr>")
+                   f'<td class="num precision" data-value="{wording.number_attr(m.precision)}">'
+                   f"{escape(format_share(m.precision))}</td></tr>")
     out.append("</tbody></table>")
     if q.noisiest:
         out.append("<h3>Noisiest alerts</h3><table><thead><tr><th>Metric</th><th>Slice</th><th>Incidents</th>"
