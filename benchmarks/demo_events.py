@@ -36,6 +36,7 @@ from monitor.engine import GRAIN_STEP  # noqa: E402
 from monitor.events.linking import link_incidents  # noqa: E402
 from monitor.events.settings import load_event_settings  # noqa: E402
 from monitor.events.store import read_events  # noqa: E402
+from monitor.incident import Incident, read_incidents  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
 DEV_SEEDS = {7}
@@ -49,32 +50,31 @@ def score_seed(folder: Path, scored) -> dict:
     settings = load_event_settings(config)
     store = Store(config.store_path)
     with store.connect(read_only=True) as con:
-        cursor = con.execute("SELECT i.*, d.grain FROM incidents i JOIN metric_definitions d USING (metric)")
-        names = [c[0] for c in cursor.description]
-        incidents = [dict(zip(names, r)) for r in cursor.fetchall()]
+        incidents = read_incidents(con)
+        grains = dict(con.execute("SELECT metric, grain FROM metric_definitions").fetchall())
         events = read_events(con)
     by_title = {e.title: e.event_id for e in events}
     truth_of_event = {by_title[t["title"]]: t for t in truth["events"] if t["title"] in by_title}
     changes = {i["id"]: i for i in truth["incidents"]}
     world_end = dt.datetime.fromisoformat(truth["end"])
-    steps = {i["metric"]: GRAIN_STEP[i["grain"]] for i in incidents}
+    steps = {i.metric: GRAIN_STEP[grains[i.metric]] for i in incidents}
     primary = {(o.truth_id, o.metric): o.incident_id for o in scored.outcomes if o.detected}
     for t in truth["events"]:  # the volume-only sale: the total of each named metric starting inside it
         change = changes.get(t["truth"] or "")
         if change and change["type"] == "volume":
             a, b = dt.datetime.fromisoformat(t["ts"]), dt.datetime.fromisoformat(t["end"])
             for metric in change["metrics"]:
-                hit = [i for i in incidents if i["metric"] == metric and i["slice"] == "" and a <= i["start_ts"] < b]
+                hit = [i for i in incidents if i.metric == metric and i.is_total and a <= i.start_ts < b]
                 primary[(change["id"], metric)] = hit[0]["incident_id"] if hit else None
 
-    def overlaps(incident: dict, change: dict) -> bool:
-        if incident["metric"] not in change["metrics"] + change.get("visible_on", []):
+    def overlaps(incident: Incident, change: dict) -> bool:
+        if incident.metric not in change["metrics"] + change.get("visible_on", []):
             return False
-        step = steps[incident["metric"]]
+        step = steps[incident.metric]
         a = dt.datetime.fromisoformat(change["start"]) - step
         b = (dt.datetime.fromisoformat(change["end"]) if change["end"] else world_end) + AFTER_END_GRACE
-        end = incident["end_ts"] or world_end
-        return incident["start_ts"] < b and a < max(end, incident["start_ts"] + step)
+        end = incident.end_ts or world_end
+        return incident.start_ts < b and a < max(end, incident.start_ts + step)
 
     def measure(link_options: dict | None) -> dict:
         if link_options is None:
@@ -90,7 +90,7 @@ def score_seed(folder: Path, scored) -> dict:
             if exp:
                 expected.add(incident_id)
         out = {"pairs": [], "false_all": 0, "false_paging": 0, "incidents": len(incidents),
-               "paging": sum(1 for i in incidents if i["slice"] == "" or i["parent_id"] is None)}
+               "paging": sum(1 for i in incidents if i.is_total or i.parent_id is None)}
         for t in truth["events"]:
             change = changes.get(t["truth"] or "")
             if change is None:
@@ -98,19 +98,19 @@ def score_seed(folder: Path, scored) -> dict:
             event_id = by_title.get(t["title"])
             for metric in change["metrics"]:
                 iid = primary.get((change["id"], metric))
-                mine = [i["incident_id"] for i in incidents if i["metric"] == metric and overlaps(i, change)]
+                mine = [i.incident_id for i in incidents if i.metric == metric and overlaps(i, change)]
                 out["pairs"].append({"change": change["id"], "metric": metric, "found": iid is not None,
                                      "linked": iid is not None and event_id in linked.get(iid, ()),
                                      "only": iid is not None and linked.get(iid, set()) == {event_id},
                                      "expected": iid in expected if t["expected"] else None,
                                      "any": any(event_id in linked.get(i, ()) for i in mine)})
         for incident in incidents:
-            for event_id in linked.get(incident["incident_id"], ()):
+            for event_id in linked.get(incident.incident_id, ()):
                 t = truth_of_event.get(event_id)
                 change = changes.get((t or {}).get("truth") or "")
                 if change is None or not overlaps(incident, change):
                     out["false_all"] += 1
-                    out["false_paging"] += incident["slice"] == "" or incident["parent_id"] is None
+                    out["false_paging"] += incident.is_total or incident.parent_id is None
         return out
 
     return {name: measure(options) for name, options in VARIANTS.items()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from alert_fixtures import T0, add_incident, config, make_store
+from alert_fixtures import EXPLANATION, T0, add_incident, config, make_store
 from slack_server import serving
 
 from monitor.alert import run_alert_cycle
@@ -66,7 +66,7 @@ def test_webhook_payload_carries_the_link(project, slack, monkeypatch):
     cfg, store = project
     monkeypatch.setenv("HOOK_URL", slack.url)
     monkeypatch.setenv("HOOK_SECRET", "s3cret")
-    add_incident(store, "fraud_rate", {}, explanation={"causes": [{"segment": {"country": "BR"}}]})
+    add_incident(store, "fraud_rate", {}, explanation=EXPLANATION)  # top cause: country=BR
     add_event(store, kind="model", title="fraud model v13", at=START - dt.timedelta(minutes=30),
               scope={"country": "BR"}, now=T0)
     link_project_events(cfg, store, now=T0)
@@ -137,8 +137,8 @@ def test_a_broken_events_section_does_not_stop_alerts(tmp_path):
     broken = load_config(tmp_path / "monitor.toml")
     from monitor.events.attach import attach_events
 
+    from monitor.incident import read_incidents
+
     with store.connect() as con:
-        rows = [dict(zip([d[0] for d in c.description], r)) for c in [con.execute("SELECT * FROM incidents")]
-                for r in c.fetchall()]
-        attach_events(con, broken, rows, now=T0)
-    assert rows[0]["expected_by"].startswith("expected: promotion 'Summer sale'")
+        incidents = attach_events(con, broken, read_incidents(con), now=T0)
+    assert incidents[0].expected_by.startswith("expected: promotion 'Summer sale'")

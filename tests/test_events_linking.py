@@ -2,6 +2,7 @@
 expected events quiet only what starts inside their window and scope."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -10,17 +11,23 @@ import pytest
 from monitor.events.expected import expected_reason
 from monitor.events.linking import link_incidents, scope_match, incident_segments
 from monitor.events.model import Event
+from monitor.attribute.explain import Explanation, RootCause
+from monitor.incident import Incident
 
 DAY, HOUR = dt.timedelta(days=1), dt.timedelta(hours=1)
 S = dt.datetime(2026, 8, 26)  # the incident's start (a day bucket)
 STEPS = {"decline_rate": DAY, "decline_hourly": HOUR, "orders": DAY}
 
 
-def incident(segment=None, *, metric="decline_rate", start=S, causes=(), parent=None, iid=None):
-    explanation = {"causes": [{"segment": c, "explained_share": 0.5} for c in causes]} if causes else None
-    return {"incident_id": iid or f"{metric}|{json.dumps(segment or {})}|{start}", "metric": metric,
-            "slice_json": json.dumps(segment or {}), "explanation_json": json.dumps(explanation) if explanation else None,
-            "start_ts": start, "parent_id": parent, "status": "open"}
+def incident(segment=None, *, metric="decline_rate", start=S, causes=(), parent=None, iid=None, status="open"):
+    explanation = Explanation(kind="ratio", baseline_label="", metric_label=metric, before=None, after=None,
+                              change=None, relative_change=None, dimensions=(), split=None, verdict=None,
+                              causes=tuple(RootCause(segment=c, explained_share=0.5, size=None, before=None,
+                                                     after=None) for c in causes)) if causes else None
+    return Incident(incident_id=iid or f"{metric}|{json.dumps(segment or {})}|{start}", metric=metric,
+                    segment=dict(segment or {}), start_ts=start, end_ts=None, last_ts=start, direction="up",
+                    kind="level_shift", baseline=None, observed=None, relative_change=None, score=1.0,
+                    severity="high", status=status, explanation=explanation, parent_id=parent)
 
 
 def event(scope=None, *, at=S - 3 * HOUR, until=None, metrics=(), expected=False, eid="ev-1", kind="rule"):
@@ -151,7 +158,7 @@ def test_an_expected_incident_still_open_after_the_window_and_grace_pages_again(
     end = S + 2 * DAY
     assert expected_reason(inc, read, now=end + DAY - dt.timedelta(seconds=1), grace=DAY) is not None
     assert expected_reason(inc, read, now=end + DAY, grace=DAY) is None
-    assert expected_reason({**inc, "status": "resolved"}, read, now=end + 5 * DAY, grace=DAY) is not None
+    assert expected_reason(dataclasses.replace(inc, status="resolved"), read, now=end + 5 * DAY, grace=DAY) is not None
 
 
 def test_describe_doctests():

@@ -10,7 +10,6 @@ detection run and, from the scheduler, every minute (which is what lets
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -123,10 +122,7 @@ def run_alert_cycle(store: Store, config, *, now: dt.datetime,
 
 def with_events(con, config, incidents: list[Incident], *, now: dt.datetime) -> list[Incident]:
     """The incidents with their linked changes and, when a planned change covers one, why it does not page."""
-    rows = [{**i.to_row(), "segment": i.segment} for i in incidents]
-    attach_events(con, config, rows, now=now)
-    return [dataclasses.replace(i, events=tuple(r.get("events") or ()), expected_by=r.get("expected_by"))
-            for i, r in zip(incidents, rows)]
+    return attach_events(con, config, incidents, now=now)
 
 
 def _headers(con, given: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:

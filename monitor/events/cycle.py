@@ -15,6 +15,7 @@ from monitor.events.files import load_event_sources, run_source, to_events
 from monitor.events.linking import link_incidents
 from monitor.events.settings import load_event_settings
 from monitor.events.store import read_events, replace_links, replace_source_events
+from monitor.incident import read_incidents
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,9 @@ def link_project_events(config, store: Store, *, now: dt.datetime) -> LinkResult
             for source, events in fetched.items():
                 replace_source_events(con, source, events, now)
             events = read_events(con, until=now + HORIZON)
-            cursor = con.execute("SELECT i.incident_id, i.metric, i.slice_json, i.explanation_json, i.start_ts, i.parent_id, "
-                                 "d.grain FROM incidents i LEFT JOIN metric_definitions d USING (metric) "
-                                 "WHERE i.start_ts <= ?", [now])
-            names = [d[0] for d in cursor.description]
-            incidents = [dict(zip(names, row)) for row in cursor.fetchall()]
-            steps = {i["metric"]: GRAIN_STEP.get(i["grain"], GRAIN_STEP["day"]) for i in incidents}
+            incidents = read_incidents(con, "start_ts <= ?", [now])
+            grains = dict(con.execute("SELECT metric, grain FROM metric_definitions").fetchall())
+            steps = {i.metric: GRAIN_STEP.get(grains.get(i.metric), GRAIN_STEP["day"]) for i in incidents}
             links = link_incidents(incidents, events, steps=steps, window=settings.window,
                                    after=settings.after, causes=settings.causes)
             replace_links(con, links, now)

@@ -19,12 +19,12 @@ dimension both name. An event that names metrics links only to incidents of thos
 from __future__ import annotations
 
 import datetime as dt
-import json
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
 from monitor.events.model import Event, Link
+from monitor.incident import Incident
 
 SLICE_WEIGHT = 1.0
 CAUSE_WEIGHTS = (0.9, 0.8, 0.7)  # the first cause, the second, the rest
@@ -33,13 +33,13 @@ SLICE_BELOW = 0.9  # a total linked through a slice incident under it
 FAR_TIME = 0.5  # time closeness at the far edge of the window
 
 
-def incident_segments(incident: dict[str, Any], causes: int) -> list[tuple[str, float, dict[str, str]]]:
+def incident_segments(incident: Incident, causes: int) -> list[tuple[str, float, dict[str, str]]]:
     """(how, weight, segment) for the incident's slice and its top causes (each within the slice)."""
-    segment = _json(incident.get("slice_json", incident.get("segment"))) or {}
+    segment = incident.segment
     out = [("slice", SLICE_WEIGHT, dict(segment))]
-    explanation = _json(incident.get("explanation_json", incident.get("explanation"))) or {}
-    for rank, cause in enumerate((explanation.get("causes") or [])[:causes]):
-        combined = {**segment, **(cause.get("segment") or {})}
+    top = incident.explanation.causes[:causes] if incident.explanation is not None else ()
+    for rank, cause in enumerate(top):
+        combined = {**segment, **cause.segment}
         out.append(("cause", CAUSE_WEIGHTS[min(rank, len(CAUSE_WEIGHTS) - 1)], combined))
     return out
 
@@ -73,15 +73,15 @@ def time_closeness(lag: dt.timedelta, window: dt.timedelta, during: bool) -> flo
     return 1.0 - (1.0 - FAR_TIME) * min(lag / window, 1.0)
 
 
-def link_incidents(incidents: list[dict[str, Any]], events: Iterable[Event], *, steps: dict[str, dt.timedelta],
+def link_incidents(incidents: list[Incident], events: Iterable[Event], *, steps: dict[str, dt.timedelta],
                    window: dt.timedelta, after: dt.timedelta = dt.timedelta(0), causes: int = 3) -> list[Link]:
     """Every (incident, event) link, scored. ``steps``: bucket length per metric."""
     events = list(events)
     if not incidents or not events:
         return []
     default_step = dt.timedelta(days=1)
-    start = np.array([np.datetime64(i["start_ts"], "us") for i in incidents])
-    step = np.array([np.timedelta64(max(steps.get(i["metric"], default_step), after), "us") for i in incidents])
+    start = np.array([np.datetime64(i.start_ts, "us") for i in incidents])
+    step = np.array([np.timedelta64(max(steps.get(i.metric, default_step), after), "us") for i in incidents])
     ts = np.array([np.datetime64(e.ts, "us") for e in events])
     end = np.array([np.datetime64(e.end_ts or e.ts, "us") for e in events])
     win = np.timedelta64(window, "us")
@@ -91,34 +91,34 @@ def link_incidents(incidents: list[dict[str, Any]], events: Iterable[Event], *, 
     links = []
     for i, j in zip(*np.nonzero(near | during)):
         incident, event = incidents[i], events[j]
-        if event.metrics and incident["metric"] not in event.metrics:
+        if event.metrics and incident.metric not in event.metrics:
             continue
         match = scope_match(event.scope, incident_segments(incident, causes))
         if match is None:
             continue
         scope_score, how, matched = match
         inside = bool(during[i, j])
-        lag = incident["start_ts"] - event.ts
+        lag = incident.start_ts - event.ts
         score = scope_score * time_closeness(lag, window, inside)
         # quiet only inside the scope: a BR & app promotion does not hush BR & some seller
         within = all(matched.get(k) == v for k, v in event.scope.items())
-        expected = event.expected and inside and within and bool(event.metrics) and incident["metric"] in event.metrics
-        links.append(Link(incident_id=incident["incident_id"], event_id=event.event_id, score=score,
+        expected = event.expected and inside and within and bool(event.metrics) and incident.metric in event.metrics
+        links.append(Link(incident_id=incident.incident_id, event_id=event.event_id, score=score,
                           scope_match=how, matched=matched, lag=lag, during=inside, expected=expected))
     links += _through_slices(incidents, links)
     links.sort(key=lambda link: (link.incident_id, -link.score, link.event_id))
     return links
 
 
-def _through_slices(incidents: list[dict[str, Any]], links: list[Link]) -> list[Link]:
+def _through_slices(incidents: list[Incident], links: list[Link]) -> list[Link]:
     """A total carries the links of the slice incidents under it (``parent_id``): the alert
     speaks for them, and a total's start is often estimated earlier than its moving slice's."""
-    by_id = {i["incident_id"]: i for i in incidents}
+    parents = {i.incident_id: i.parent_id for i in incidents}
     direct = {(link.incident_id, link.event_id) for link in links}
     best: dict[tuple[str, str], Link] = {}
     for link in links:
-        parent = (by_id.get(link.incident_id) or {}).get("parent_id")
-        if not parent or parent not in by_id or (parent, link.event_id) in direct:
+        parent = parents.get(link.incident_id)
+        if not parent or parent not in parents or (parent, link.event_id) in direct:
             continue
         key = (parent, link.event_id)
         if key not in best or (link.score, -len(link.matched)) > (best[key].score, -len(best[key].matched)):
@@ -130,11 +130,3 @@ def _through_slices(incidents: list[dict[str, Any]], links: list[Link]) -> list[
                         expected=False))  # paging is judged on the total's own start
     return out
 
-
-def _json(value):
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value

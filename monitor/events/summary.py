@@ -8,6 +8,8 @@ import datetime as dt
 
 from monitor.events.describe import describe_link, event_phrase
 from monitor.events.store import read_events, read_links
+from monitor.incident import Incident, read_incidents
+from monitor.slices import slice_text
 from monitor.store import Store
 
 
@@ -18,9 +20,8 @@ def event_lines(store: Store, *, since: dt.datetime | None = None, until: dt.dat
     with store.connect(read_only=True) as con:
         events = read_events(con, since=since, until=until)
         links = read_links(con)
-        cursor = con.execute("SELECT incident_id, metric, slice, parent_id, start_ts FROM incidents")
-        incidents = {r[0]: r for r in cursor.fetchall()}
-    by_event: dict[str, list[tuple[dict, tuple]]] = {}
+        incidents = {i.incident_id: i for i in read_incidents(con)}
+    by_event: dict[str, list[tuple[dict, Incident]]] = {}
     for incident_id, mine in links.items():
         for link in mine:
             if incident_id in incidents:
@@ -28,7 +29,7 @@ def event_lines(store: Store, *, since: dt.datetime | None = None, until: dt.dat
     lines = []
     for event in events:
         hits = by_event.get(event.event_id, [])
-        top = [h for h in hits if h[1][2] == "" or h[1][3] is None]  # totals and slices not under a total
+        top = [h for h in hits if h[1].is_total or h[1].parent_id is None]  # totals and slices not under a total
         expected = [h for h in top if h[0]["expected_here"]]
         head = f"{event.kind} '{event.title}'" + (f" on {event.scope_label}" if event.scope else "")
         if not hits:
@@ -36,10 +37,10 @@ def event_lines(store: Store, *, since: dt.datetime | None = None, until: dt.dat
             continue
         note = f"; {len(expected)} expected, not paging" if expected else ""
         lines.append(f"{head}: linked to {len(hits)} incident(s), {len(top)} top-level{note}")
-        top.sort(key=lambda h: (h[1][2] != "", -h[0]["score"], h[1][4]))
-        for link, row in top[:show]:
+        top.sort(key=lambda h: (not h[1].is_total, -h[0]["score"], h[1].start_ts))
+        for link, incident in top[:show]:
             tag = " [expected]" if link["expected_here"] else ""
-            lines.append(f"  {row[1]} {row[2] or '(total)'} since {row[4]:%Y-%m-%d %H:%M}: "
+            lines.append(f"  {incident.metric} {slice_text(incident.segment)} since {incident.start_ts:%Y-%m-%d %H:%M}: "
                          f"{describe_link(link)}{tag} (score {link['score']:.2f})")
     return lines
 
