@@ -54,8 +54,9 @@ def detect_means(sums: np.ndarray, counts: np.ndarray, squares: np.ndarray, *, o
             # the over-dispersion is estimated from k buckets: where it dominates the
             # variance the score is t-like (Satterthwaite), and is read as such
             df_tau = HUBER_EFFICIENCY * np.maximum(k - 1, 1)
-            share = tau2 / var_t
-            df = np.where(share > 0, df_tau / np.maximum(share, 1e-9) ** 2, 1e6)
+            # and skewed values (order amounts) leave a mean of few values with a long upper
+            # tail: its sampling part is read as t with count - 1 degrees of freedom
+            df = _satterthwaite([tau2 / var_t, within / counts[:, t] / var_t], [df_tau, counts[:, t] - 1.0])
             z1 = t_to_z((means[:, t] - base) / sd, df)
             z2 = np.full(n_series, np.nan)
             if t >= 1:
@@ -63,7 +64,8 @@ def detect_means(sums: np.ndarray, counts: np.ndarray, squares: np.ndarray, *, o
                 pooled = (sums[:, t - 1] + sums[:, t]) / (counts[:, t - 1] + counts[:, t])
                 # two buckets: sampling variance halves with their count, tau^2 with 2 draws
                 var2 = tau2 / 2.0 + within / (counts[:, t - 1] + counts[:, t]) + var_base
-                df2 = np.where(tau2 > 0, df_tau / np.maximum(tau2 / 2.0 / var2, 1e-9) ** 2, 1e6)
+                n2 = counts[:, t - 1] + counts[:, t]
+                df2 = _satterthwaite([tau2 / 2.0 / var2, within / n2 / var2], [df_tau, n2 - 2.0])
                 z2 = np.where(both, t_to_z((pooled - base) / np.sqrt(var2), df2), np.nan)
         typical = np.sqrt(tau2 + within / np.maximum(n_base / np.maximum(k, 1), 1.0) + var_base)
         return Step(z1=z1, z2=z2, expected=base, observed=means[:, t], sd=typical)
@@ -89,6 +91,13 @@ def _overdispersion(r2: np.ndarray, v: np.ndarray, mask: np.ndarray) -> np.ndarr
         total = np.nanmean(clipped, axis=1) / HUBER_CONSISTENCY
         tau2 = total - np.nanmean(np.where(mask, v, np.nan), axis=1)
     return np.where(np.isfinite(tau2), np.maximum(tau2, 0.0), 0.0)
+
+
+def _satterthwaite(shares: list[np.ndarray], dfs: list[np.ndarray]) -> np.ndarray:
+    """Degrees of freedom of a variance made of parts (shares of it) each known with df."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv = sum(np.nan_to_num(sh) ** 2 / np.maximum(df, 1.0) for sh, df in zip(shares, dfs))
+        return np.where(inv > 0, 1.0 / inv, 1e6)
 
 
 def t_to_z(z: np.ndarray, df: np.ndarray) -> np.ndarray:
