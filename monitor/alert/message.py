@@ -259,6 +259,7 @@ def alert_entry(incident: dict[str, Any], header: dict[str, Any], *, fingerprint
                                              title=header.get("title") or incident["metric"]),
         "quiet": quiet,
         "follows": followed_incident(incident.get("why_json"), dashboard_url=dashboard_url),
+        "buckets": moved_buckets_text(incident.get("why_json")),
         "events": alert_events(incident.get("events")),
     }
     if children is not None:
@@ -278,6 +279,26 @@ def followed_incident(why_json: Any, *, dashboard_url: str | None) -> dict[str, 
         return None
     return {"metric": lead.get("metric"), "incident_id": lead["incident_id"], "start_ts": lead.get("start"),
             "link": incident_url(dashboard_url, lead["incident_id"]) if dashboard_url else None}
+
+
+def moved_buckets_text(why_json: Any, *, top: int = 3) -> str | None:
+    """A distribution incident's top moved buckets: 'gained 0.55 (1.2% → 3.4%), ...; lost 0.1
+    (20.1% → 17.0%)' (None for the other kinds)."""
+    try:
+        why = json.loads(why_json) if isinstance(why_json, str) else (why_json or {})
+    except ValueError:
+        return None
+    moved = why.get("buckets") if isinstance(why, dict) else None
+    if not isinstance(moved, dict):
+        return None
+
+    def side(rows) -> str:
+        return ", ".join(f"{r['bucket']} ({r['before'] * 100:.1f}% → {r['after'] * 100:.1f}%)"
+                         for r in (rows or [])[:top] if isinstance(r, dict))
+
+    parts = [f"{name} {text}" for name, text in (("gained", side(moved.get("gained"))),
+                                                   ("lost", side(moved.get("lost")))) if text]
+    return "; ".join(parts) or None
 
 
 def alert_events(links: list[dict[str, Any]] | None, *, limit: int = 3) -> list[dict[str, Any]]:
