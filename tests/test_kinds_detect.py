@@ -190,3 +190,19 @@ def test_distribution_shift_found_in_its_segment_with_moved_buckets(tmp_path: Pa
         assert explanation["causes"][0]["segment"] == {"country": "BR", "channel": "app"}
         assert explanation["verdict"] in ("rate", "mixed")
         assert explanation["buckets"]["total"]["gained"]
+
+
+def test_a_persisting_mean_shift_becomes_the_new_normal() -> None:
+    """One incident, accepted after accept_after buckets; the new level then judged quiet."""
+    rng = np.random.default_rng(9)
+    n = 200
+    counts = np.full((1, n), 2000.0)
+    true_mean = np.where(np.arange(n) >= 120, 60.0, 50.0)[None, :]
+    values_sd = 30.0
+    sums = counts * true_mean + np.sqrt(counts) * values_sd * rng.normal(size=(1, n))
+    squares = counts * (true_mean ** 2 + values_sd ** 2)
+    det = detect_means(sums, counts, squares, options=DetectOptions(accept_after=10))[0]
+    seg = det.segments[0]
+    assert seg.start == 120 and seg.accepted and seg.accepted_at == 130 and seg.direction == "up"
+    assert not det.anomalous[130:170].any()  # judged against the new level from then on
+    assert not any(s.direction == "up" for s in det.segments[1:])
