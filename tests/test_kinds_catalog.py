@@ -105,3 +105,18 @@ def test_inconsistent_mean_parts_are_refused(kinds_project: Path) -> None:
           MEAN_SQL.format(count="count(*)").replace("sum(amount * amount)", "sum(amount)"))
     result = check(kinds_project)
     assert result.exit_code == 1 and "value_sq_sum < value_sum^2 / value_count" in result.output
+
+
+def test_kind_header_rules(tmp_path: Path) -> None:
+    """A distribution's bucket is not a dimension; kinds that cannot follow say so at file:line."""
+    text = HEAD.format(name="score", kind="distribution", extra="bucket: country\n") + DIST_SQL.format(count="count(*)")
+    _, problems = parse_metric(text, tmp_path / "score.sql")
+    assert any(p.line == 5 and "is the bucket column" in p.message for p in problems), problems
+    from monitor.catalog import load_catalog
+
+    (tmp_path / "m").mkdir()
+    write(tmp_path / "m", "fraud", "ratio", "SELECT ts, country, numerator, denominator FROM t WHERE ts >= $start AND ts < $end")
+    write(tmp_path / "m", "aov", "mean", MEAN_SQL.format(count="count(*)"), "detect: {follows: [fraud]}\n")
+    catalog = load_catalog(tmp_path / "m")
+    assert [(p.line, "cannot follow" in p.message) for p in catalog.problems] == [(7, True)]
+    assert catalog.metrics["aov"].detect.follows == ()

@@ -138,6 +138,9 @@ def _check_follows(metrics: dict[str, Metric]) -> list[Problem]:
             elif name not in metrics:
                 bad(metric, name, f"unknown metric {name!r}{_suggest(name, metrics)}; "
                                   f"valid metrics: {', '.join(sorted(metrics))}")
+            elif metric.kind in ("mean", "distribution"):
+                bad(metric, name, f"a {metric.kind} metric cannot follow another yet: the segment test counts events "
+                                  "of a ratio or a count")
             elif metric.kind == "sum" and metric.unit != "count":
                 bad(metric, name, f"needs a ratio metric or a count (unit: count), not a sum of {metric.unit}: "
                                   "the segment test counts events")
