@@ -18,6 +18,8 @@ of the mean bucket value (up: mass moved to higher buckets), so ``direction`` ap
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import stats
 
@@ -27,6 +29,7 @@ from monitor.detect.results import SeriesDetection
 
 MIN_EVENTS = 10  # buckets with fewer events are not judged
 MIN_EXPECTED = 5.0  # events a merged bin expects, as the chi-square rule of thumb asks
+MIN_SHARE = 0.01
 PSEUDO = 0.5  # baseline count added to every bin (Jeffreys), so an empty bin has a share
 TOP_MOVED = 5  # bins listed as gaining and losing mass in an incident
 
@@ -82,7 +85,7 @@ def merge_bins(p0: np.ndarray, n: np.ndarray) -> np.ndarray:
     grouped by where the middle of their mass falls on a grid of MIN_EXPECTED/n shares, so
     a heavy bin keeps its own group. A (series x bins x groups) 0/1 matrix."""
     k = p0.shape[1]
-    step = MIN_EXPECTED / np.maximum(np.asarray(n, float), 1.0)
+    step = np.maximum(MIN_EXPECTED / np.maximum(np.asarray(n, float), 1.0), MIN_SHARE)
     centre = np.cumsum(p0, axis=1) - p0 / 2.0
     raw = np.floor(centre / step[:, None])
     ids = np.concatenate([np.zeros((p0.shape[0], 1)), np.cumsum(np.diff(raw, axis=1) > 0, axis=1)], axis=1).astype(int)
@@ -141,9 +144,11 @@ def _drift(window: np.ndarray, mask: np.ndarray, p0: np.ndarray, n0: np.ndarray)
         est = np.where(mask & (n_s > 0), (ratio - 1.0) / n_s, np.nan)
         # a mean (drift is skewed: a median would miss it), with buckets beyond 5 medians
         # of the excess clipped so an odd bucket does not blind the test
-        med = np.nanmedian(est, axis=1, keepdims=True)
-        cap = 5.0 * np.maximum(med, 0.0) + np.nanmedian(np.abs(est - med), axis=1, keepdims=True) * 5.0
-        kappa = np.nanmean(np.minimum(est, med + cap), axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a series with no baseline yet: 0
+            med = np.nanmedian(est, axis=1, keepdims=True)
+            cap = 5.0 * np.maximum(med, 0.0) + np.nanmedian(np.abs(est - med), axis=1, keepdims=True) * 5.0
+            kappa = np.nanmean(np.minimum(est, med + cap), axis=1)
     return np.where(np.isfinite(kappa), np.maximum(kappa, 0.0), 0.0)
 
 
