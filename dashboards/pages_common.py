@@ -216,9 +216,14 @@ def incident_data(store_key, metrics_dir, min_size, incident_id: str):
         volumes = queries.attribution_volumes(con, incident, header)
         events = chart_events(con, incident.metric, incident.segment, start=context_start, end=context_end)
         links = read_links(con, [incident.incident_id]).get(incident.incident_id, [])
+        histogram = None
+        if header.get("kind") == "distribution":
+            from monitor.dashboard.histogram import histogram_frame
+
+            histogram = histogram_frame(con, header, incident, step)
     return {"incident": incident, "header": header, "headers": headers, "series": series, "change_points": cps,
             "other_metrics": others, "same_metric": same, "window": (context_start, context_end),
-            "volumes": volumes, "events": events, "links": links}
+            "volumes": volumes, "events": events, "links": links, "histogram": histogram}
 
 
 def incident_end(row, grain: str):

@@ -165,6 +165,13 @@ def render(ctx: AppContext) -> None:
                                highlight_id=inc.incident_id, height=320, events=data.get("events")))
             st.caption("Shaded: this incident · red dots: buckets outside the expected band · dashed purple: "
                        "change points · blue band: the expected range · teal: our own changes (events).")
+        histogram = data.get("histogram")
+        if histogram is not None and not histogram.empty and not small:
+            from monitor.dashboard.histogram import histogram_chart
+
+            chart(histogram_chart(histogram, title=f"Where the mass moved — {slice_text(inc['segment'])}"))
+            st.caption("Share of events per bucket: grey the 28 buckets before the incident (the detector's "
+                       "baseline), red its first buckets.")
         _our_changes(data.get("links") or [])
     with side:
         _actions(ctx, inc)

@@ -200,6 +200,10 @@ def demo(ctx: Context, folder: str, seed: int, days: int, scale: float) -> None:
         delay = f"{o.delay_buckets:+.0f}" if o.delay_buckets is not None else "  "
         click.echo(f"  [{mark:4}] {o.truth_id:<22} {o.metric:<28} delay {delay:>3}  top: {cause}"
                    + (f"  ({o.verdict})" if o.verdict else ""))
+    from monitor.demo.evaluate import leading_signals
+
+    for line in leading_signals(scored, truth, catalog.metrics):
+        click.echo(f"  leading signal: {line}")
     false = scored.false_incidents
     click.echo(f"false paging incidents: {sum(false.values())} "
                f"({', '.join(f'{m}={n}' for m, n in sorted(false.items()) if n) or 'none'})")

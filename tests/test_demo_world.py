@@ -21,7 +21,7 @@ EXPECTED_COLUMNS = {
         "order_id": "BIGINT", "created_at": "TIMESTAMP", "country": "VARCHAR", "channel": "VARCHAR",
         "device_os": "VARCHAR", "payment_method": "VARCHAR", "merchant_category": "VARCHAR",
         "account_age": "VARCHAR", "amount": "DOUBLE", "is_fraud": "BOOLEAN",
-        "is_chargeback": "BOOLEAN", "coupon_code": "VARCHAR"},
+        "is_chargeback": "BOOLEAN", "coupon_code": "VARCHAR", "risk_score": "DOUBLE"},
     "payment_attempts": {
         "attempt_id": "BIGINT", "attempted_at": "TIMESTAMP", "country": "VARCHAR", "channel": "VARCHAR",
         "device_os": "VARCHAR", "payment_method": "VARCHAR", "card_bin": "VARCHAR",
@@ -281,11 +281,11 @@ def test_ground_truth_is_complete_and_placed_after_clean_history():
                for p in METRICS_DIR.glob("*.sql")}
     ids = {i["id"] for i in truth["incidents"]}
     assert ids == {"card_testing", "coupon_abuse", "refund_ring", "decline_rule_change", "traffic_mix_shift",
-                   "ato_wave", "fake_signup_burst", "holiday_sale"}
+                   "ato_wave", "fake_signup_burst", "holiday_sale", "score_shift"}
     for inc in truth["incidents"]:
         assert set(inc) == {"id", "title", "metrics", "type", "direction", "start", "end", "segment", "note",
                             "visible_on"}
-        assert inc["type"] in {"rate", "mix", "volume"} and inc["direction"] in {"up", "down"}
+        assert inc["type"] in {"rate", "mix", "volume", "distribution"} and inc["direction"] in {"up", "down"}
         assert (dt.date.fromisoformat(inc["start"]) - START).days > 40, inc["id"]
         assert inc["end"] is None or inc["start"] < inc["end"] <= truth["end"]
         assert inc["metrics"] and set(inc["metrics"]) <= set(metrics), inc["id"]
@@ -332,7 +332,7 @@ def test_metric_files_are_valid_for_the_catalog():
     assert not catalog.problems, [str(p) for p in catalog.problems]
     assert len(catalog.metrics) >= 7
     assert all(m.path.stem == m.name for m in catalog.metrics.values())
-    assert {m.kind for m in catalog.metrics.values()} == {"ratio", "sum"}
+    assert {m.kind for m in catalog.metrics.values()} == {"ratio", "sum", "mean", "distribution"}
     assert {m.grain for m in catalog.metrics.values()} == {"day", "hour"}
     assert all(m.title and m.owner and m.team and m.runbook.startswith("https://") for m in catalog.metrics.values())
 
@@ -341,8 +341,10 @@ def test_metric_files_are_valid_for_the_catalog():
 def test_metric_sql_runs_on_the_world(world, path):
     result, con = world
     header = _header(path)
-    measures = ["numerator", "denominator"] if header["kind"] == "ratio" else ["value"]
-    expected = ["ts", *header["dimensions"], *measures]
+    from monitor.catalog.metric import MEASURES
+
+    keys = [*header["dimensions"], *([header.get("bucket", "bucket")] if header["kind"] == "distribution" else [])]
+    expected = ["ts", *keys, *MEASURES[header["kind"]]]
     sql = path.read_text()  # the whole file, header comment included, is valid SQL
     window = {"start": _day(10), "end": _day(12)}
     cursor = con.execute(sql, window)
@@ -353,7 +355,7 @@ def test_metric_sql_runs_on_the_world(world, path):
     buckets = {r[0] for r in rows}
     assert min(buckets) == window["start"] and max(buckets) == window["end"] - step
     assert all((b - window["start"]) % step == dt.timedelta(0) for b in buckets)
-    dims = len(header["dimensions"])
+    dims = len(keys)
     assert len({r[: 1 + dims] for r in rows}) == len(rows)  # one row per leaf
     assert all(v is not None for r in rows for v in r)
     if header["kind"] == "ratio":

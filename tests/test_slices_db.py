@@ -91,7 +91,9 @@ def demo_store(tmp_path_factory):
 def test_database_slices_equal_the_pandas_ones_on_the_demo_world(demo_store):
     store, metrics, project = demo_store
     checked = 0
-    for metric in metrics:
+    # the pandas reference knows ratio and sum leaves; the mean and distribution kinds are
+    # checked against the raw rows in tests/test_kinds_detect.py
+    for metric in (m for m in metrics if m.kind in ("ratio", "sum")):
         for end in (project.end, project.start + dt.timedelta(days=40)):
             got = load_slices(store, metric, end=end)
             want = reference_slices(store, metric, end=end)

@@ -115,6 +115,8 @@ def _alert_blocks(alert: dict[str, Any], *, created_at: str | None) -> list[dict
     explanation = _explanation_text(alert)
     if explanation and alert["status"] == "firing":
         blocks.append(_section(explanation))
+    if alert.get("buckets"):
+        blocks.append(_context([f"*Buckets that moved:* {literal(alert['buckets'])}"]))
     if alert.get("follows"):
         blocks.append(_context([_follows_text(alert["follows"])]))
     if alert.get("events"):
@@ -157,7 +159,7 @@ def _explanation_text(alert: dict[str, Any]) -> str | None:
     for seg in explanation.get("segments") or []:
         lines.append(f"• {code(seg['label'])}{literal(describe_segment(seg, unit=unit, metric_kind=kind))}")
     verdict = explanation.get("verdict")
-    if verdict and kind == "ratio":
+    if verdict and kind in ("ratio", "mean", "distribution"):
         lines.append(f"*Mix vs rate:* {literal(describe_verdict(verdict))}")
     return "\n".join(lines) if len(lines) > 1 else None
 

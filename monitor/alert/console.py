@@ -94,8 +94,10 @@ def _alert_lines(alert: dict[str, Any], *, created_at: str | None) -> list[str]:
     for i, seg in enumerate(segments):
         row("explains" if i == 0 else "", f"{seg['label']}{describe_segment(seg, unit=unit, metric_kind=kind)}")
     verdict = explanation.get("verdict")
-    if verdict and kind == "ratio":
+    if verdict and kind in ("ratio", "mean", "distribution"):
         row("mix/rate", describe_verdict(verdict))
+    if alert.get("buckets"):
+        row("buckets", alert["buckets"])
     if alert.get("follows"):
         lead = alert["follows"]
         row("follows", f"{lead.get('metric')} incident {lead['incident_id']} named this segment")

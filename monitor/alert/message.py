@@ -17,9 +17,9 @@ import math
 from typing import Any
 
 from monitor.attribute.explain import Explanation
-from monitor.format import (format_difference, format_duration, format_relative, format_share, format_timestamp,
-                            format_value, is_missing, is_rate)
-from monitor.incident import Incident, Lead
+from monitor.format import (format_difference, format_duration, format_rate, format_relative, format_share,
+                            format_timestamp, format_value, is_missing, is_rate)
+from monitor.incident import Incident, Lead, Why
 from monitor.links import incident_url, metric_url
 from monitor.slices import slice_label
 
@@ -205,6 +205,7 @@ def alert_entry(incident: Incident, header: dict[str, Any], *, fingerprint: str,
                                              title=header.get("title") or incident.metric),
         "quiet": quiet,
         "follows": followed_incident(incident.why.follows, dashboard_url=dashboard_url),
+        "buckets": moved_buckets_text(incident.why),
         "events": alert_events(incident.events),
     }
     if children is not None:
@@ -219,6 +220,22 @@ def followed_incident(lead: Lead | None, *, dashboard_url: str | None) -> dict[s
         return None
     return {"metric": lead.metric, "incident_id": lead.incident_id, "start_ts": lead.start,
             "link": incident_url(dashboard_url, lead.incident_id) if dashboard_url else None}
+
+
+def moved_buckets_text(why: Why, *, top: int = 3) -> str | None:
+    """A distribution incident's top moved buckets: 'gained 0.55 (1.20% → 3.40%), ...; lost 0.1
+    (20.1% → 17.0%)' (None for the other kinds)."""
+    moved = why.params.get("buckets")
+    if not isinstance(moved, dict):
+        return None
+
+    def side(rows) -> str:
+        return ", ".join(f"{r['bucket']} ({format_rate(r['before'])} → {format_rate(r['after'])})"
+                         for r in (rows or [])[:top] if isinstance(r, dict))
+
+    parts = [f"{name} {text}" for name, text in (("gained", side(moved.get("gained"))),
+                                                   ("lost", side(moved.get("lost")))) if text]
+    return "; ".join(parts) or None
 
 
 def alert_events(links: list[dict[str, Any]] | None, *, limit: int = 3) -> list[dict[str, Any]]:

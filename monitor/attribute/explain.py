@@ -17,7 +17,7 @@ first cause is the split dimension's value whose share moved the total most.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -134,7 +134,7 @@ class Explanation:
         if not self.change:
             return head
         parts = [head, _describe_causes(self)]
-        if self.kind == "ratio":
+        if self.kind in ("ratio", "mean", "distribution"):
             parts.append(_describe_mix(self))
         return "; ".join(p for p in parts if p)
 
@@ -154,16 +154,26 @@ def explain(
     "trailing 4-week median", "detector expected value"); ``metric_label`` names the metric in
     the summary (default: "metric").
     """
-    table = normalise_leaves(leaves=leaves, dimensions=dimensions, kind=kind)
+    # a mean is sum/count, so its leaves split into mix and rate exactly as a ratio's do
+    # (columns actual_num = value sum, actual_den = count); only the binomial noise of the
+    # rates does not apply to it
+    mean = kind == "mean"
+    table = normalise_leaves(leaves=leaves, dimensions=dimensions, kind="ratio" if mean else kind)
     total = totals(table) if len(table) else Totals(before=None, after=None)
     breakdowns = tuple(_breakdown(table=table, dimension=d) for d in table.dimensions)
-    split = _best_split(breakdowns) if kind == "ratio" and len(table) else None
+    if mean:
+        breakdowns = tuple(replace(b, rate_se=None) for b in breakdowns)
+    split = _best_split(breakdowns) if kind in ("ratio", "mean") and len(table) else None
+    # a mean's segments are searched on value sums against what each leaf's own baseline
+    # mean predicts at its actual count: what moved beyond traffic (the binomial search
+    # of a ratio does not fit values)
+    search = _mean_search_table(leaves, dimensions) if mean else table
     causes = tuple(
         _root_cause(table=table, segment=segment, total=total)
-        for segment in localize_table(table=table, max_causes=max_causes)
+        for segment in localize_table(table=search, max_causes=max_causes)
     )
     change = total.change
-    verdict = _verdict(split=split, change=change) if kind == "ratio" else None
+    verdict = _verdict(split=split, change=change) if kind in ("ratio", "mean") else None
     if verdict == "mix":
         causes = _mix_driver_first(table, breakdowns, split, total, causes)[:max_causes]
     return Explanation(
@@ -181,6 +191,15 @@ def explain(
         verdict=verdict,
         causes=causes,
     )
+
+
+def _mean_search_table(leaves: pd.DataFrame, dimensions) -> LeafTable:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        before = leaves["expected_num"] / leaves["expected_den"]
+    overall = leaves["expected_num"].sum() / max(leaves["expected_den"].sum(), 1e-12)
+    expected = leaves["actual_den"] * before.where(leaves["expected_den"] > 0, overall)
+    frame = leaves[list(dimensions)].assign(actual=leaves["actual_num"], expected=expected.fillna(0.0))
+    return normalise_leaves(leaves=frame, dimensions=dimensions, kind="sum")
 
 
 def _mix_driver_first(table: LeafTable, breakdowns: tuple[DimensionBreakdown, ...], split: MixRateSplit | None,
@@ -222,7 +241,7 @@ def _rate_se(values: tuple[Contribution, ...], total0: float, total1: float) -> 
             continue
         n0, n1 = v.share_before * total0, v.share_after * total1
         var += v.share_after ** 2 * (v.after * (1 - v.after) / n1 + v.before * (1 - v.before) / n0)
-    return math.sqrt(var) if total0 > 0 and total1 > 0 else None
+    return math.sqrt(var) if total0 > 0 and total1 > 0 and var >= 0 else None  # a mean: not binomial
 
 
 def _best_split(breakdowns: tuple[DimensionBreakdown, ...]) -> MixRateSplit | None:
@@ -327,16 +346,17 @@ def _describe_causes(e: Explanation) -> str:
 
 
 def _describe_mix(e: Explanation) -> str:
+    rate = {"mean": "mean", "distribution": "distribution"}.get(e.kind, "rate")
     if e.verdict == "rate":
         if e.causes and e.causes[0].change_type == "rate":
-            return "traffic mix did not move, the segment's own rate did"
-        return "traffic mix did not move, segment rates did"
+            return f"traffic mix did not move, the segment's own {rate} did"
+        return f"traffic mix did not move, segment {rate}s did"
     mover = _top_mix_value(e)
     if e.verdict == "mix":
-        return f"segment rates did not move, traffic mix did{mover}"
+        return f"segment {rate}s did not move, traffic mix did{mover}"
     if e.verdict == "mixed" and e.split is not None and e.change:
         mix_share = e.split.mix / e.change
-        return f"both moved: traffic mix {format_share(mix_share)} of it{mover}, rates the rest"
+        return f"both moved: traffic mix {format_share(mix_share)} of it{mover}, {rate}s the rest"
     return ""
 
 

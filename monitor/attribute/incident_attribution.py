@@ -58,14 +58,15 @@ def incident_leaves(store: Store, metric: Metric, *, start: dt.datetime, end: dt
         weeks = _weeks_with_data(con, metric, before, before_params, segment)
     frame = frame.fillna(0.0)
     divisor = max(weeks, 1)
-    if metric.kind == "ratio":
+    if metric.kind in ("ratio", "mean"):
+        num, den = ("value_sum", "value_count") if metric.kind == "mean" else ("numerator", "denominator")
         out = pd.DataFrame({
-            "actual_num": frame["a_numerator"], "actual_den": frame["a_denominator"],
-            "expected_num": frame["b_numerator"] / divisor, "expected_den": frame["b_denominator"] / divisor})
+            "actual_num": frame[f"a_{num}"], "actual_den": frame[f"a_{den}"],
+            "expected_num": frame[f"b_{num}"] / divisor, "expected_den": frame[f"b_{den}"] / divisor})
     else:
         out = pd.DataFrame({"actual": frame["a_value"], "expected": frame["b_value"] / divisor})
     for d in dims:
-        out.insert(len(out.columns) - (4 if metric.kind == "ratio" else 2), d, frame[d].astype(str))
+        out.insert(len(out.columns) - (4 if metric.kind in ("ratio", "mean") else 2), d, frame[d].astype(str))
     return out[[*dims, *[c for c in out.columns if c not in dims]]], dims
 
 
@@ -93,6 +94,12 @@ class Episode(Protocol):
 def explain_incident(store: Store, metric: Metric, incident: Episode, *, con=None):
     from monitor.attribute.explain import explain
 
+    if metric.kind == "distribution":
+        from monitor.attribute.distribution import explain_distribution_incident
+
+        return explain_distribution_incident(
+            store, metric, incident, weeks=BASELINE_WEEKS, max_buckets=MAX_WINDOW_BUCKETS[metric.grain], con=con,
+            label=BASELINE_LABEL.format(hour=" and hour" if metric.grain == "hour" else "", weeks=BASELINE_WEEKS))
     step = GRAIN_STEP[metric.grain]
     start = incident.start_ts
     end = incident.end_ts or (incident.last_ts + step)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import yaml
 
 from monitor.catalog.metric import (
-    DIRECTIONS, GRAINS, KINDS, MEASURES, SEASONALITIES, SENSITIVITIES, SEVERITIES, UNITS,
+    DEFAULT_BUCKET, DEFAULT_UNITS, DIRECTIONS, GRAINS, KINDS, MEASURES, SEASONALITIES, SENSITIVITIES, SEVERITIES, UNITS,
     DetectSettings, Metric,
 )
 from monitor.registry import DETECTORS
@@ -26,7 +26,7 @@ NAME_RE = re.compile(r"^[a-z0-9_]+$")
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 HEADER_OPEN = re.compile(r"\A(\s*)/\*\s*---[ \t]*\n")
 HEADER_CLOSE = re.compile(r"^[ \t]*---\s*\*/", re.M)
-RESERVED_COLUMNS = {"ts", "numerator", "denominator", "value"}
+RESERVED_COLUMNS = {"ts", *(m for parts in MEASURES.values() for m in parts)}
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class HeaderKey:
 
 HEADER_KEYS = {k.name: k for k in [
     HeaderKey("name", True, "unique metric name, [a-z0-9_]+"),
-    HeaderKey("kind", True, "ratio (sum(numerator)/sum(denominator)) or sum (sum(value))"),
+    HeaderKey("kind", True, "ratio (sum(numerator)/sum(denominator)), sum (sum(value)), mean (sum(value_sum)/"
+              "sum(value_count), with value_sq_sum for its noise) or distribution (sum(count) per bucket column)"),
     HeaderKey("grain", True, "bucket size: hour or day"),
     HeaderKey("dimensions", True, "list of columns the query groups by (slices)"),
     HeaderKey("schedule", True, "5-field cron expression, e.g. \"0 6 * * *\""),
@@ -53,7 +54,9 @@ HEADER_KEYS = {k.name: k for k in [
     HeaderKey("labels", False, "extra alert labels, a map of strings"),
     HeaderKey("timezone", False, "IANA timezone the schedule is read in (default UTC); buckets are UTC"),
     HeaderKey("lookback", False, "buckets recomputed on every run to pick up late data (default 0)"),
-    HeaderKey("unit", False, "percent (default for ratio), count (default for sum) or currency"),
+    HeaderKey("unit", False, "percent (default for ratio), count (default for sum, mean, distribution) or currency"),
+    HeaderKey("bucket", False, f"distribution only: the query's bucket column (default {DEFAULT_BUCKET}), "
+              "e.g. floor(score * 20) / 20 AS bucket"),
     HeaderKey("bounded", False, "true: check numerator <= denominator on every row"),
     HeaderKey("detect", False, "detection settings (min_volume: per-bucket floor for the total; slice_min_volume: for slices): " + ", ".join(
         ["direction", "min_volume", "sensitivity", "seasonality", "slice_min_volume",
@@ -135,6 +138,9 @@ def _check_follows(metrics: dict[str, Metric]) -> list[Problem]:
             elif name not in metrics:
                 bad(metric, name, f"unknown metric {name!r}{_suggest(name, metrics)}; "
                                   f"valid metrics: {', '.join(sorted(metrics))}")
+            elif metric.kind in ("mean", "distribution"):
+                bad(metric, name, f"a {metric.kind} metric cannot follow another yet: the segment test counts events "
+                                  "of a ratio or a count")
             elif metric.kind == "sum" and metric.unit != "count":
                 bad(metric, name, f"needs a ratio metric or a count (unit: count), not a sum of {metric.unit}: "
                                   "the segment test counts events")
@@ -293,7 +299,8 @@ def parse_metric(text: str, path: Path) -> tuple[Metric | None, list[Problem]]:
           "must be lowercase letters, digits and underscores")
     check("kind", lambda v: v in KINDS, f"must be one of {', '.join(KINDS)}")
     check("grain", lambda v: v in GRAINS, f"must be one of {', '.join(GRAINS)}")
-    check("dimensions", _valid_dimensions, "must be a list of distinct column names (not ts/numerator/denominator/value)")
+    check("dimensions", _valid_dimensions, "must be a list of distinct column names (not ts or a measure such as "
+                                           "numerator/denominator/value/value_sum/count)")
     check("schedule", _valid_cron, "must be a valid 5-field cron expression such as \"0 6 * * *\"")
     for key in ("title", "description", "owner", "team", "runbook"):
         check(key, lambda v: isinstance(v, str), "must be a string")
@@ -305,6 +312,15 @@ def parse_metric(text: str, path: Path) -> tuple[Metric | None, list[Problem]]:
           "must be a whole number of buckets between 0 and 1000")
     check("unit", lambda v: v in UNITS, f"must be one of {', '.join(UNITS)}")
     check("bounded", lambda v: isinstance(v, bool), "must be true or false")
+    check("bucket", lambda v: isinstance(v, str) and bool(IDENT_RE.match(v)) and v not in RESERVED_COLUMNS,
+          "must be a column name (not ts or a measure)")
+    if "bucket" in data and data.get("kind") in KINDS and data.get("kind") != "distribution":
+        problem(line_of("bucket"), f"bucket: only a distribution metric has a bucket column, this one is kind "
+                                   f"{data['kind']}; drop the key (and the column) or use kind: distribution")
+    bucket = data.get("bucket", DEFAULT_BUCKET) if data.get("kind") == "distribution" else ""
+    if bucket and isinstance(data.get("dimensions"), list) and bucket in data["dimensions"]:
+        problem(line_of("dimensions"), f"dimensions: {bucket!r} is the bucket column of this distribution; "
+                                       "a bucket is not a slice, drop it from dimensions")
     detect = data.get("detect", {})
     if "detect" in data:
         if not isinstance(detect, dict):
@@ -337,8 +353,8 @@ def parse_metric(text: str, path: Path) -> tuple[Metric | None, list[Problem]]:
         severity=data.get("severity", "medium"),
         labels=tuple(sorted((str(a), str(b)) for a, b in (data.get("labels") or {}).items())),
         timezone=data.get("timezone", "UTC"), lookback=data.get("lookback", 0),
-        unit=data.get("unit", "percent" if kind == "ratio" else "count"),
-        bounded=data.get("bounded", False), detect=settings, header=header,
+        unit=data.get("unit", DEFAULT_UNITS[kind]),
+        bounded=data.get("bounded", False), detect=settings, header=header, bucket=bucket,
     )
     return metric, []
 

@@ -8,14 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-KINDS = ("ratio", "sum")
+KINDS = ("ratio", "sum", "mean", "distribution")
 GRAINS = ("hour", "day")
 DIRECTIONS = ("up", "down", "both")
 SENSITIVITIES = ("low", "medium", "high")
 SEASONALITIES = ("auto", "weekly", "daily", "none")
 SEVERITIES = ("low", "medium", "high", "critical")
 UNITS = ("percent", "count", "currency")
-MEASURES = {"ratio": ("numerator", "denominator"), "sum": ("value",)}
+# mean: additive parts, so every slice's mean (sum/count) and its standard error are exact;
+# distribution: one count per leaf and bucket (the bucket column is a key, see Metric.keys).
+MEASURES = {"ratio": ("numerator", "denominator"), "sum": ("value",),
+            "mean": ("value_sum", "value_count", "value_sq_sum"), "distribution": ("count",)}
+DEFAULT_UNITS = {"ratio": "percent", "sum": "count", "mean": "count", "distribution": "count"}
+DEFAULT_BUCKET = "bucket"
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,16 @@ class Metric:
     bounded: bool = False
     detect: DetectSettings = field(default_factory=DetectSettings)
     header: str = ""  # the raw YAML, kept for display
+    bucket: str = ""  # distribution: the bucket column (a key of every leaf, not a dimension)
 
     @property
     def measures(self) -> tuple[str, ...]:
         return MEASURES[self.kind]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Columns that identify a leaf row: the dimensions, then a distribution's bucket."""
+        return (*self.dimensions, self.bucket) if self.bucket else self.dimensions
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -85,7 +96,8 @@ class Metric:
         body = re.sub(r"\s+", " ", _strip_sql_comments(self.sql)).strip().rstrip(";").strip()
         payload = json.dumps(
             {"sql": body, "kind": self.kind, "grain": self.grain,
-             "dimensions": list(self.dimensions), "timezone": self.timezone},
+             "dimensions": list(self.dimensions), "timezone": self.timezone,
+             **({"bucket": self.bucket} if self.bucket else {})},
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -99,6 +111,7 @@ class Metric:
             "grain": self.grain, "dimensions": list(self.dimensions), "schedule": self.schedule,
             "timezone": self.timezone, "lookback": self.lookback, "unit": self.unit,
             "bounded": self.bounded, "detect": self.detect.__dict__.copy(),
+            **({"bucket": self.bucket} if self.bucket else {}),
         }
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.attribute.explain import Explanation
+from monitor.catalog.kinds import RATIO_LIKE
 from monitor.dashboard.formatting import SMALL_SEGMENTS
 from monitor.slices import slice_label
 
@@ -85,7 +86,7 @@ def attribution_view(e: Explanation | None, *, min_size: float, volume_before: f
 
 def _size(kind: str, row: dict, volume_before: float | None, volume_after: float | None) -> float | None:
     """Events behind one dimension value: the larger side (before or after)."""
-    if kind == "ratio":
+    if kind in RATIO_LIKE:
         sides = []
         if volume_before is not None and _num(row, "share_before") is not None:
             sides.append(row["share_before"] * volume_before)
@@ -125,7 +126,7 @@ def _fold(part: pd.DataFrame, kind: str) -> pd.DataFrame:
     for col in ("contribution", "mix", "rate", "interaction", "share_of_change", "share_before", "share_after",
                 "size"):
         row[col] = part[col].sum(min_count=1)
-    if kind == "ratio":
+    if kind in RATIO_LIKE:
         for side in ("before", "after"):
             weights = part[f"share_{side}"].fillna(0.0)
             known = part[side].notna() & (weights > 0)
@@ -144,7 +145,7 @@ def _root_causes(rows: list, *, kind: str, min_size: float, volume_after: float 
             continue
         segment = {**within, **{str(k): str(v) for k, v in (row.get("segment") or {}).items()}}
         share_of_volume = _num(row, "size")
-        if kind == "ratio":
+        if kind in RATIO_LIKE:
             size = share_of_volume * volume_after if share_of_volume is not None and volume_after is not None else None
         else:
             sides = [abs(v) for v in (_num(row, "before"), _num(row, "after")) if v is not None]

@@ -17,6 +17,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from monitor.catalog.kinds import RATIO_LIKE, parts_sql, value_sql
+from monitor.catalog.metric import DEFAULT_BUCKET, DEFAULT_UNITS
 from monitor.dashboard.formatting import SEVERITY_RANK, relative_change
 from monitor.engine.windows import GRAIN_STEP
 from monitor.incident import COLUMNS, Incident, read_incidents
@@ -83,7 +85,7 @@ def metric_headers(con: duckdb.DuckDBPyConnection, catalog_headers: dict[str, di
         header.setdefault("kind", "sum")
         header.setdefault("grain", "day")
         header.setdefault("dimensions", [])
-        header.setdefault("unit", "percent" if header["kind"] == "ratio" else "count")
+        header.setdefault("unit", DEFAULT_UNITS.get(header["kind"], "count"))
         header.setdefault("owner", "")
         header.setdefault("team", "")
     return dict(sorted(headers.items()))
@@ -162,7 +164,7 @@ def _latest_totals(con: duckdb.DuckDBPyConnection, headers: dict[str, dict]) -> 
         if name in out or not has_table(con, leaves_table(name)):
             continue
         header, table = headers[name], _quote(leaves_table(name))
-        value = "sum(numerator) / nullif(sum(denominator), 0)" if header["kind"] == "ratio" else "sum(value)"
+        value = value_sql(header["kind"], header.get("bucket") or DEFAULT_BUCKET)[0]
         con.register("dashboard_grains", pd.DataFrame([(name, header.get("grain", "day"))],
                                                       columns=["metric", "grain"]))
         try:
@@ -270,10 +272,8 @@ def metric_series(con: duckdb.DuckDBPyConnection, header: dict, segment: dict[st
         if unknown:
             raise KeyError(f"{name} has no dimension {unknown[0]!r}; its dimensions are {sorted(dims)}")
         where = "".join(f" AND {_quote(d)} = ?" for d in segment)
-        if header["kind"] == "ratio":
-            measures = "sum(numerator) / nullif(sum(denominator), 0) AS observed, sum(denominator) AS volume"
-        else:
-            measures = "sum(value) AS observed, sum(value) AS volume"
+        observed, volume = value_sql(header["kind"], header.get("bucket") or DEFAULT_BUCKET)
+        measures = f"{observed} AS observed, {volume} AS volume"
         frame = con.execute(
             f"SELECT ts, {measures} FROM {_quote(leaves_table(name))} WHERE ts >= ? AND ts < ?{where}"
             " GROUP BY ts ORDER BY ts", [start - WEEK, end, *segment.values()]).df()
@@ -324,7 +324,7 @@ def slice_values(con: duckdb.DuckDBPyConnection, header: dict, dimension: str, *
     name = header["name"]
     if dimension not in (header.get("dimensions") or []) or not has_table(con, leaves_table(name)):
         return [], 0
-    volume = "sum(denominator)" if header["kind"] == "ratio" else "sum(value)"
+    volume = value_sql(header["kind"], header.get("bucket") or DEFAULT_BUCKET)[1]
     where = "".join(f" AND {_quote(d)} = ?" for d in within)
     table = _quote(leaves_table(name))
     rows = con.execute(
@@ -376,8 +376,9 @@ def attribution_volumes(con: duckdb.DuckDBPyConnection, incident: Incident,
     from monitor.attribute.incident_attribution import BASELINE_WEEKS, MAX_WINDOW_BUCKETS
 
     name = header["name"]
-    if header["kind"] != "ratio" or not has_table(con, leaves_table(name)):
+    if header["kind"] not in RATIO_LIKE or not has_table(con, leaves_table(name)):
         return None, None
+    den = parts_sql(header["kind"], header.get("bucket") or DEFAULT_BUCKET)[1][len("sum("):-1]
     step = step_of(header)
     start = incident.start_ts
     end = incident.end_ts or (incident.last_ts + step)
@@ -387,7 +388,7 @@ def attribution_volumes(con: duckdb.DuckDBPyConnection, incident: Incident,
     seg = "".join(f" AND {_quote(d)} = ?" for d in segment)
     week_of = " ".join(f"WHEN ts >= ? AND ts < ? THEN {k}" for k in range(len(weeks)))
     row = con.execute(
-        f"SELECT sum(denominator) FILTER (WHERE ts >= ?), sum(denominator) FILTER (WHERE ts < ?),"
+        f"SELECT sum({den}) FILTER (WHERE ts >= ?), sum({den}) FILTER (WHERE ts < ?),"
         f" count(DISTINCT CASE {week_of} END) FROM {_quote(leaves_table(name))}"
         f" WHERE ts >= ? AND ts < ?{seg} AND (ts >= ? OR {' OR '.join('(ts >= ? AND ts < ?)' for _ in weeks)})",
         [start, start, *[t for w in weeks for t in w], weeks[-1][0], end, *segment.values(), start,

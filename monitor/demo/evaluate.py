@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from monitor.catalog import Metric
 from monitor.engine import GRAIN_STEP
 from monitor.incident import Incident, read_incidents
+from monitor.slices import slice_text
 from monitor.store import Store
 
 # Effects linger after an injected incident ends (rolling baselines, late refunds).
@@ -84,7 +85,7 @@ def evaluate(store: Store, metrics: dict[str, Metric], truth: dict) -> Evaluatio
     result = Evaluation()
     events = truth["incidents"]
     for event in events:
-        if event["type"] not in ("rate", "mix"):
+        if event["type"] not in ("rate", "mix", "distribution"):
             continue
         for name in event["metrics"]:
             if name not in metrics:
@@ -158,3 +159,24 @@ def _top_cause(incident: Incident) -> tuple[dict | None, str | None]:
     elif incident.segment:
         top = dict(incident.segment)
     return top, e.verdict
+
+
+def leading_signals(evaluation: Evaluation, truth: dict, metrics: dict[str, Metric]) -> list[str]:
+    """'model_score moved in country=GB&... on 2026-08-31, 4 days before fraud_rate' for each
+    detected distribution event whose segment a later detected rate event shares: the score
+    saw the attack before the labels did."""
+    starts = {e["id"]: e for e in truth["incidents"]}
+    lines = []
+    for lead in (o for o in evaluation.outcomes if o.detected and starts[o.truth_id]["type"] == "distribution"):
+        segment = starts[lead.truth_id]["segment"]
+        lead_day = _day(starts[lead.truth_id]["start"]) + GRAIN_STEP[metrics[lead.metric].grain] * (lead.delay_buckets or 0.0)
+        for late in evaluation.outcomes:
+            event = starts[late.truth_id]
+            if late.detected and event["type"] == "rate" and event["segment"] == segment:
+                late_day = _day(event["start"]) + GRAIN_STEP[metrics[late.metric].grain] * (late.delay_buckets or 0.0)
+                if late_day > lead_day:
+                    label = slice_text(segment)
+                    lines.append(f"{lead.metric} moved in {label} on {lead_day:%Y-%m-%d}, "
+                                 f"{(late_day - lead_day) / dt.timedelta(days=1):g} days before {late.metric} did")
+    return lines
+

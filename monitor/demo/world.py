@@ -4,7 +4,7 @@
 into a DuckDB file and the list of what was injected (the ground truth) to ``ground_truth.json``
 beside it::
 
-    orders              one row per order (fraud and chargeback flags, amount, coupon)
+    orders              one row per order (fraud and chargeback flags, amount, coupon, model risk score)
     payment_attempts    one row per authorisation attempt (declined, reason, card BIN range)
     refunds             one row per refunded order (at most one per order)
     coupon_redemptions  one row per coupon redemption
@@ -39,6 +39,7 @@ SCHEMAS: dict[str, list[tuple[str, str]]] = {
         ("channel", "VARCHAR"), ("device_os", "VARCHAR"), ("payment_method", "VARCHAR"),
         ("merchant_category", "VARCHAR"), ("account_age", "VARCHAR"), ("amount", "DOUBLE"),
         ("is_fraud", "BOOLEAN"), ("is_chargeback", "BOOLEAN"), ("coupon_code", "VARCHAR"),
+        ("risk_score", "DOUBLE"),
     ],
     "payment_attempts": [
         ("attempt_id", "BIGINT"), ("attempted_at", "TIMESTAMP"), ("country", "VARCHAR"),
@@ -71,6 +72,7 @@ PLAN: dict[str, tuple[float, int | None]] = {
     "traffic_mix_shift": (0.53, 7),
     "holiday_sale": (0.66, 3),
     "decline_rule_change": (0.72, None),
+    "score_shift": (0.76, 5),  # the ATO wave's logins: the model sees them days before the wave's fraud
     "ato_wave": (0.80, 4),
     "fake_signup_burst": (0.97, None),  # still going when the demo ends: the demo shows its alert
 }
@@ -86,6 +88,13 @@ MIX_SHIFT_FACTOR = 2.0  # the country's share of orders
 RULE_CHANGE = {"payment_method": "paypal"}  # declines by reason 'risk_rule' stop (half of them)
 ATO_WAVE = {"country": "GB", "device_os": "android", "payment_method": "card"}
 ATO_FACTOR = 6.0  # fraud probability of the segment's orders
+# The fraud model's risk score: legitimate orders score Beta(2, 10) (mean 0.17), fraud Beta(7, 3).
+SCORE_LEGIT, SCORE_FRAUD = (2.0, 10.0), (7.0, 3.0)
+# Before the ATO wave's fraud shows, the takeover logins do: this share of the segment's
+# orders comes from taken-over accounts (new device, new address) the model scores Beta(5, 4).
+SCORE_SHIFT = ATO_WAVE
+SCORE_SHIFT_SHARE = 0.3
+SCORE_SHIFT_BETA = (5.0, 4.0)
 FAKE_BURST = {"country": "IN", "channel": "web"}
 FAKE_BURST_EXTRA = 4.0  # extra fake signups, multiple of the segment's normal fake count
 
@@ -157,7 +166,16 @@ def ground_truth(seed: int = 7, days: int = 120, start: dt.date = DEFAULT_START)
               ["fraud_rate", "chargeback_rate"], "rate", "up", ATO_WAVE,
               f"Fraud probability of the segment's orders is multiplied by {ATO_FACTOR:g} (~0.5 % -> "
               "~3 %); segment ~2.4 % of orders. Chargebacks follow fraud, so chargeback_rate "
-              "rises in the segment too."),
+              "rises in the segment too. Fraud orders are larger, so the segment's average order "
+              "value rises a little.", visible_on=["average_order_value", "model_score"]),
+        entry("score_shift", "Model risk scores rise in one segment, days before its fraud",
+              ["model_score"], "distribution", "up", SCORE_SHIFT,
+              f"The account-takeover logins behind the ATO wave start here: {SCORE_SHIFT_SHARE:.0%} of the "
+              f"segment's orders come from taken-over accounts, which the fraud model scores "
+              f"Beta{SCORE_SHIFT_BETA} instead of Beta{SCORE_LEGIT}. Confirmed fraud (fraud_rate, by order "
+              "date; labels arrive weeks late in real life) only moves when the wave's fraud starts, "
+              "days later: the score distribution is the leading signal.",
+              visible_on=["average_order_value"]),
         entry("fake_signup_burst", "Fake-signup burst from one channel and country",
               ["fake_signups"], "rate", "up", FAKE_BURST,
               f"A bot farm adds {FAKE_BURST_EXTRA:g}x the segment's normal number of fake signups "
@@ -193,6 +211,7 @@ def build_world(db_path: str | Path, *, seed: int = 7, days: int = 120, start: d
     say("generating orders")
     orders = world.orders()
     tables["orders"] = orders.pop("_table")
+    tables["orders"] = tables["orders"].append_column("risk_score", pa.array(world.risk_scores(orders)))
     say("generating refunds")
     tables["refunds"] = world.refunds(orders)
     say("generating payment attempts")
@@ -269,9 +288,10 @@ class _World:
         self.start_us = int(np.datetime64(start, "us").astype(np.int64))
         self.end_us = self.start_us + days * _US_PER_DAY
         self.dow = (start.weekday() + np.arange(days)) % 7
-        streams = np.random.SeedSequence(seed).spawn(6)
+        # spawn(n)'s first children do not depend on n: the scores' stream leaves the others' draws alone
+        streams = np.random.SeedSequence(seed).spawn(7)
         self.rng = {name: np.random.default_rng(s) for name, s in zip(
-            ["calendar", "orders", "refunds", "attempts", "coupons", "signups"], streams)}
+            ["calendar", "orders", "refunds", "attempts", "coupons", "signups", "scores"], streams)}
         cal = self.rng["calendar"]
         self.volume_noise = {t: np.exp(cal.normal(0, P.VOLUME_NOISE, days))
                              for t in ["orders", "attempts", "coupons", "signups"]}
@@ -374,6 +394,19 @@ class _World:
             "coupon_code": _labels(cols["code"], P.COUPON_CODES, valid=cols["has_coupon"]),
         })
         return cols
+
+    def risk_scores(self, orders: dict) -> np.ndarray:
+        """The fraud model's score of every order (same order as the orders table)."""
+        rng = self.rng["scores"]
+        fraud = orders["is_fraud"]
+        score = np.where(fraud, rng.beta(*SCORE_FRAUD, fraud.size), rng.beta(*SCORE_LEGIT, fraud.size))
+        taken = (self.during("score_shift", orders["day"])
+                 & (orders["country"] == _idx(P.COUNTRIES, SCORE_SHIFT["country"]))
+                 & (orders["device"] == _idx(P.DEVICES, SCORE_SHIFT["device_os"]))
+                 & (orders["pm"] == _idx(P.PAYMENT_METHODS, SCORE_SHIFT["payment_method"]))
+                 & (rng.random(fraud.size) < SCORE_SHIFT_SHARE))
+        score = np.where(taken & ~fraud, rng.beta(*SCORE_SHIFT_BETA, fraud.size), score)
+        return np.round(score, 4)
 
     def refunds(self, orders: dict) -> pa.Table:
         """At most one refund per genuine order; refunds after the world's end are not there yet."""

@@ -69,6 +69,8 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
     result = DetectionResult(metric.name)
     if not metric.detect.enabled or not store.has_leaves(metric.name):
         return result
+    if metric.kind in ("mean", "distribution"):
+        return _detect_kind(store, metric, now=now, memory_limit=memory_limit, result=result)
     axis, series = load_slices(store, metric, end=now, memory_limit=memory_limit)
     if not series:
         return result
@@ -96,6 +98,26 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
         detections = [_second_pass(d, redone[i], exclusions[series[i].label], screened=series[i].screened)
                       if i in redone else d for i, d in enumerate(detections)]
         rows = _rows(store, metric, axis, series, detections, options, exclusions, now)
+    result.series_checked = len(series)
+    _link_parents(rows, GRAIN_STEP[metric.grain])
+    _write(store, metric, axis, series, detections, rows, now, memory_limit)
+    result.incidents = rows
+    return result
+
+
+def _detect_kind(store: Store, metric: Metric, *, now: dt.datetime, memory_limit: int,
+                 result: DetectionResult) -> DetectionResult:
+    """A mean or distribution metric: judged by its kind's own test (``monitor.detect.run_kinds``),
+    written like the others."""
+    from monitor.detect.run_kinds import kind_detections, tag_rows
+
+    with store.connect(read_only=True) as con:
+        con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2, DUCKDB_MIN_MEMORY) // 2**20}MiB'")
+        axis, series, detections = kind_detections(con, metric, start=now - HISTORY[metric.grain], end=now,
+                                                   memory_limit=memory_limit, widen=slice_sensitivity)
+    if not series:
+        return result
+    rows = tag_rows(metric, _incident_rows(metric, axis, series, detections, now))
     result.series_checked = len(series)
     _link_parents(rows, GRAIN_STEP[metric.grain])
     _write(store, metric, axis, series, detections, rows, now, memory_limit)

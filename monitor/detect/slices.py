@@ -47,8 +47,15 @@ class SliceSeries:
         return slice_label(self.segment)
 
 
+# (values, volume) columns of the leaves per kind; a mean's sum of squares is read as
+# values in a second pass (columns=), over the same slices (see monitor.detect.run_kinds)
+SERIES_COLUMNS = {"ratio": ("numerator", "denominator"), "sum": ("value", "value"),
+                  "mean": ("value_sum", "value_count")}
+
+
 def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.datetime, end: dt.datetime,
-                 step: dt.timedelta, budget_bytes: int = DEFAULT_BUDGET) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
+                 step: dt.timedelta, budget_bytes: int = DEFAULT_BUDGET,
+                 columns: tuple[str, str] | None = None) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
     """Series of the leaves with start <= ts < end on a dense axis from the first to the
     last stored bucket (empty buckets are 0; a ts off that grid is left out).
 
@@ -61,8 +68,7 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
     ``screened``.
     """
     table = leaves_table(metric.name)
-    num = "numerator" if metric.kind == "ratio" else "value"
-    den = "denominator" if metric.kind == "ratio" else "value"
+    num, den = columns or SERIES_COLUMNS[metric.kind]
     first, last = con.execute(f'SELECT min(ts), max(ts) FROM "{table}" WHERE ts >= ? AND ts < ?', [start, end]).fetchone()
     if first is None:
         return pd.DatetimeIndex([]), []

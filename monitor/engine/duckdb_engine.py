@@ -111,11 +111,26 @@ class DuckDBEngine:
             table = self.execute(metric, Window(probe, probe))
         except MetricRunError as exc:
             return [str(exc)]
-        return schema_problems(metric, table.schema)
+        problems = schema_problems(metric, table.schema)
+        if not problems and metric.kind in ("mean", "distribution"):
+            problems = self._probe_rows(metric)
+        return problems
+
+    def _probe_rows(self, metric: Metric) -> list[str]:
+        """Run a mean or distribution query on the last days of data, so `monitor check`
+        also reports rows that break the kind's rules (a negative count), at file:line."""
+        from monitor.clock import utc_naive
+        from monitor.engine.kinds import probe_window
+
+        try:
+            self.run(metric, Window(*probe_window(utc_naive())))
+        except MetricRunError as exc:
+            return [str(exc)]
+        return []
 
 
 def schema_problems(metric: Metric, schema: pa.Schema) -> list[str]:
-    expected = ["ts", *metric.dimensions, *metric.measures]
+    expected = ["ts", *metric.keys, *metric.measures]
     names = schema.names
     problems = []
     missing = [c for c in expected if c not in names]
@@ -155,7 +170,7 @@ def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
         if not pc.all(pc.equal(trunc, ts)).as_py():
             raise fail(f"ts is not aligned to the {metric.grain} grain; use date_trunc('{metric.grain}', ...)")
     columns = {"ts": ts}
-    for d in metric.dimensions:
+    for d in metric.keys:
         columns[d] = dimension_labels(table.column(d).cast(pa.string()))
     for m in metric.measures:
         col = table.column(m).cast(pa.float64())
@@ -173,6 +188,12 @@ def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
             raise fail("negative numerator")
         if metric.bounded and pc.any(pc.greater(columns["numerator"], columns["denominator"])).as_py():
             raise fail("numerator > denominator although the header says bounded: true")
+    if table.num_rows and metric.kind in ("mean", "distribution"):
+        from monitor.engine.kinds import kind_problem
+
+        problem = kind_problem(metric, columns)
+        if problem:
+            raise fail(problem)
     return pa.table(columns)
 
 

@@ -29,6 +29,7 @@ from monitor.report.model import (
 )
 from monitor.report.settings import ReportSettings, report_settings
 from monitor.slices import parse_slice
+from monitor.catalog.kinds import RATIO_LIKE, parts_sql
 from monitor.store import Store, leaves_table
 
 DAY = dt.timedelta(days=1)
@@ -110,7 +111,7 @@ def _metric_day(con, info: MetricInfo, date: dt.date, settings: ReportSettings, 
     history_start = date - dt.timedelta(days=max(settings.sparkline_days - 1, settings.baseline_days))
     rows = []
     if has_leaves:
-        sums = ('sum(numerator), sum(denominator)' if info.kind == "ratio" else 'sum("value"), NULL')
+        sums = ", ".join(parts_sql(info.kind))
         rows = con.execute(
             f'SELECT CAST(ts AS DATE) AS day, {sums}, count(DISTINCT ts) FROM "{leaves_table(info.name)}" '
             "WHERE ts >= ? AND ts < ? GROUP BY 1 ORDER BY 1",
@@ -122,12 +123,12 @@ def _metric_day(con, info: MetricInfo, date: dt.date, settings: ReportSettings, 
         if day not in daily:
             return None
         a, b, _ = daily[day]
-        return _ratio(a, b) if info.kind == "ratio" else a
+        return _ratio(a, b) if info.kind in RATIO_LIKE else a
 
     base_days = [d for d in daily if date - dt.timedelta(days=settings.baseline_days) <= d < date]
     if not base_days:
         baseline = None
-    elif info.kind == "ratio":
+    elif info.kind in RATIO_LIKE:
         baseline = _ratio(sum(daily[d][0] for d in base_days), sum(daily[d][1] for d in base_days))
     else:
         baseline = sum(daily[d][0] for d in base_days) / len(base_days)
@@ -139,8 +140,8 @@ def _metric_day(con, info: MetricInfo, date: dt.date, settings: ReportSettings, 
     if has_leaves and info.dimensions and date in daily and base_days:
         movers = _movers(con, info, date, settings.baseline_days, daily, base_days, incidents)
     metric_day = MetricDay(
-        metric=info, date=date, value=today, numerator=num if info.kind == "ratio" else None,
-        denominator=den if info.kind == "ratio" else None, buckets=buckets,
+        metric=info, date=date, value=today, numerator=num if info.kind in RATIO_LIKE else None,
+        denominator=den if info.kind in RATIO_LIKE else None, buckets=buckets,
         day_before=Change.between(today, value(date - DAY)),
         week_before=Change.between(today, value(date - 7 * DAY)),
         baseline=Change.between(today, baseline), baseline_days=len(base_days), history=history,
@@ -157,7 +158,7 @@ def _movers(con, info: MetricInfo, date: dt.date, baseline_days: int, daily: dic
     dims = info.dimensions
     cols = ", ".join(f'"{d}"' for d in dims)
     sets = ", ".join(f'(is_day, "{d}")' for d in dims)
-    sums = "sum(numerator), sum(denominator)" if info.kind == "ratio" else 'sum("value"), NULL'
+    sums = ", ".join(parts_sql(info.kind))
     rows = con.execute(
         f'SELECT {cols}, ts >= ? AS is_day, {sums} FROM "{leaves_table(info.name)}" '
         f"WHERE ts >= ? AND ts < ? GROUP BY GROUPING SETS ({sets}) ORDER BY ALL",
@@ -171,12 +172,12 @@ def _movers(con, info: MetricInfo, date: dt.date, baseline_days: int, daily: dic
     covered = {pair for incident in incidents for pair in (_segment(incident.slice) or {}).items()}
     day_a, day_b, _ = daily[date]
     base_a = sum(daily[d][0] for d in base_days)
-    base_b = sum(daily[d][1] for d in base_days) if info.kind == "ratio" else None
+    base_b = sum(daily[d][1] for d in base_days) if info.kind in RATIO_LIKE else None
     out = []
     for (dim, val), periods in segments.items():
         a_d, b_d = periods.get(True, (0.0, 0.0))
         a_b, b_b = periods.get(False, (0.0, 0.0))
-        if info.kind == "ratio":
+        if info.kind in RATIO_LIKE:
             total_d, total_b = _ratio(day_a, day_b), _ratio(base_a, base_b)
             if total_d is None or total_b is None:
                 continue
@@ -275,11 +276,11 @@ def _incident_series(con, tables: set[str], info: MetricInfo, incident: Incident
     else:
         start = max(min(incident.start_ts, day_start) - 2 * DAY, day_start - 13 * DAY)
     where = "".join(f' AND "{d}" = ?' for d in segment)
-    sums = "sum(numerator), sum(denominator)" if info.kind == "ratio" else 'sum("value"), NULL'
+    sums = ", ".join(parts_sql(info.kind))
     rows = con.execute(
         f'SELECT ts, {sums} FROM "{leaves_table(info.name)}" WHERE ts >= ? AND ts < ?{where} GROUP BY ts ORDER BY ts',
         [start, end, *segment.values()]).fetchall()
-    series = tuple((ts, _r(_ratio(a, b)) if info.kind == "ratio" else _r(a)) for ts, a, b in rows)
+    series = tuple((ts, _r(_ratio(a, b)) if info.kind in RATIO_LIKE else _r(a)) for ts, a, b in rows)
     band = tuple((ts, _r(e), _r(lo), _r(hi)) for ts, e, lo, hi in con.execute(
         "SELECT ts, expected, lower, upper FROM expectations WHERE metric = ? AND slice = ? AND ts >= ? AND ts < ? "
         "ORDER BY ts", [info.name, incident.slice, start, end]).fetchall())

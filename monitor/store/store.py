@@ -234,8 +234,8 @@ class Store:
             stored = 0
             if rows.num_rows:
                 con.register("incoming_rows", rows)
-                cols = ", ".join(f'"{c}"' for c in ["ts", *metric.dimensions, *metric.measures])
-                if keys_are_unique(rows, ["ts", *metric.dimensions]):
+                cols = ", ".join(f'"{c}"' for c in ["ts", *metric.keys, *metric.measures])
+                if keys_are_unique(rows, ["ts", *metric.keys]):
                     # The usual case (the query ends in GROUP BY): copy the rows as they are.
                     # Re-grouping would cost more than the check and scatter the rows, which
                     # also makes the commit's compression slower.
@@ -243,7 +243,7 @@ class Store:
                     con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM incoming_rows')
                 else:
                     # Keys cast to the stored types first, so values that become equal are summed too.
-                    keys = ", ".join(['ts::TIMESTAMP', *(f'"{d}"::VARCHAR' for d in metric.dimensions)])
+                    keys = ", ".join(['ts::TIMESTAMP', *(f'"{d}"::VARCHAR' for d in metric.keys)])
                     sums = ", ".join(f'sum("{m}")' for m in metric.measures)
                     stored = con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {keys}, {sums} FROM incoming_rows'
                                          ' GROUP BY ALL').fetchone()[0]  # DuckDB answers an INSERT with its row count
@@ -280,7 +280,7 @@ class Store:
     @staticmethod
     def _ensure_leaves_table(con: duckdb.DuckDBPyConnection, metric: Metric) -> None:
         table = leaves_table(metric.name)
-        wanted = ["ts", *metric.dimensions, *metric.measures]
+        wanted = ["ts", *metric.keys, *metric.measures]
         if _has_table(con, table):
             have = [r[0] for r in con.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
@@ -289,7 +289,7 @@ class Store:
                 return
             # The dimensions or kind changed: old rows cannot be re-sliced, so the history restarts.
             con.execute(f'DROP TABLE "{table}"')
-        dims = "".join(f', "{d}" VARCHAR NOT NULL' for d in metric.dimensions)
+        dims = "".join(f', "{d}" VARCHAR NOT NULL' for d in metric.keys)
         measures = "".join(f', "{m}" DOUBLE NOT NULL' for m in metric.measures)
         con.execute(f'CREATE TABLE "{table}" (ts TIMESTAMP NOT NULL{dims}{measures})')
 
