@@ -30,6 +30,7 @@ from monitor.report.model import (
 from monitor.report.settings import ReportSettings, report_settings
 from monitor.slices import parse_slice
 from monitor.catalog.kinds import RATIO_LIKE, parts_sql
+from monitor.catalog.metric import DEFAULT_BUCKET
 from monitor.store import Store, leaves_table
 
 DAY = dt.timedelta(days=1)
@@ -91,7 +92,7 @@ def _metric_infos(catalog: Catalog, stored: dict[str, dict]) -> list[MetricInfo]
     for name, m in catalog.metrics.items():
         infos[name] = MetricInfo(name=name, title=m.display_title, kind=m.kind, grain=m.grain, unit=m.unit,
                                  dimensions=tuple(m.dimensions), team=m.team, owner=m.owner,
-                                 direction=m.detect.direction)
+                                 direction=m.detect.direction, bucket=m.bucket or DEFAULT_BUCKET)
     for name, definition in stored.items():
         if name in infos:
             continue
@@ -101,7 +102,8 @@ def _metric_infos(catalog: Catalog, stored: dict[str, dict]) -> list[MetricInfo]
             name=name, title=h.get("title") or name.replace("_", " ").capitalize(), kind=kind,
             grain=h.get("grain", "day"), unit=h.get("unit") or ("percent" if kind == "ratio" else "count"),
             dimensions=tuple(h.get("dimensions") or ()), team=h.get("team") or "", owner=h.get("owner") or "",
-            direction=(h.get("detect") or {}).get("direction", "both"), in_catalog=False)
+            direction=(h.get("detect") or {}).get("direction", "both"), in_catalog=False,
+            bucket=h.get("bucket") or DEFAULT_BUCKET)
     return [infos[n] for n in sorted(infos)]
 
 
@@ -111,7 +113,7 @@ def _metric_day(con, info: MetricInfo, date: dt.date, settings: ReportSettings, 
     history_start = date - dt.timedelta(days=max(settings.sparkline_days - 1, settings.baseline_days))
     rows = []
     if has_leaves:
-        sums = ", ".join(parts_sql(info.kind))
+        sums = ", ".join(parts_sql(info.kind, info.bucket))
         rows = con.execute(
             f'SELECT CAST(ts AS DATE) AS day, {sums}, count(DISTINCT ts) FROM "{leaves_table(info.name)}" '
             "WHERE ts >= ? AND ts < ? GROUP BY 1 ORDER BY 1",
@@ -158,7 +160,7 @@ def _movers(con, info: MetricInfo, date: dt.date, baseline_days: int, daily: dic
     dims = info.dimensions
     cols = ", ".join(f'"{d}"' for d in dims)
     sets = ", ".join(f'(is_day, "{d}")' for d in dims)
-    sums = ", ".join(parts_sql(info.kind))
+    sums = ", ".join(parts_sql(info.kind, info.bucket))
     rows = con.execute(
         f'SELECT {cols}, ts >= ? AS is_day, {sums} FROM "{leaves_table(info.name)}" '
         f"WHERE ts >= ? AND ts < ? GROUP BY GROUPING SETS ({sets}) ORDER BY ALL",
@@ -276,7 +278,7 @@ def _incident_series(con, tables: set[str], info: MetricInfo, incident: Incident
     else:
         start = max(min(incident.start_ts, day_start) - 2 * DAY, day_start - 13 * DAY)
     where = "".join(f' AND "{d}" = ?' for d in segment)
-    sums = ", ".join(parts_sql(info.kind))
+    sums = ", ".join(parts_sql(info.kind, info.bucket))
     rows = con.execute(
         f'SELECT ts, {sums} FROM "{leaves_table(info.name)}" WHERE ts >= ? AND ts < ?{where} GROUP BY ts ORDER BY ts',
         [start, end, *segment.values()]).fetchall()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from monitor.catalog.metric import DEFAULT_BUCKET
+
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 CATEGORIES = ("new", "ongoing", "resolved")
 
@@ -18,7 +20,7 @@ class MetricInfo:
 
     name: str
     title: str
-    kind: str  # ratio | sum
+    kind: str  # ratio | sum | mean | distribution
     grain: str  # hour | day
     unit: str  # percent | count | currency
     dimensions: tuple[str, ...]
@@ -26,6 +28,7 @@ class MetricInfo:
     owner: str = ""
     direction: str = "both"  # which way is bad (detect.direction)
     in_catalog: bool = True
+    bucket: str = DEFAULT_BUCKET  # a distribution's bucket column
 
 
 @dataclass(frozen=True)
