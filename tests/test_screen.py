@@ -106,7 +106,7 @@ def test_a_tiny_memory_budget_gives_the_same_incidents(tmp_path, monkeypatch):
     large = rows(store)
     chunks = []
     real = screen._min_p
-    monkeypatch.setattr(screen, "_min_p", lambda c, v, d: chunks.append(len(c)) or real(c, v, d))
+    monkeypatch.setattr(screen, "_min_p", lambda c, v, d, **kw: chunks.append(len(c)) or real(c, v, d, **kw))
     with store.connect() as con:
         con.execute("DELETE FROM incidents")
     detect_metric(store, metric, now=now, memory_limit=64 * 10**6)
