@@ -208,3 +208,17 @@ def test_the_mix_test_in_chunks_of_values_equals_one_pass():
     assert _evidence(chunked, idx)["segments"][0]["value"] == "v4"
     for a, b in zip(_evidence(whole, idx)["segments"], _evidence(chunked, idx)["segments"]):
         assert a["value"] == b["value"] and abs(a["share"] - b["share"]) < 1e-12
+
+
+def test_the_lag_median_equals_numpys_nanmedian():
+    import warnings
+
+    from monitor.detect.mix import _nanmedian_first_axis
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 200, 30))
+    x[rng.random(x.shape) < 0.4] = np.nan  # every count of finite lags, 0 to 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(x, axis=0)
+    np.testing.assert_array_equal(_nanmedian_first_axis(x), expected)
