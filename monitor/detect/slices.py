@@ -114,8 +114,9 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
     values = np.zeros((n_series, len(axis)))
     volume = np.zeros((n_series, len(axis))) if num != den else values
     # the long result streams in batches into the dense arrays: never whole in memory
-    reader = con.execute(f"SELECT k.__sid, a.__bucket, a.__num, a.__den FROM slice_agg a JOIN slice_keys k ON {same}"
-                         ).fetch_record_batch(SCATTER_ROWS)
+    result = con.execute(f"SELECT k.__sid, a.__bucket, a.__num, a.__den FROM slice_agg a JOIN slice_keys k ON {same}")
+    # to_arrow_reader from DuckDB 1.4 on, fetch_record_batch (deprecated there) before
+    reader = getattr(result, "to_arrow_reader", result.fetch_record_batch)(SCATTER_ROWS)
     for batch in reader:
         sid = _column(batch, "__sid").astype(np.int64)
         bucket = _column(batch, "__bucket").astype(np.int64)
