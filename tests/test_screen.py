@@ -13,7 +13,9 @@ import pytest
 
 from monitor.catalog import parse_metric
 from monitor.config import ConfigError, detect_memory_limit, load_config, parse_size
+from monitor.detect import mix as mix_module
 from monitor.detect import screen
+from monitor.detect import series as series_module
 from monitor.detect.run_detection import detect_metric
 from monitor.engine import Window
 from monitor.store import Store
@@ -104,13 +106,20 @@ def test_a_tiny_memory_budget_gives_the_same_incidents(tmp_path, monkeypatch):
     now = START + dt.timedelta(days=DAYS)
     detect_metric(store, metric, now=now, memory_limit=10**9)
     large = rows(store)
-    chunks = []
+    chunks, judged = [], []
     real = screen._min_p
     monkeypatch.setattr(screen, "_min_p", lambda c, v, d, **kw: chunks.append(len(c)) or real(c, v, d, **kw))
+    real_batch = series_module.detect_batch
+    monkeypatch.setattr(series_module, "detect_batch", lambda v, **kw: judged.append(len(v)) or real_batch(v, **kw))
+    mixed = []
+    real_rows = mix_module._Parts.rows
+    monkeypatch.setattr(mix_module._Parts, "rows", lambda self, *a: mixed.append(a) or real_rows(self, *a))
     with store.connect() as con:
         con.execute("DELETE FROM incidents")
     detect_metric(store, metric, now=now, memory_limit=64 * 10**6)
     assert len(chunks) > 2  # the pairs did go through in several chunks
+    assert max(judged) < SELLERS  # the sellers' series were judged in several chunks
+    assert any(a and a[0] > 0 for a in mixed)  # and the mix test took the sellers in chunks
     assert rows(store) == large
     assert any(f"merchant_id=S{ATTACKED:06d}" in r[0] for r in large)
 
