@@ -187,3 +187,39 @@ def test_a_mix_run_extends_the_total_segment_it_leads_and_stands_alone_when_it_c
     [alone] = merged([])
     assert (alone.start, alone.end, alone.kind) == (70, 77, "mix_shift")
     assert alone.relative_change == pytest.approx(0.2)
+
+
+def test_the_mix_test_in_chunks_of_values_equals_one_pass():
+    """A dimension of many values goes through in chunks (bounded memory): same effect,
+    noise and evidence as all values at once, up to summation order."""
+    from monitor.detect.mix import _evidence, mix_series
+
+    rng = np.random.default_rng(3)
+    k, n = 23, 120
+    den = rng.poisson(rng.uniform(20, 400, (k, 1)) * np.ones((1, n))).astype(float)
+    den[4, 90:] *= 3  # one value's share moves
+    num = rng.binomial(den.astype(int), np.linspace(0.005, 0.05, k)[:, None]).astype(float)
+    names = [f"v{i}" for i in range(k)]
+    whole = mix_series("d", names, num, den, period=7)
+    chunked = mix_series("d", names, list(num), list(den), period=7, chunk_rows=5)
+    assert np.isfinite(whole.z).sum() > 50
+    np.testing.assert_allclose(chunked.effect, whole.effect, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(chunked.z, whole.z, rtol=1e-9, atol=1e-12)
+    idx = np.arange(90, 94)
+    assert _evidence(chunked, idx)["segments"][0]["value"] == "v4"
+    for a, b in zip(_evidence(whole, idx)["segments"], _evidence(chunked, idx)["segments"]):
+        assert a["value"] == b["value"] and abs(a["share"] - b["share"]) < 1e-12
+
+
+def test_the_lag_median_equals_numpys_nanmedian():
+    import warnings
+
+    from monitor.detect.mix import _nanmedian_first_axis
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 200, 30))
+    x[rng.random(x.shape) < 0.4] = np.nan  # every count of finite lags, 0 to 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(x, axis=0)
+    np.testing.assert_array_equal(_nanmedian_first_axis(x), expected)

@@ -13,7 +13,9 @@ import pytest
 
 from monitor.catalog import parse_metric
 from monitor.config import ConfigError, detect_memory_limit, load_config, parse_size
+from monitor.detect import mix as mix_module
 from monitor.detect import screen
+from monitor.detect import series as series_module
 from monitor.detect.run_detection import detect_metric
 from monitor.engine import Window
 from monitor.store import Store
@@ -104,13 +106,20 @@ def test_a_tiny_memory_budget_gives_the_same_incidents(tmp_path, monkeypatch):
     now = START + dt.timedelta(days=DAYS)
     detect_metric(store, metric, now=now, memory_limit=10**9)
     large = rows(store)
-    chunks = []
+    chunks, judged = [], []
     real = screen._min_p
-    monkeypatch.setattr(screen, "_min_p", lambda c, v, d: chunks.append(len(c)) or real(c, v, d))
+    monkeypatch.setattr(screen, "_min_p", lambda c, v, d, **kw: chunks.append(len(c)) or real(c, v, d, **kw))
+    real_batch = series_module.detect_batch
+    monkeypatch.setattr(series_module, "detect_batch", lambda v, **kw: judged.append(len(v)) or real_batch(v, **kw))
+    mixed = []
+    real_rows = mix_module._Parts.rows
+    monkeypatch.setattr(mix_module._Parts, "rows", lambda self, *a: mixed.append(a) or real_rows(self, *a))
     with store.connect() as con:
         con.execute("DELETE FROM incidents")
     detect_metric(store, metric, now=now, memory_limit=64 * 10**6)
     assert len(chunks) > 2  # the pairs did go through in several chunks
+    assert max(judged) < SELLERS  # the sellers' series were judged in several chunks
+    assert any(a and a[0] > 0 for a in mixed)  # and the mix test took the sellers in chunks
     assert rows(store) == large
     assert any(f"merchant_id=S{ATTACKED:06d}" in r[0] for r in large)
 
@@ -166,3 +175,50 @@ def test_expectations_written_in_chunks_equal_one_bulk_write(tmp_path, monkeypat
     detect_metric(store, metric, now=now, memory_limit=10**6)  # a few series per chunk
     assert len(chunks) > bulk_chunks, "the small budget did not split the write"
     assert stored() == whole and len(whole) == (1 + SELLERS + 10 + 3) * DAYS
+
+
+def _pooled_p(counts: np.ndarray, volume: np.ndarray, width: int) -> np.ndarray:
+    """The screen's p per pair (rows: row value x width column values, in code order), with
+    the pooled rate and tau2 measured as screen_pairs does, from a DuckDB screen_long."""
+    import duckdb
+
+    n_rows, n = counts.shape
+    code = np.repeat(np.arange(n_rows), n)
+    con = duckdb.connect()
+    con.register("long", pa.table({"code": code, "__bucket": np.tile(np.arange(n), n_rows),
+                                   "n": counts.ravel(), "d": volume.ravel()}))
+    con.execute("CREATE TEMP TABLE screen_long AS SELECT * FROM long")
+    columns, tau2 = screen._column_sums(con, width, n), screen._tau2(con, width)
+    zero = np.zeros((n_rows, 1))
+    keys = np.arange(n_rows)
+    return screen._min_p(np.hstack([zero, counts.cumsum(axis=1)]), np.hstack([zero, volume.cumsum(axis=1)]), "up",
+                         rows=keys // width, cols=keys % width, columns=columns, tau2=tau2), tau2
+
+
+def test_the_pooled_rate_gives_a_thin_pair_power_and_stays_calibrated():
+    rng = np.random.default_rng(11)
+    sellers, width, n = 6000, 3, 90
+    risk = np.array([1.0, 0.6, 1.8])  # channel rates relative to each other, as every seller has them
+    seller_rate = 0.01 * rng.gamma(4.0, 0.25, sellers)  # sellers differ a lot
+    share = np.array([0.55, 0.30, 0.15])
+    volume = np.repeat((rng.uniform(5, 60, sellers)[:, None] * share[None, :]).ravel()[:, None], n, axis=1)
+    rate = (seller_rate[:, None] * risk[None, :]).ravel()[:, None]
+    counts = rng.poisson(volume * rate).astype(float)
+    attacked = 3 * 400 + 2  # seller 400's api channel, x6 for 4 days
+    counts[attacked, 70:74] = rng.poisson(volume[attacked, 70:74] * rate[attacked] * 6)
+    alpha = screen.ALPHA_PER_30 / (sellers * width * 30 * len(screen.WINDOWS))
+    pooled, tau2 = _pooled_p(counts, volume, width)
+    zero = np.zeros((len(counts), 1))
+    own = screen._min_p(np.hstack([zero, counts.cumsum(axis=1)]), np.hstack([zero, volume.cumsum(axis=1)]), "up")
+    assert tau2 < 0.05  # the model holds here: pairs stray little from seller x channel
+    assert pooled[attacked] < own[attacked] / 3  # the seller's other channels sharpen the expectation
+    # calibration on the other 17,999 pairs: ALPHA_PER_30 x 69 / 30 = 1.15 expected at most
+    assert (np.delete(pooled, attacked) < alpha).sum() <= 4
+
+    # each pair with its own rate (the model fails): tau2 grows, the prior weakens, and the
+    # screen stays calibrated
+    wild = rate * rng.gamma(2.0, 0.5, rate.shape)
+    counts = rng.poisson(volume * wild).astype(float)
+    pooled, tau2 = _pooled_p(counts, volume, width)
+    assert tau2 > 0.2
+    assert (pooled < alpha).sum() <= 4

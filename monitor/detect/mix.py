@@ -23,7 +23,6 @@ A bucket is flagged when ``m_t`` is both
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -51,9 +50,15 @@ class MixSeries:
     values: list[str]
     effect: np.ndarray  # m_t; NaN where not judged
     z: np.ndarray  # m_t / noise
-    share: np.ndarray  # (values x buckets) observed shares
-    baseline_share: np.ndarray  # (values x buckets)
-    contribution: np.ndarray  # (values x buckets) each value's part of m_t
+    parts: "_Parts"  # per value: observed share, baseline share, part of m_t, for given buckets
+
+    def columns(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(share, baseline share, contribution), values x the buckets ``idx``: computed on
+        demand, so a dimension of 200,000 sellers keeps no values x buckets array."""
+        idx = np.asarray(idx)
+        k, step = len(self.parts.denominators), self.parts.chunk_rows
+        got = [self.parts.columns(idx, self.parts.rows(lo, lo + step)) for lo in range(0, k, step)]
+        return tuple(np.vstack([g[i] for g in got]) for i in range(3))
 
 
 @dataclass(frozen=True)
@@ -69,47 +74,127 @@ class MixRun:
     evidence: dict  # for "why it fired": dimension, segments whose share moved most
 
 
-def mix_series(dimension: str, values: list[str], numerators: np.ndarray, denominators: np.ndarray,
-               *, period: int | None, min_volume: float = 0.0) -> MixSeries:
+@dataclass(frozen=True)
+class _Parts:
+    """What a value's share, baseline share and contribution are computed from: the
+    per-value rows (kept by the caller anyway) and a few per-bucket totals."""
+
+    numerators: object  # sequence of per-value rows (or a values x buckets array)
+    denominators: object
+    total: np.ndarray  # denominator of every value per bucket
+    total_rate: np.ndarray  # rate of the reference window before each bucket
+    cycle: int
+    min_volume: float
+    chunk_rows: int
+    base_sum: np.ndarray | None = None  # sum of unnormalised baseline shares over values
+    expected_total: np.ndarray | None = None
+
+    def rows(self, lo: int = 0, hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        hi = len(self.denominators) if hi is None else hi
+        num = np.nan_to_num(np.asarray(np.vstack(self.numerators[lo:hi]), dtype=float))
+        den = np.nan_to_num(np.asarray(np.vstack(self.denominators[lo:hi]), dtype=float))
+        return num, den
+
+    def share_base_rate(self, idx: np.ndarray, num: np.ndarray, den: np.ndarray):
+        """Share, unnormalised baseline share and pooled reference rate of some values at the
+        buckets ``idx``."""
+        total = self.total
+        with np.errstate(invalid="ignore", divide="ignore"):
+            full = np.where(total > 0, den / np.where(total > 0, total, 1.0), np.nan)
+        full[:, total < max(self.min_volume, 1e-12)] = np.nan
+        share = full[:, idx]
+        # baseline share: median of the same phase in the previous cycles (NaN until enough)
+        lagged = np.full((BASELINE_CYCLES, den.shape[0], len(idx)), np.nan)
+        for c in range(1, BASELINE_CYCLES + 1):
+            back = idx - c * self.cycle
+            ok = back >= 0
+            lagged[c - 1][:, ok] = full[:, back[ok]]
+        del full
+        enough = np.sum(np.isfinite(lagged[:, 0, :]), axis=0) >= MIN_BASELINE_CYCLES if den.shape[0] else \
+            np.zeros(len(idx), bool)
+        base = _nanmedian_first_axis(lagged)
+        del lagged
+        base[:, ~enough] = np.nan
+        # reference rates: pooled over the window before the bucket, shrunk towards the total
+        window = REFERENCE_CYCLES * self.cycle
+        lo = np.maximum(idx - window, 0)
+        cn = np.concatenate([np.zeros((num.shape[0], 1)), np.cumsum(num, axis=1)], axis=1)
+        ref_num = cn[:, idx] - cn[:, lo]
+        del cn
+        cd = np.concatenate([np.zeros((den.shape[0], 1)), np.cumsum(den, axis=1)], axis=1)
+        ref_den = cd[:, idx] - cd[:, lo]
+        del cd
+        rate = (ref_num + PRIOR_EVENTS * self.total_rate[idx]) / (ref_den + PRIOR_EVENTS)
+        return share, base, rate, enough
+
+    def columns(self, idx: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        share, base, rate, _ = self.share_base_rate(idx, *rows)
+        expected = self.expected_total[idx]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            base = base / self.base_sum[idx]
+            contribution = (share - base) * (rate - expected) / expected
+        return share, base, contribution
+
+
+def mix_series(dimension: str, values: list[str], numerators, denominators,
+               *, period: int | None, min_volume: float = 0.0, chunk_rows: int | None = None) -> MixSeries:
     """``numerators``/``denominators``: (values x buckets) for the values of one dimension,
-    which together make up the total."""
-    num = np.nan_to_num(np.asarray(numerators, dtype=float))
-    den = np.nan_to_num(np.asarray(denominators, dtype=float))
-    k, n = den.shape
+    which together make up the total (2-D arrays, or sequences of per-value rows).
+
+    Values are taken ``chunk_rows`` at a time (default: all), in two passes: the first sums
+    the baseline shares and expected rates over values, the second the mix effect. So a
+    dimension with 200,000 values needs memory for one chunk, not for all of them."""
+    k = len(denominators)
+    if not k:
+        raise ValueError("mix_series needs at least one value")
+    n = len(np.asarray(denominators[0]))
     cycle = int(period) if period else 7  # no seasonality: lags of 7 buckets (a week of days)
-    total = den.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(total > 0, den / np.where(total > 0, total, 1.0), np.nan)
-    share[:, total < max(min_volume, 1e-12)] = np.nan
-
-    # baseline share: median of the same phase in the previous cycles (NaN until enough)
-    lagged = np.full((BASELINE_CYCLES, k, n), np.nan)
-    for c in range(1, BASELINE_CYCLES + 1):
-        lag = c * cycle
-        if lag < n:
-            lagged[c - 1, :, lag:] = share[:, :-lag]
-    enough = np.sum(np.isfinite(lagged[:, 0, :]), axis=0) >= MIN_BASELINE_CYCLES
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN phases before enough history
-        base = np.nanmedian(lagged, axis=0)
-    base[:, ~enough] = np.nan
-    base = base / np.nansum(base, axis=0, keepdims=True)
-
-    # reference rates: pooled over the window before the bucket, shrunk towards the total
+    step = max(1, min(chunk_rows or k, k))
+    num_total, total = np.zeros(n), np.zeros(n)
+    for lo in range(0, k, step):
+        num, den = _Parts(numerators, denominators, total, total, cycle, min_volume, step).rows(lo, lo + step)
+        num_total += num.sum(axis=0)
+        total += den.sum(axis=0)
     window = REFERENCE_CYCLES * cycle
-    ref_num, ref_den = _trailing_sum(num, window), _trailing_sum(den, window)
     with np.errstate(invalid="ignore", divide="ignore"):
-        total_rate = ref_num.sum(axis=0) / ref_den.sum(axis=0)
-    rate = (ref_num + PRIOR_EVENTS * total_rate) / (ref_den + PRIOR_EVENTS)
+        total_rate = (_trailing_sum(num_total[None, :], window) / _trailing_sum(total[None, :], window))[0]
+    parts = _Parts(numerators, denominators, total, total_rate, cycle, min_volume, step)
+    idx = np.arange(n)
 
-    expected_total = np.nansum(base * rate, axis=0)
-    gap = rate - expected_total
+    # pass 1: sums over values of the baseline shares and of baseline share x rate
+    base_sum, weighted = np.zeros(n), np.zeros(n)
+    cached = None
+    for lo in range(0, k, step):
+        rows = parts.rows(lo, lo + step)
+        share, base, rate, enough = parts.share_base_rate(idx, *rows)
+        base_sum += np.nansum(base, axis=0)
+        weighted += np.nansum(base * rate, axis=0)
+        if lo == 0:
+            judged_shares = np.isfinite(share).all(axis=0)
+            enough_all = enough
+        else:
+            judged_shares &= np.isfinite(share).all(axis=0)
+        if step >= k:  # one chunk: nothing to recompute
+            cached = (share, base, rate)
+        del share, base, rate
     with np.errstate(invalid="ignore", divide="ignore"):
-        contribution = (share - base) * gap / expected_total
-        effect = np.nansum(contribution, axis=0)
+        expected_total = weighted / base_sum  # = sum over values of normalised base x rate
+    parts = replace(parts, base_sum=base_sum, expected_total=expected_total)
+
+    # pass 2: the mix effect and the sampling floor
+    effect, spread_sq = np.zeros(n), np.zeros(n)
+    for lo in range(0, k, step):
+        share, base, rate = cached if cached is not None else parts.share_base_rate(idx, *parts.rows(lo, lo + step))[:3]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            base = base / base_sum
+            gap = rate - expected_total
+            effect += np.nansum((share - base) * gap / expected_total, axis=0)
+        spread_sq += np.nansum(base * gap ** 2, axis=0)
+        del share, base, rate, gap
+    with np.errstate(invalid="ignore", divide="ignore"):
         # sampling spread of the shares alone (multinomial with this bucket's volume)
-        floor = np.sqrt(np.nansum(base * gap ** 2, axis=0) / np.where(total > 0, total, np.nan)) / expected_total
-    judged = enough & np.isfinite(share).all(axis=0) & (expected_total > 0) & np.isfinite(total_rate)
+        floor = np.sqrt(spread_sq / np.where(total > 0, total, np.nan)) / expected_total
+    judged = enough_all & judged_shares & (expected_total > 0) & np.isfinite(total_rate)
     effect = np.where(judged, effect, np.nan)
 
     # noise: robust spread of m (centred on 0 by construction) over the previous cycles
@@ -118,7 +203,7 @@ def mix_series(dimension: str, values: list[str], numerators: np.ndarray, denomi
     noise = np.fmax(spread, floor)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.where(noise > 0, effect / noise, np.nan)
-    return MixSeries(dimension, list(values), effect, z, share, base, contribution)
+    return MixSeries(dimension, list(values), effect, z, parts)
 
 
 def mix_runs(mixes: list[MixSeries], *, threshold: float, direction: str, accept_after: int) -> list[MixRun]:
@@ -174,15 +259,16 @@ def mix_runs(mixes: list[MixSeries], *, threshold: float, direction: str, accept
 
 
 def _evidence(mix: MixSeries, idx: np.ndarray, top: int = 3) -> dict:
-    contribution = np.nanmean(mix.contribution[:, idx], axis=1)
+    share, base, part = mix.columns(idx)
+    contribution = np.nanmean(part, axis=1)
     order = np.argsort(-np.abs(np.nan_to_num(contribution)))[:top]
     return {
         "dimension": mix.dimension,
         "implied_relative_change": float(np.nanmean(mix.effect[idx])),
         "segments": [{
             "value": mix.values[i],
-            "baseline_share": float(np.nanmean(mix.baseline_share[i, idx])),
-            "share": float(np.nanmean(mix.share[i, idx])),
+            "baseline_share": float(np.nanmean(base[i])),
+            "share": float(np.nanmean(share[i])),
             "implied_relative_change": float(contribution[i]),
         } for i in order],
     }
@@ -217,6 +303,16 @@ def merge_runs(segments: list, runs: list[MixRun], *, observed: np.ndarray, expe
             observed=seen, relative_change=relative_change(seen, base), score=run.score,
             accepted=run.accepted, accepted_at=run.end if run.accepted else None, why=why))
     return sorted(out, key=lambda seg: seg.start)
+
+
+def _nanmedian_first_axis(x: np.ndarray) -> np.ndarray:
+    """np.nanmedian(x, axis=0) for a short first axis (the lags), by one sort: numpy's own
+    takes a masked-array path per call that cost more than the rest of the mix test."""
+    ordered = np.sort(x, axis=0)  # NaN sorts last
+    count = np.isfinite(x).sum(axis=0)
+    low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[None], axis=0)[0]
+    high = np.take_along_axis(ordered, np.maximum(count // 2, 0)[None], axis=0)[0]
+    return np.where(count > 0, (low + high) / 2, np.nan)
 
 
 def _trailing_sum(x: np.ndarray, window: int) -> np.ndarray:

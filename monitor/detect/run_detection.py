@@ -29,6 +29,8 @@ from monitor.store import Store
 HISTORY = {"day": dt.timedelta(days=400), "hour": dt.timedelta(days=150)}
 DUCKDB_MIN_MEMORY = 256 * 2**20
 EXPECTATION_ROW_BYTES = 200  # one expectations row in Arrow and in DuckDB's insert, roughly
+JUDGE_CELL_BYTES = 400  # detector bytes per series x bucket cell (inputs, bands, scores, temporaries)
+MIX_CELL_BYTES = 200  # mix test bytes per value x bucket cell
 
 
 @dataclass
@@ -75,7 +77,7 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
     if not series:
         return result
     options = DetectOptions.from_metric(metric)
-    runs = _mix_runs(metric, series, options) if metric.kind == "ratio" else []
+    runs = _mix_runs(metric, series, options, memory_limit) if metric.kind == "ratio" else []
     base: dict[str, np.ndarray] = {}
     for run in runs:
         if not run.accepted:
@@ -87,14 +89,14 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
     # earlier run stored (re-running detect changes nothing): the second keeps the closed
     # incidents the first found out of the baseline, for the series that had any.
     false_alarms = _false_alarms(store, metric)
-    first = _judge(metric, axis, series, options, base, runs, range(len(series)))
+    first = _judge(metric, axis, series, options, base, runs, range(len(series)), memory_limit)
     detections = [first[i] for i in range(len(series))]
     rows = _rows(store, metric, axis, series, detections, options, base, now)
     exclusions = _exclusion_masks(rows, false_alarms, axis, base)
     again = [i for i, s in enumerate(series) if s.label in exclusions
              and not np.array_equal(exclusions[s.label], base.get(s.label, np.zeros(len(axis), bool)))]
     if again:
-        redone = _judge(metric, axis, series, options, exclusions, runs, again)
+        redone = _judge(metric, axis, series, options, exclusions, runs, again, memory_limit)
         detections = [_second_pass(d, redone[i], exclusions[series[i].label], screened=series[i].screened)
                       if i in redone else d for i, d in enumerate(detections)]
         rows = _rows(store, metric, axis, series, detections, options, exclusions, now)
@@ -151,7 +153,8 @@ def _end(seg) -> float:
     return math.inf if seg.end is None else seg.end
 
 
-def _mix_runs(metric: Metric, series: list[SliceSeries], options: DetectOptions) -> list:
+def _mix_runs(metric: Metric, series: list[SliceSeries], options: DetectOptions,
+              memory_limit: int = DEFAULT_BUDGET) -> list:
     """Traffic-mix episodes of a ratio total, from its one-dimension slices (see
     ``monitor.detect.mix``)."""
     by_dim: dict[str, list[SliceSeries]] = {}
@@ -164,14 +167,16 @@ def _mix_runs(metric: Metric, series: list[SliceSeries], options: DetectOptions)
     # as strict as a slice test, with one mix test per dimension
     opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, len(by_dim)),
                    detector="default").resolve(n=series[0].values.size, n_series=1)
-    mixes = [mix_series(dim, [s.segment[dim] for s in parts], np.vstack([s.values for s in parts]),
-                        np.vstack([s.volume for s in parts]), period=opts.period, min_volume=opts.min_volume)
+    # the rows go in as they are, stacked a chunk at a time (a dimension of 200,000 sellers)
+    chunk = max(1, int(memory_limit // 4 // (MIX_CELL_BYTES * max(series[0].values.size, 1))))
+    mixes = [mix_series(dim, [s.segment[dim] for s in parts], [s.values for s in parts], [s.volume for s in parts],
+                        period=opts.period, min_volume=opts.min_volume, chunk_rows=chunk)
              for dim, parts in by_dim.items()]
     return mix_runs(mixes, threshold=opts.spike_threshold, direction=opts.direction, accept_after=opts.accept_after)
 
 
 def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptions, exclusions: dict[str, np.ndarray],
-           runs: list, which) -> dict[int, object]:
+           runs: list, which, memory_limit: int = DEFAULT_BUDGET) -> dict[int, object]:
     """Detections of the series at the indices `which` (the total at 0), each judged as in
     the full batch: slices with the strictness of all slices, whichever are re-judged."""
     from monitor.detect.series import detect_batch
@@ -192,10 +197,15 @@ def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptio
             tested = len(series) - 1 - n_screened if kind == 1 else n_screened
             opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, tested),
                            min_volume=options.min_volume if floor is None else float(floor))
-        values = np.vstack([series[i].values for i in group])
-        volumes = np.vstack([series[i].volume for i in group]) if metric.kind == "ratio" else None
-        excludes = np.vstack([exclusions.get(series[i].label, np.zeros(len(axis), bool)) for i in group])
-        out.update(zip(group, detect_batch(values, denominators_2d=volumes, exclude=excludes, options=opts)))
+        # rows are judged independently: in chunks, so 200,000 slices need one chunk's memory
+        per_chunk = max(1, int(memory_limit // 4 // (JUDGE_CELL_BYTES * max(len(axis), 1))))
+        for first in range(0, len(group), per_chunk):
+            part = group[first:first + per_chunk]
+            values = np.vstack([series[i].values for i in part])
+            volumes = np.vstack([series[i].volume for i in part]) if metric.kind == "ratio" else None
+            excludes = np.vstack([exclusions.get(series[i].label, np.zeros(len(axis), bool)) for i in part])
+            out.update(zip(part, detect_batch(values, denominators_2d=volumes, exclude=excludes, options=opts)))
+            del values, volumes, excludes
     if runs and 0 in out:
         total = out[0]
         out[0] = replace(total, segments=merge_runs(

@@ -3,19 +3,32 @@
 With 20,000 sellers x 3 channels no seller x channel pair reaches the pair volume floor,
 so an attack on one of them hides below it. Here every pair of the dimension pairs the
 floor narrowed is tested at once in numpy: for each bucket and window of 1, 2 or 4
-buckets, the pair's numerator in the window against the pair's own trailing history
-(up to HISTORY buckets before the window), by the exact conditional test of two Poisson
-counts: given n = window + history counts, the window's count is Binomial(n, q) with q the
-window's share of the denominator. The baseline rate is thus never assumed known, which is
-what keeps a pair with a few frauds a month honest.
+buckets, the pair's numerator in the window against what its history predicts.
+
+The prediction pools two sources (a Gamma-Poisson model, so each one's uncertainty counts):
+- the pair's own trailing history (up to HISTORY buckets before the window): y events on
+  volume vh;
+- a pooled rate, the row value's other pairs x the column value's rate (a seller's other
+  channels, each scaled by that channel's rate over every seller, tell how risky the seller
+  is; times this channel's rate): the log-linear independence model of a two-way table.
+  It is a Gamma prior of mean r0 and shape a0 = 1 / (1 / (yo + 0.5) + tau2), yo being the
+  events it rests on and tau2 how far pairs stray from the model (measured on the data,
+  method of moments over the whole window), so a thin seller or a heterogeneous world
+  weakens it.
+The window's count is then negative binomial: P(X >= x) = I_q(x, a0 + y) with
+q = vw / (vw + a0 / r0 + vh). Without the prior (a0 -> 1, no pooled rate) this is the exact
+conditional test of two Poisson counts the screen used before; the pooled rate is what
+gives a thin pair power (its own history holds a few events, its seller's other channels
+many more).
 
 The threshold is Bonferroni over the tests of ALPHA_PER_30 false candidates per 30
 buckets: alpha per test = ALPHA_PER_30 / (pairs x 30 x windows), so false candidates stay
 flat as pairs grow (the threshold moves with log(pairs)). Candidates (at most
 MAX_CANDIDATES, smallest p first) are then judged by the full detector like any slice.
 
-Pairs are screened in chunks of the first dimension's hash, sized so a chunk's dense
-pair x bucket arrays stay within the memory budget.
+Pairs are screened in chunks of the row dimension (the one with more values), sized so a
+chunk's dense pair x bucket arrays stay within the memory budget; a row value's pairs are
+in one chunk, so its pooled rate sees all of them.
 """
 from __future__ import annotations
 
@@ -30,15 +43,16 @@ HISTORY = 91  # trailing buckets the window is compared with (13 weeks): a thin 
 MIN_HISTORY = 21  # buckets of history before a window is tested (3 weekly cycles)
 ALPHA_PER_30 = 0.5  # expected false candidates per 30 buckets over every screened pair: half the goal of 1 false page a month
 MAX_CANDIDATES = 200
-CELL_BYTES = 160  # numpy bytes per pair x bucket cell while screening (arrays and temporaries)
+CELL_BYTES = 400  # numpy bytes per pair x bucket cell while screening (arrays and temporaries)
+TAU2_MIN = 0.01  # the pooled rate is never trusted beyond a 10 % coefficient of variation
+PRIOR_EVENTS = 0.5  # half an event: a row value with no other event pulls its rate towards the column's
 
 
 def screen_pairs(con, window: str, params: list, pair: tuple[str, str], *, n_buckets: int, num: str, den: str,
                  direction: str, budget_bytes: int, single_gids: dict[str, int]) -> list[tuple[str, str, float]]:
     """(value of pair[0], value of pair[1], p-value) of the pairs whose window count is
-    improbable against their own history, smallest p first. The values of each dimension
+    improbable against their prediction, smallest p first. The values of each dimension
     come from the one-dimension slices in slice_agg (`single_gids`: their GROUPING ids)."""
-    a, b = pair
     if n_buckets <= MIN_HISTORY:
         return []
     # each dimension's values numbered, so the pairs group by one integer (faster than strings)
@@ -47,6 +61,8 @@ def screen_pairs(con, window: str, params: list, pair: tuple[str, str], *, n_buc
         values[d] = [r[0] for r in con.execute(
             f'SELECT DISTINCT "{d}" FROM slice_agg WHERE __gid = {single_gids[d]} ORDER BY 1').fetchall()]
         con.register(f"screen_{d}", pa.table({d: values[d], "__i": np.arange(len(values[d]), dtype=np.int64)}))
+    # rows: the dimension with more values (sellers), columns: the other (channels)
+    a, b = sorted(pair, key=lambda d: -len(values[d]))
     try:
         width = len(values[b])
         # a pair that is always one of its values (seller x the seller's country) is that
@@ -55,20 +71,23 @@ def screen_pairs(con, window: str, params: list, pair: tuple[str, str], *, n_buc
         if not n_pairs or n_pairs in (len(values[a]), len(values[b])):
             return []
         con.execute(f'CREATE OR REPLACE TEMP TABLE screen_long AS SELECT ka.__i * {width} + kb.__i AS code, __bucket,'
-                    f' sum("{num}") AS n, sum("{den}") AS d FROM ({window}) w JOIN "screen_{a}" ka ON ka."{a}" = w."{a}"'
+                    f' sum("{num}")::DOUBLE AS n, sum("{den}")::DOUBLE AS d FROM ({window}) w JOIN "screen_{a}" ka ON ka."{a}" = w."{a}"'
                     f' JOIN "screen_{b}" kb ON kb."{b}" = w."{b}" GROUP BY ALL', params)
         tests = n_pairs * min(30, n_buckets - MIN_HISTORY) * len(WINDOWS)
         alpha = ALPHA_PER_30 / tests / (2 if direction == "both" else 1)
+        columns = _column_sums(con, width, n_buckets)
+        tau2 = _tau2(con, width)
         chunks = max(1, math.ceil(n_pairs * (n_buckets + 1) * CELL_BYTES / max(budget_bytes, 1)))
         found: list[tuple[str, str, float]] = []
         for k in range(chunks):
-            where = f"WHERE code % {chunks} = {k}" if chunks > 1 else ""
+            where = f"WHERE (code // {width}) % {chunks} = {k}" if chunks > 1 else ""
             long = con.execute(f"SELECT * FROM screen_long {where}").arrow()
             long = long.read_all() if isinstance(long, pa.RecordBatchReader) else long
             if not long.num_rows:
                 continue
             codes = long.column("code").to_numpy()
-            # dense row numbers of the pairs present, without sorting
+            # dense row numbers of the pairs present, without sorting; keys come out sorted,
+            # so a row value's pairs are consecutive
             present = np.zeros(len(values[a]) * width, bool)
             present[codes] = True
             keys = np.flatnonzero(present)
@@ -77,16 +96,17 @@ def screen_pairs(con, window: str, params: list, pair: tuple[str, str], *, n_buc
             del present, remap
             bucket = long.column("__bucket").to_numpy().astype(np.int64)
             counts = np.zeros((len(keys), n_buckets + 1))
-            counts[sid, bucket + 1] = long.column("n").to_numpy(zero_copy_only=False).astype(float)
+            counts[sid, bucket + 1] = long.column("n").to_numpy(zero_copy_only=False)
             np.cumsum(counts, axis=1, out=counts)
             volume = np.zeros((len(keys), n_buckets + 1))
-            volume[sid, bucket + 1] = long.column("d").to_numpy(zero_copy_only=False).astype(float)
+            volume[sid, bucket + 1] = long.column("d").to_numpy(zero_copy_only=False)
             np.cumsum(volume, axis=1, out=volume)
             del long, codes, sid, bucket
-            p = _min_p(counts, volume, direction)
+            p = _min_p(counts, volume, direction, rows=keys // width, cols=keys % width, columns=columns, tau2=tau2)
             del counts, volume
-            found += [(values[a][keys[i] // width], values[b][keys[i] % width], float(p[i]))
-                      for i in np.flatnonzero(p < alpha)]
+            hits = np.flatnonzero(p < alpha)
+            named = [{a: values[a][keys[i] // width], b: values[b][keys[i] % width]} for i in hits]
+            found += [(v[pair[0]], v[pair[1]], float(p[i])) for v, i in zip(named, hits)]
     finally:
         for d in pair:
             con.unregister(f"screen_{d}")
@@ -94,11 +114,48 @@ def screen_pairs(con, window: str, params: list, pair: tuple[str, str], *, n_buc
     return sorted(found, key=lambda f: f[2])[:MAX_CANDIDATES]
 
 
-def _min_p(c: np.ndarray, v: np.ndarray, direction: str) -> np.ndarray:
-    """Smallest p-value per row over buckets and windows; c and v are cumulative sums with a
-    leading zero column (c[:, t + 1] = counts up to bucket t)."""
+def _column_sums(con, width: int, n_buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative numerator and denominator per column value over every row (columns x
+    buckets + 1, a leading zero column)."""
+    got = con.execute(f"SELECT code % {width} AS c, __bucket, sum(n), sum(d) FROM screen_long GROUP BY ALL").fetchnumpy()
+    c, t = np.asarray(got["c"], np.int64), np.asarray(got["__bucket"], np.int64) + 1
+    out = np.zeros((2, width, n_buckets + 1))
+    out[0, c, t] = np.asarray(got["sum(n)"], float)
+    out[1, c, t] = np.asarray(got["sum(d)"], float)
+    return np.cumsum(out[0], axis=1), np.cumsum(out[1], axis=1)
+
+
+def _tau2(con, width: int) -> float:
+    """How far pairs' rates stray from the pooled model, as a squared coefficient of
+    variation: method of moments over whole-window totals, net of Poisson noise and of the
+    uncertainty of each row value's rate, at least TAU2_MIN."""
+    got = con.execute(f"""
+        WITH p AS (SELECT code // {width} AS r, code % {width} AS c, sum(n) AS y, sum(d) AS d FROM screen_long GROUP BY ALL),
+             k AS (SELECT c, sum(y) / nullif(sum(d), 0) AS rate FROM p GROUP BY c),
+             e AS (SELECT p.r, p.y, p.d * coalesce(k.rate, 0) AS e FROM p JOIN k USING (c)),
+             s AS (SELECT r, sum(y) AS ys, sum(e) AS es FROM e GROUP BY r)
+        SELECT e.y, e.e, s.ys - e.y AS yo, s.es - e.e AS eo FROM e JOIN s USING (r)""").fetchnumpy()
+    y, e, yo, eo = (np.asarray(got[k], float) for k in ("y", "e", "yo", "eo"))
+    expected = e * (yo + PRIOR_EVENTS) / (eo + PRIOR_EVENTS)
+    excess = (y - expected) ** 2 - expected - expected ** 2 / (yo + PRIOR_EVENTS)
+    weight = float(np.sum(expected ** 2))
+    return max(TAU2_MIN, float(np.sum(excess)) / weight) if weight > 0 else 1.0
+
+
+def _min_p(c: np.ndarray, v: np.ndarray, direction: str, *, rows: np.ndarray | None = None,
+           cols: np.ndarray | None = None, columns: tuple[np.ndarray, np.ndarray] | None = None,
+           tau2: float = 1.0) -> np.ndarray:
+    """Smallest p-value per pair over buckets and windows; c and v are cumulative sums with
+    a leading zero column (c[:, t + 1] = counts up to bucket t). `rows` (sorted) and `cols`
+    number each pair's row and column value, `columns` the column values' cumulative
+    sums (see _column_sums); without them there is no pooled rate (the pair's own history
+    only, with one prior event)."""
     n_rows, width = c.shape
     best = np.ones(n_rows)
+    pooled = columns is not None
+    if pooled:
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        group = np.cumsum(np.r_[True, rows[1:] != rows[:-1]]) - 1
     for length in WINDOWS:
         # windows [mid, end) with end - length = mid >= MIN_HISTORY, history [lo, mid)
         first = MIN_HISTORY + length
@@ -111,19 +168,35 @@ def _min_p(c: np.ndarray, v: np.ndarray, direction: str) -> np.ndarray:
         lo = np.maximum(np.arange(MIN_HISTORY, width - length) - HISTORY, 0)
         y = c[:, mids] - c[:, lo]
         vh = v[:, mids] - v[:, lo]
-        n = x + y
         with np.errstate(divide="ignore", invalid="ignore"):
-            q = vw / (vw + vh)
-            # a loose normal pre-screen: the exact tail is computed only where it can matter
-            z = (x - n * q) / np.sqrt(n * q * (1 - q))
+            if pooled:
+                cn, cd = columns
+                rate = np.nan_to_num((cn[:, mids] - cn[:, lo]) / (cd[:, mids] - cd[:, lo]))[cols]
+                e = vh * rate  # events the pair's history would hold at its column's rate
+                yo = np.add.reduceat(y, starts, axis=0)[group] - y
+                eo = np.add.reduceat(e, starts, axis=0)[group] - e
+                r0 = rate * (yo + PRIOR_EVENTS) / (eo + PRIOR_EVENTS)
+                a0 = 1.0 / (1.0 / (yo + PRIOR_EVENTS) + tau2)
+                del e, eo
+                shape = a0 + y
+                scale = np.where(r0 > 0, a0 / r0, 0.0) + vh  # prior volume + own volume
+                del yo, r0, a0
+            else:
+                shape, scale = y + 1.0, vh
+            q = vw / (vw + scale)
+            mean = vw * shape / scale
+            # a loose normal pre-screen (negative binomial variance): the exact tail is
+            # computed only where it can matter
+            z = (x - mean) / np.sqrt(mean * (1 + vw / scale))
+        del mean
         tails = []
         if direction in ("up", "both"):
-            tails.append((z > 3.0, lambda xs, ns, qs: betainc(xs, ns - xs + 1, qs)))  # P(Bin(n, q) >= x)
+            tails.append(((z > 3.0) & (x > 0), lambda xs, ks, qs: betainc(xs, ks, qs)))  # P(NB >= x)
         if direction in ("down", "both"):
-            tails.append((z < -3.0, lambda xs, ns, qs: betainc(ns - xs, xs + 1, 1 - qs)))  # P(Bin(n, q) <= x)
+            tails.append((z < -3.0, lambda xs, ks, qs: betainc(ks, xs + 1, 1 - qs)))  # P(NB <= x)
         for sel, tail in tails:
-            sel &= (vh > 0) & (vw > 0) & (n > 0)
-            rows, cols = np.nonzero(sel)
-            if len(rows):
-                np.minimum.at(best, rows, tail(x[rows, cols], n[rows, cols], q[rows, cols]))
+            sel &= (scale > 0) & (vw > 0) & (shape > 0)
+            r, k = np.nonzero(sel)
+            if len(r):
+                np.minimum.at(best, r, tail(x[r, k], shape[r, k], q[r, k]))
     return best

@@ -33,6 +33,7 @@ MAX_PAIR_SLICES = 400
 PAIR_DIRECT = 2000
 # Memory for the dense arrays of one chunk of screened pairs ([detect] memory_limit overrides).
 DEFAULT_BUDGET = 10**9  # the default of [detect] memory_limit, "1GB"
+SCATTER_ROWS = 1 << 20  # rows of the long (slice, bucket) result per Arrow batch
 
 
 @dataclass(frozen=True)
@@ -113,20 +114,24 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
                 f'row_number() OVER (ORDER BY CASE __gid {rank} END, {", ".join(quoted + ["__gid"])}) - 1 AS __sid'
                 f' FROM (SELECT DISTINCT __gid, {", ".join(quoted + [""])} 0 FROM slice_agg)')
     same = " AND ".join(["a.__gid = k.__gid", *(f'a."{d}" IS NOT DISTINCT FROM k."{d}"' for d in dims)])
-    long = _arrow(con.execute(f"SELECT k.__sid, a.__bucket, a.__num, a.__den FROM slice_agg a JOIN slice_keys k ON {same}"))
     keys = _arrow(con.execute(f'SELECT __gid, {", ".join(quoted + [""])} __sid FROM slice_keys ORDER BY __sid'))
     parents = _parent_ids(con, dims, pair_sets, gid) if pair_sets else np.zeros((0, 2), np.int64)
-    for name in ("slice_agg", "slice_keys"):
-        con.execute(f"DROP TABLE IF EXISTS {name}")
-
     n_series = keys.num_rows
-    sid = _column(long, "__sid").astype(np.int64)
-    bucket = _column(long, "__bucket").astype(np.int64)
     values = np.zeros((n_series, len(axis)))
     volume = np.zeros((n_series, len(axis))) if num != den else values
-    values[sid, bucket] = _column(long, "__num")
-    if num != den:
-        volume[sid, bucket] = _column(long, "__den")
+    # the long result streams in batches into the dense arrays: never whole in memory
+    result = con.execute(f"SELECT k.__sid, a.__bucket, a.__num, a.__den FROM slice_agg a JOIN slice_keys k ON {same}")
+    # to_arrow_reader from DuckDB 1.4 on, fetch_record_batch (deprecated there) before
+    reader = getattr(result, "to_arrow_reader", result.fetch_record_batch)(SCATTER_ROWS)
+    for batch in reader:
+        sid = _column(batch, "__sid").astype(np.int64)
+        bucket = _column(batch, "__bucket").astype(np.int64)
+        values[sid, bucket] = _column(batch, "__num")
+        if num != den:
+            volume[sid, bucket] = _column(batch, "__den")
+    del reader
+    for name in ("slice_agg", "slice_keys"):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
 
     gids = _column(keys, "__gid").astype(np.int64)
     order = np.arange(n_series)
@@ -265,4 +270,5 @@ def _arrow(result) -> pa.Table:
 
 
 def _column(table, name: str) -> np.ndarray:
-    return table.column(name).to_numpy()
+    column = table.column(name)
+    return column.to_numpy(zero_copy_only=False) if isinstance(column, pa.Array) else column.to_numpy()
