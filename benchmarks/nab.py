@@ -155,22 +155,28 @@ def _put(tr: Trace, t: int, score: float, expected: float, sd: float, seg) -> No
 
 def replay(values: np.ndarray, detector=detect, fast: bool = True) -> Trace:
     """The detector on the hours so far, every hour. With ``fast`` (the default detector
-    only), the hours from which nothing in the run depends on the series' length (same
-    period and warm-up, no change point search over the whole history) are replayed in one
-    pass that reads the judge's verdicts after each hour: the same trace, without the
+    only), each stretch of hours over which nothing in the run depends on the series' length
+    (same period and warm-up, no change point search over the whole history) is replayed in
+    one pass that reads the judge's verdicts after each hour: the same trace, without the
     quadratic cost (``tests/test_nab_replay.py`` checks it against the hourly runs)."""
     n = values.size
     tr = Trace(np.zeros(n, bool), np.full(n, -1), np.full(n, -1), np.zeros(n, int), np.full(n, np.nan),
                np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan))
-    steady = _steady_from(values, detector) if fast else n + 1
-    for t in range(min(n, steady - 1)):
-        det = detector(values[: t + 1])
-        threshold = det.params.get("threshold") or math.nan
-        _put(tr, t, det.score[-1], det.expected[-1], (det.upper[-1] - det.lower[-1]) / (2 * threshold),
-             det.open_segment)
-    if steady <= n:
-        _one_pass(values, detector, steady - 1, tr)
+    stretches = _steady_stretches(values, detector) if fast else []
+    t = 0
+    for first, last in stretches + [(n + 1, n + 1)]:  # prefix lengths first..last share one run
+        for m in range(t + 1, min(first, n + 1)):
+            det = detector(values[:m])
+            threshold = det.params.get("threshold") or math.nan
+            _put(tr, m - 1, det.score[-1], det.expected[-1], (det.upper[-1] - det.lower[-1]) / (2 * threshold),
+                 det.open_segment)
+        if first <= n:
+            _one_pass(values[:last], detector, first - 1, tr)
+            t = last
     return tr
+
+
+MIN_STRETCH = 12  # prefix lengths: shorter stretches are cheaper hour by hour
 
 
 def _sensitivity(detector):
@@ -182,29 +188,32 @@ def _sensitivity(detector):
     return None
 
 
-def _steady_from(values: np.ndarray, detector) -> int:
-    """Smallest prefix length from which every longer prefix runs with the same options and
-    without a change point plan (n + 1: none, or not the default detector)."""
+def _steady_stretches(values: np.ndarray, detector) -> list[tuple[int, int]]:
+    """Maximal stretches [first, last] of prefix lengths that run with the same options and
+    without a change point plan (none if not the default detector)."""
     from monitor.detect.options import DetectOptions
     from monitor.detect.warmup import warmup_length
 
     n = values.size
     sens = _sensitivity(detector)
     if sens is None or n < 2:
-        return n + 1
-    if "change_points" in detector(values).params:  # a whole-history search: no shortcut
-        return n + 1
+        return []
     opts = DetectOptions(period=PERIOD, direction="both", accept_after=ACCEPT_AFTER, sensitivity=sens)
 
     def key(m):
         b = opts.resolve(n=m, n_series=1)
         return b.period, b.inner_period, warmup_length(m, b.period)
 
-    last = key(n)
-    m = n
-    while m > 2 and key(m - 1) == last:
-        m -= 1
-    return m
+    keys = [key(m) for m in range(1, n + 1)]
+    out, first = [], 1
+    for m in range(2, n + 2):
+        if m == n + 1 or keys[m - 1] != keys[first - 1]:
+            last = m - 1
+            # a whole-history search (change points) makes every prefix its own run
+            if last - first + 1 >= MIN_STRETCH and "change_points" not in detector(values[:last]).params:
+                out.append((first, last))
+            first = m
+    return out
 
 
 def _one_pass(values: np.ndarray, detector, first: int, tr: Trace) -> None:

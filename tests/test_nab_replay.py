@@ -25,9 +25,12 @@ def _hourly(n: int) -> np.ndarray:
 def test_one_pass_replay_equals_hourly_runs():
     x = _hourly(1090)
     fast = nab.replay(x, fast=True)
-    first = nab._steady_from(x, nab.detect)
-    assert first <= 1008 < x.size  # the shortcut is taken (no whole-history search)
-    for t in range(first - 3, x.size, 2):
+    stretches = nab._steady_stretches(x, nab.detect)
+    first = stretches[-1][0]
+    assert first <= 1008 and stretches[-1][1] == x.size  # the shortcut is taken (no whole-history search)
+    hours = sorted(set(range(0, first, 7)) | set(range(first - 3, x.size, 2)))  # every stretch, and its edges
+    hours += [a - 1 for a, _ in stretches] + [b - 1 for _, b in stretches]
+    for t in sorted(set(hours)):
         det = nab.detect(x[: t + 1])
         seg = det.open_segment
         assert fast.open[t] == (seg is not None), t
