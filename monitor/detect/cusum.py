@@ -1,4 +1,5 @@
-"""CUSUM for sustained moderate shifts (ratio metrics), stepped bucket by bucket.
+"""CUSUM for sustained moderate shifts (ratio metrics, and the level shifts of plain sub-daily
+series), stepped bucket by bucket.
 
 - *Sustained moderate shifts*: a two-sided CUSUM (Page; k = 0.5 sd) of residuals
   winsorised at HUBER sd (both it and h x the sensitivity multiplier), measured against a
@@ -12,7 +13,11 @@
   split of the CUSUM's run (flagged retroactively), resets the level to the reference, and
   ends when a CUSUM for "back below k" (h/2) signals; a bucket that is a spike itself is
   the spike test's, not a shift.
-- Sub-daily series add a fast CUSUM (k = 1.5, h for four times the run length) that
+- Plain (not ratio) sub-daily series get their level shifts from the slow CUSUM alone,
+  on residuals in band sd (heavy tails and a young baseline included, see ``judge``), from
+  their first judged bucket: sequential evidence that does not move as hours arrive, where a
+  change point search rerun every hour did. Large shifts there are runs of spikes.
+- Sub-daily ratio series add a fast CUSUM (k = 1.5, h for four times the run length) that
   signals a shift of 3+ sd per bucket in 2-3 buckets: card testing pages hours earlier.
 - The sums start only after the reference has learnt from another warm-up length of
   observed buckets.

@@ -51,7 +51,7 @@ class Noise:
     var: np.ndarray  # residual variance, de-seasonalised units
     binvar: np.ndarray  # average binomial part of it (ratio metrics)
     counts: np.ndarray  # bool: a sum metric of whole numbers (Poisson floor)
-    tail_q: np.ndarray  # (N, 2) 75th/95th percentiles of |warm-up residual| in core sd (NaN: too few)
+    tail_q: np.ndarray  # (N, 3) 75th and upper percentile of |warm-up residual| in core sd, its probability
 
     @classmethod
     def from_warmup(cls, desea: np.ndarray, lag: int, block: np.ndarray, den: np.ndarray | None,

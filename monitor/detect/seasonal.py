@@ -48,7 +48,42 @@ def seasonal_profile(
         combined[mixed] = flat
         mult = mult.copy()
         mult[mixed] = flat_mult
+    if weights is None:
+        combined = _own_phases(block, combined, mult, period)
     return combined, mult
+
+
+def _own_phases(block: np.ndarray, sep: np.ndarray, mult: np.ndarray, period: int) -> np.ndarray:
+    """The separable profile (hour of day x day of week) moved toward each phase's own
+    median by what two or more full cycles say beyond their noise (empirical Bayes, as
+    ``_shrink_rates``): taxi rides on Friday and Saturday nights, low on weekend mornings,
+    are not a weekday's hours scaled. The spread of the true departures, tau^2, is the
+    observed spread of the per-phase medians minus their sampling variance (pi/2 sigma^2 /
+    cycles, sigma from the MAD of the cycles around them); a row whose phases say nothing
+    beyond noise keeps the separable profile."""
+    n_series, w = block.shape
+    cycles = w // period
+    if cycles < 2:
+        return sep
+    full = block[:, : cycles * period].reshape(n_series, cycles, period)
+    with np.errstate(all="ignore"), quiet():
+        # each cycle against its own level (a level that drifts over the weeks is no phase effect)
+        m3 = mult[:, None, None]
+        desea = np.where(m3, full / np.where(sep != 0, sep, np.nan)[:, None, :], full - sep[:, None, :])
+        level = np.nanmedian(desea, axis=2, keepdims=True)
+        r = np.where(m3, desea / np.where(level != 0, level, np.nan) - 1.0, desea - level)
+        dev = np.nanmedian(r, axis=1)  # (N, period): each phase's own departure
+        spread_in = r - dev[:, None, :]
+        sigma = 1.4826 * np.nanmedian(np.abs(spread_in.reshape(n_series, -1)), axis=1)
+        # median of 2 values is their mean (sigma^2 / 2); the median's pi/2 applies from 3 on
+        s2 = (np.pi / 2.0 if cycles >= 3 else 1.0) * sigma**2 / cycles * cycles / max(cycles - 1, 1)
+        centred = dev - np.nanmean(dev, axis=1, keepdims=True)
+        tau2 = np.maximum(np.nanmean(centred**2, axis=1) - s2, 0.0)
+        wgt = np.where(np.isfinite(tau2 / (tau2 + s2)), tau2 / (tau2 + s2), 0.0)
+        moved = np.where(mult[:, None], sep * (1.0 + wgt[:, None] * np.nan_to_num(dev)),
+                         sep + wgt[:, None] * np.nan_to_num(dev))
+    ok = np.all(np.isfinite(moved), axis=1) & (~mult | np.all(moved > 0, axis=1))
+    return np.where(ok[:, None], moved, sep)
 
 
 def _flat_profile(block: np.ndarray, period: int, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -8,15 +8,17 @@ years at medium. Two things break that promise on real series, and each gives a 
 the band (the score is divided by it, so a score of 4 keeps meaning "p"):
 
 - *Heavy tails*: tweet volumes, CPU and network series burst to 10-100 core sd every few
-  days. The tail of |residual| beyond the warm-up's 95th percentile is taken as
-  exponential, its scale read off the 75th and 95th percentiles (robust: a few anomalies
-  in the warm-up move neither much), and extrapolated to p; the factor is that
-  extrapolation over the same one for Gaussian residuals (never below 1: a light tail is
-  not made more sensitive than the Gaussian promise). Conservative by design: on 336
-  residuals it gives 1.05 +- 0.07 for Gaussian noise, 1.8 for Laplace (exact: 2.7) and
-  Student-t(3) noise (exact: 17.5); the percentiles 10 halvings of probability further
-  out would be exact and far noisier. Needs ``MIN_TAIL_SAMPLE`` residuals; with fewer the
-  tail is taken as Gaussian.
+  days. The tail of |residual| is taken as exponential beyond an upper percentile, its
+  scale read off the 75th percentile and that one, and extrapolated to p; the factor is
+  that extrapolation over the same one for Gaussian residuals (never below 1: a light
+  tail is not made more sensitive than the Gaussian promise). The upper percentile is
+  as far out as the warm-up supports: ``TAIL_BEYOND`` residuals beyond it, between the
+  95th (40 to 100 residuals) and the 99th (500 and more; a week of hours gives 98.5 %).
+  The further out, the less the extrapolation to p: the 95th percentile alone gave 1.8
+  for Student-t(3) noise, whose exact factor is 17.5, and the bursty hourly series paged
+  about 20 times a month. A few anomalies in the warm-up move the 75th percentile hardly,
+  the upper one by a few residuals' worth. Needs ``MIN_TAIL_SAMPLE`` residuals; with
+  fewer the tail is taken as Gaussian.
 - *Few observations* (cold start): a variance estimated from df residuals predicts the next
   one with Student-t tails (df), not Gaussian ones; df grows with the buckets the baseline
   has learnt from (``variance_df``), so bands start wide and narrow as it learns, and a
@@ -30,7 +32,8 @@ import math
 import numpy as np
 
 MIN_TAIL_SAMPLE = 40  # residuals needed to see a tail at all (the 95th percentile of 40 is the 2nd largest)
-TAIL_PROBS = (0.75, 0.95)
+TAIL_PROBS = (0.75, 0.95, 0.99)  # lower percentile; the upper one lies between the last two
+TAIL_BEYOND = 5  # residuals beyond the upper percentile: what its estimate rests on
 MAX_TAIL = 25.0  # bound on the heavy-tail factor: past it, the tail estimate is noise
 MAX_DF = 4096  # beyond this the Student-t factor is 1 to 3 decimals
 # Asymptotic efficiency of the MAD as a scale estimate for normal data (vs the sd): the
@@ -41,14 +44,30 @@ GAUSS_Q = (1.1503493803760083, 1.959963984540054)
 
 
 def tail_quantiles(u: np.ndarray) -> np.ndarray:
-    """(N, 2) 75th and 95th percentiles of |u| per row (u: residuals in core sd, NaN =
-    missing); NaN where a row has fewer than ``MIN_TAIL_SAMPLE``."""
-    a = np.abs(u)
-    enough = np.sum(np.isfinite(a), axis=1) >= MIN_TAIL_SAMPLE
-    q = np.full((u.shape[0], 2), np.nan)
+    """(N, 3) per row: the 75th percentile of |u|, an upper percentile, and its
+    probability (``TAIL_PROBS``, ``TAIL_BEYOND``); u: residuals in core sd, NaN = missing.
+    NaN where a row has fewer than ``MIN_TAIL_SAMPLE``."""
+    a = np.sort(np.abs(u), axis=1)  # NaN last
+    m = np.sum(np.isfinite(a), axis=1)
+    q = np.full((u.shape[0], 3), np.nan)
+    enough = m >= MIN_TAIL_SAMPLE
     if enough.any():
-        q[enough] = np.nanquantile(a[enough], TAIL_PROBS, axis=1).T
+        a, m = a[enough], m[enough]
+        hi = np.clip(1.0 - TAIL_BEYOND / m, TAIL_PROBS[1], TAIL_PROBS[2])
+        q[enough, 0] = _quantile_sorted(a, m, np.full(m.shape, TAIL_PROBS[0]))
+        q[enough, 1] = _quantile_sorted(a, m, hi)
+        q[enough, 2] = hi
     return q
+
+
+def _quantile_sorted(a: np.ndarray, m: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Per-row quantile ``p`` of the first ``m`` (finite, sorted) values of each row of ``a``,
+    linear interpolation as numpy's default."""
+    pos = p * (m - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, m - 1)
+    rows = np.arange(a.shape[0])
+    return a[rows, lo] + (pos - lo) * (a[rows, hi] - a[rows, lo])
 
 
 def tail_factor(q: np.ndarray, threshold: float) -> np.ndarray:
@@ -58,12 +77,16 @@ def tail_factor(q: np.ndarray, threshold: float) -> np.ndarray:
     if not math.isfinite(threshold):
         return np.ones(q.shape[0])
     # an exponential tail gains the same |residual| per halving of the tail probability:
-    # (q95 - q75) over the log2(25 % / 5 %) halvings between them, then log2(5 % / p) more
-    lo, hi = 1.0 - TAIL_PROBS[0], 1.0 - TAIL_PROBS[1]
-    out = math.log2(hi / (2.0 * _norm_sf(threshold))) / math.log2(lo / hi)
-    data = q[:, 1] + np.maximum(q[:, 1] - q[:, 0], 0.0) * out
-    gauss = GAUSS_Q[1] + (GAUSS_Q[1] - GAUSS_Q[0]) * out
-    f = data / gauss
+    # (q_hi - q75) over the log2(25 % / (1 - p_hi)) halvings between them, then
+    # log2((1 - p_hi) / p) more
+    lo = 1.0 - TAIL_PROBS[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hi = 1.0 - q[:, 2]
+        out = np.log2(hi / (2.0 * _norm_sf(threshold))) / np.log2(lo / hi)
+        data = q[:, 1] + np.maximum(q[:, 1] - q[:, 0], 0.0) * out
+        g_hi = _norm_isf(hi / 2.0)
+        gauss = g_hi + (g_hi - GAUSS_Q[0]) * out
+        f = data / gauss
     return np.where(np.isfinite(f), np.clip(f, 1.0, MAX_TAIL), 1.0)
 
 
@@ -98,3 +121,9 @@ def _t_table(threshold: float) -> np.ndarray:
 
 def _norm_sf(x: float) -> float:
     return 0.5 * math.erfc(x / math.sqrt(2.0))
+
+
+def _norm_isf(p: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtri
+
+    return -ndtri(np.asarray(p, dtype=float))
