@@ -48,6 +48,10 @@ def load_slices(store: Store, metric: Metric, *, end: dt.datetime,
     axis, aggregated by the database (see ``monitor.detect.slices``). Half of `memory_limit`
     bytes is DuckDB's (it spills past it; at least DUCKDB_MIN_MEMORY, below which its
     in-memory temp tables fail), half numpy's for the chunks of screened pairs."""
+    if getattr(store, "warehouse", None) is not None:  # warehouse mode: the leaves are on Spark
+        from monitor.warehouse.slices import build_slices_spark
+        return build_slices_spark(store.warehouse, metric, start=end - HISTORY[metric.grain], end=end,
+                                  step=GRAIN_STEP[metric.grain], budget_bytes=int(memory_limit) // 2)
     with store.connect(read_only=True) as con:
         con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2, DUCKDB_MIN_MEMORY) // 2**20}MiB'")
         return build_slices(con, metric, start=end - HISTORY[metric.grain], end=end, step=GRAIN_STEP[metric.grain],
@@ -85,14 +89,15 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
     # earlier run stored (re-running detect changes nothing): the second keeps the closed
     # incidents the first found out of the baseline, for the series that had any.
     false_alarms = _false_alarms(store, metric)
-    first = _judge(metric, axis, series, options, base, runs, range(len(series)))
+    batch = _batch_detector(store)
+    first = _judge(metric, axis, series, options, base, runs, range(len(series)), batch=batch)
     detections = [first[i] for i in range(len(series))]
     rows = _rows(store, metric, axis, series, detections, options, base, now)
     exclusions = _exclusion_masks(rows, false_alarms, axis, base)
     again = [i for i, s in enumerate(series) if s.label in exclusions
              and not np.array_equal(exclusions[s.label], base.get(s.label, np.zeros(len(axis), bool)))]
     if again:
-        redone = _judge(metric, axis, series, options, exclusions, runs, again)
+        redone = _judge(metric, axis, series, options, exclusions, runs, again, batch=batch)
         detections = [_second_pass(d, redone[i], exclusions[series[i].label], screened=series[i].screened)
                       if i in redone else d for i, d in enumerate(detections)]
         rows = _rows(store, metric, axis, series, detections, options, exclusions, now)
@@ -101,6 +106,15 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
     _write(store, metric, axis, series, detections, rows, now, memory_limit)
     result.incidents = rows
     return result
+
+
+def _batch_detector(store: Store):
+    """None (detect_batch here), or in warehouse mode detect_batch run on the Spark executors."""
+    warehouse = getattr(store, "warehouse", None)
+    if warehouse is None:
+        return None
+    from monitor.warehouse.judge import executor_batch
+    return executor_batch(warehouse.spark)
 
 
 def _second_pass(first, second, excluded: np.ndarray, *, screened: bool):
@@ -149,7 +163,7 @@ def _mix_runs(metric: Metric, series: list[SliceSeries], options: DetectOptions)
 
 
 def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptions, exclusions: dict[str, np.ndarray],
-           runs: list, which) -> dict[int, object]:
+           runs: list, which, batch=None) -> dict[int, object]:
     """Detections of the series at the indices `which` (the total at 0), each judged as in
     the full batch: slices with the strictness of all slices, whichever are re-judged."""
     from monitor.detect.series import detect_batch
@@ -173,7 +187,7 @@ def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptio
         values = np.vstack([series[i].values for i in group])
         volumes = np.vstack([series[i].volume for i in group]) if metric.kind == "ratio" else None
         excludes = np.vstack([exclusions.get(series[i].label, np.zeros(len(axis), bool)) for i in group])
-        out.update(zip(group, detect_batch(values, denominators_2d=volumes, exclude=excludes, options=opts)))
+        out.update(zip(group, (batch or detect_batch)(values, denominators_2d=volumes, exclude=excludes, options=opts)))
     if runs and 0 in out:
         total = out[0]
         out[0] = replace(total, segments=merge_runs(
@@ -283,7 +297,8 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now, me
     are kept; open incidents that re-detection no longer finds are resolved.
     """
     # the bands go in by chunks of series, so their Arrow tables stay within the budget
-    keep = [i for i, s in enumerate(series) if len(s.segment) <= 1]
+    # (in warehouse mode only the shown series' bands came back from the executors)
+    keep = [i for i, s in enumerate(series) if len(s.segment) <= 1 and detections[i].expected is not None]
     per_chunk = max(1, int(memory_limit // 4 // (EXPECTATION_ROW_BYTES * max(len(axis), 1))))
     ts = axis.to_pydatetime()
     cps = [(metric.name, s.label, ts[i]) for s, det in zip(series, detections) if len(s.segment) <= 1
