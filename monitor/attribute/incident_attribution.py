@@ -58,7 +58,8 @@ def incident_leaves(store: Store, metric: Metric, *, start: dt.datetime, end: dt
     else:
         frame = con.execute(sql, params).df()
         weeks = _weeks_with_data(con, metric, before, before_params, segment)
-    frame = frame.fillna(0.0)
+    # one order whatever engine grouped the rows: localize's result depends on the row order
+    frame = frame.fillna(0.0).sort_values(dims, kind="stable", ignore_index=True) if dims else frame.fillna(0.0)
     divisor = max(weeks, 1)
     if metric.kind == "ratio":
         out = pd.DataFrame({
