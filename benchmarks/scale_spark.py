@@ -36,7 +36,7 @@ def config(master: str, memory: str = "2g") -> str:
 class SparkStep:
     name: str
     seconds: float
-    cpu_seconds: float  # user + system of the Python driver and its waited-for children (the JVM)
+    cpu_seconds: float  # user + system of the Python driver and its waited-for children (the JVM, the workers)
     max_rss_mb: float  # the Python driver's own peak RSS
     jvm_rss_mb: float  # the Spark JVM's peak RSS (driver and local executors)
     returncode: int
