@@ -292,6 +292,7 @@ def test_default_store_needs_no_spark(tmp_path):
     """[store] leaves defaults to the DuckDB file, and choosing it imports no pyspark."""
     code = textwrap.dedent(f"""
         import sys
+        import monitor.cli, monitor.pipeline, monitor.detect.run_detection, monitor.attribute.incident_attribution
         from monitor.config import load_config
         from monitor.warehouse import open_store
         from pathlib import Path
