@@ -227,7 +227,7 @@ def test_a_killed_driver_mid_window_leaves_the_previous_leaves(worlds, spark, tm
 
 
 # -- slices --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", METRICS)
+@pytest.mark.parametrize("name", ["fraud_rate", "orders"])  # a ratio with the screen, a sum
 def test_slices_parity_spark_builds_the_same_dense_series(worlds, name):
     from monitor.detect.run_detection import load_slices
 

@@ -79,11 +79,16 @@ def build_slices_spark(warehouse: LeafWarehouse, metric: Metric, *, start: dt.da
     parts = [singles.localCheckpoint(eager=True)]
     hits: set[tuple] = set()
     if pair_sets:
-        parts += _pairs(window, parts[0], metric, dims, pair_sets, gid, keyed, len(axis), num, den)
-        if metric.kind == "ratio":
+        pairs = _pairs(window, parts[0], metric, dims, pair_sets, gid, keyed, len(axis), num, den)
+        parts += list(pairs.values())
+        if metric.kind == "ratio" and len(axis) > screen_mod.MIN_HISTORY:
+            # every dimension's values, sorted, in one small collect (the screen numbers them)
+            ones = (parts[0].where(F.col("__gid").isin([gid((d,)) for d in dims])).select("__gid", *dims)
+                    .distinct().toPandas())
+            values = {d: sorted(ones.loc[ones["__gid"] == gid((d,)), d].tolist()) for d in dims}
             for pair in pair_sets:
-                added, found = _screened(spark, window, parts, metric, dims, pair, gid, keyed, len(axis), num, den,
-                                         budget_bytes)
+                added, found = _screened(spark, window, pairs.get(pair), values, metric, dims, pair, gid, keyed,
+                                         len(axis), num, den, budget_bytes)
                 parts += added
                 hits |= found
     long = parts[0]
@@ -95,7 +100,7 @@ def build_slices_spark(warehouse: LeafWarehouse, metric: Metric, *, start: dt.da
     return _assemble(metric, axis, rows, dims, single_sets + pair_sets, pair_sets, gid, hits)
 
 
-def _pairs(window, singles, metric: Metric, dims, pair_sets, gid, keyed, n_buckets: int, num: str, den: str) -> list:
+def _pairs(window, singles, metric: Metric, dims, pair_sets, gid, keyed, n_buckets: int, num: str, den: str) -> dict:
     """Per-bucket sums of the two-dimension slices whose volume can reach the floor (the
     branches and the loose floor of ``monitor.detect.slices._add_pairs``)."""
     from pyspark.sql import functions as F
@@ -117,7 +122,7 @@ def _pairs(window, singles, metric: Metric, dims, pair_sets, gid, keyed, n_bucke
     # rows per gid, as the DuckDB version counts them (a filter is then nearly always applied;
     # it never changes which pairs can pass the floor)
     distinct = {r[0]: r[1] for r in ones.groupBy("__gid").count().collect()} if nonnegative else {}
-    out = []
+    out = {}
     for pair in pair_sets:
         filtered, combinations = window, 1
         for d in pair:
@@ -135,22 +140,19 @@ def _pairs(window, singles, metric: Metric, dims, pair_sets, gid, keyed, n_bucke
             heavy = (filtered.groupBy(*pair).agg(F.sum(den).alias("__v")).where(F.col("__v") >= threshold)
                      .drop("__v"))
             filtered = filtered.join(heavy, on=list(pair), how="left_semi")
-        out.append(keyed(filtered, pair).localCheckpoint(eager=True))
+        out[pair] = keyed(filtered, pair).localCheckpoint(eager=True)
     return out
 
 
-def _screened(spark, window, parts, metric: Metric, dims, pair, gid, keyed, n_buckets: int, num: str, den: str,
-              budget_bytes: int):
+def _screened(spark, window, summed, values: dict, metric: Metric, dims, pair, gid, keyed, n_buckets: int,
+              num: str, den: str, budget_bytes: int):
     """The leaf screen of ``monitor.detect.screen.screen_pairs`` with its numpy test on the
-    executors; returns (per-bucket sums of the flagged pairs not already there, their keys)."""
+    executors; returns (per-bucket sums of the flagged pairs not already summed, their keys).
+    `summed`: the pair's per-bucket sums from the floor (None if none), `values`: each
+    dimension's values, sorted."""
     from pyspark.sql import functions as F
 
     a, b = pair
-    if n_buckets <= screen_mod.MIN_HISTORY:
-        return [], set()
-    singles = parts[0]
-    values = {d: [r[0] for r in singles.where(F.col("__gid") == gid((d,))).select(d).distinct().orderBy(d).collect()]
-              for d in pair}
     width = len(values[b])
     n_pairs = window.select(a, b).distinct().count()
     if not n_pairs or n_pairs in (len(values[a]), len(values[b])):
@@ -192,9 +194,7 @@ def _screened(spark, window, parts, metric: Metric, dims, pair, gid, keyed, n_bu
         return [], set()
     codes = flagged["code"].to_numpy(np.int64)
     found = pd.DataFrame({a: [values[a][c // width] for c in codes], b: [values[b][c % width] for c in codes]})
-    have = set()
-    for part in parts[1:]:
-        have |= {(r[0], r[1]) for r in part.where(F.col("__gid") == gid(pair)).select(a, b).distinct().collect()}
+    have = set() if summed is None else {(r[0], r[1]) for r in summed.select(a, b).distinct().collect()}
     new = found[[(x, y) not in have for x, y in zip(found[a], found[b])]].drop_duplicates()
     if new.empty:
         return [], set()
