@@ -98,6 +98,9 @@ def steps(monitor: list[str], when: list[str], *, cwd: Path, env: dict) -> list[
 
 def report(raw_seconds: float, spark_steps: list[SparkStep]) -> None:
     for s in spark_steps:
+        if not isinstance(s, SparkStep):  # the raw DuckDB step
+            print(f"  {s.name:<22} {s.seconds:7.1f} s wall  {s.cpu_seconds:7.1f} s CPU  peak RSS {s.max_rss_mb:6.0f} MB")
+            continue
         print(f"  {s.name:<22} {s.seconds:7.1f} s wall ({s.seconds / raw_seconds:5.2f}x raw)  {s.cpu_seconds:7.1f} s CPU"
               f"  driver peak RSS {s.max_rss_mb:6.0f} MB  Spark JVM peak RSS {s.jvm_rss_mb:6.0f} MB"
               f"{'' if s.returncode == 0 else '  FAILED'}")
