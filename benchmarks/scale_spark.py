@@ -15,6 +15,7 @@ size says what one machine of the cluster needs, not what the driver process doe
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -89,6 +90,7 @@ def run_step(name: str, argv: list[str], *, cwd: Path, env: dict | None = None) 
 
 def steps(monitor: list[str], when: list[str], *, cwd: Path, env: dict) -> list[SparkStep]:
     """backfill (leaves to Spark, CHUNK_DAYS at a time) and detect, in warehouse mode."""
+    shutil.rmtree(cwd / "leaves", ignore_errors=True)  # a previous run's leaves: start from nothing
     return [
         run_step("backfill --no-detect", [*monitor, "backfill", "--start", when[0], "--end", when[1], "--no-detect",
                                           "--chunk", str(CHUNK_DAYS)], cwd=cwd, env=env),
