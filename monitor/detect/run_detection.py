@@ -48,10 +48,9 @@ def load_slices(store: Store, metric: Metric, *, end: dt.datetime,
     axis, aggregated by the database (see ``monitor.detect.slices``). Half of `memory_limit`
     bytes is DuckDB's (it spills past it; at least DUCKDB_MIN_MEMORY, below which its
     in-memory temp tables fail), half numpy's for the chunks of screened pairs."""
-    if getattr(store, "warehouse", None) is not None:  # warehouse mode: the leaves are on Spark
-        from monitor.warehouse.slices import build_slices_spark
-        return build_slices_spark(store.warehouse, metric, start=end - HISTORY[metric.grain], end=end,
-                                  step=GRAIN_STEP[metric.grain], budget_bytes=int(memory_limit) // 2)
+    if hasattr(store, "build_slices"):  # warehouse mode (monitor.warehouse): the leaves are on Spark
+        return store.build_slices(metric, start=end - HISTORY[metric.grain], end=end, step=GRAIN_STEP[metric.grain],
+                                  budget_bytes=int(memory_limit) // 2)
     with store.connect(read_only=True) as con:
         con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2, DUCKDB_MIN_MEMORY) // 2**20}MiB'")
         return build_slices(con, metric, start=end - HISTORY[metric.grain], end=end, step=GRAIN_STEP[metric.grain],
@@ -110,11 +109,7 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
 
 def _batch_detector(store: Store):
     """None (detect_batch here), or in warehouse mode detect_batch run on the Spark executors."""
-    warehouse = getattr(store, "warehouse", None)
-    if warehouse is None:
-        return None
-    from monitor.warehouse.judge import executor_batch
-    return executor_batch(warehouse.spark)
+    return store.batch_detector() if hasattr(store, "batch_detector") else None
 
 
 def _second_pass(first, second, excluded: np.ndarray, *, screened: bool):

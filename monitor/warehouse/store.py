@@ -2,8 +2,9 @@
 
 ``WarehouseStore`` is a ``Store`` whose leaf methods go to the ``LeafWarehouse``; the run log,
 metric definitions, incidents, explanations, expectations, change points and alerts stay in
-the DuckDB file as in the default mode. Detection and attribution find the warehouse on the
-store (``store.warehouse``) and run their heavy steps on Spark.
+the DuckDB file as in the default mode. Detection, attribution and the stale check find
+``build_slices``, ``batch_detector`` and ``leaf_queries`` on the store and run their heavy
+steps on Spark through them.
 """
 from __future__ import annotations
 
@@ -65,6 +66,20 @@ class WarehouseStore(Store):
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+    # -- what detection, attribution and the stale check ask of warehouse mode (they find these
+    # methods on the store, so no step below this package imports it)
+    def build_slices(self, metric: Metric, **window):
+        from monitor.warehouse.slices import build_slices_spark
+        return build_slices_spark(self.warehouse, metric, **window)
+
+    def batch_detector(self):
+        from monitor.warehouse.judge import executor_batch
+        return executor_batch(self.warehouse.spark)
+
+    def leaf_queries(self, metric: Metric, *, start: dt.datetime | None = None, end: dt.datetime | None = None):
+        from monitor.warehouse.queries import SparkLeafQueries
+        return SparkLeafQueries(self.warehouse, metric, start=start, end=end)
 
     def has_leaves(self, metric_name: str) -> bool:
         return self.warehouse.has_leaves(metric_name)
