@@ -53,6 +53,9 @@ from pathlib import Path
 
 import duckdb
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import scale_spark  # noqa: E402  (the --engine spark steps)
+
 ROOT = Path(__file__).resolve().parents[1]
 START = dt.datetime(2026, 1, 1)
 WARMUP_DAYS = 21  # 3 weekly cycles initialise the baseline and are not judged
@@ -272,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--boost", type=float, default=8.0, help="Fraud-rate multiplier of an attacked leaf.")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--memory-limit", default=None, help="[detect] memory_limit of the project (default: its default).")
+    parser.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                        help="spark: warehouse mode, leaves on Spark (see benchmarks/scale_spark.py).")
+    parser.add_argument("--master", default="local[2]", help="With --engine spark: the Spark master.")
     args = parser.parse_args(argv)
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="scale-")).resolve()
@@ -279,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         (work / name).unlink(missing_ok=True)  # a previous run's files: start from nothing
     (work / "metrics").mkdir(parents=True, exist_ok=True)
     (work / "monitor.toml").write_text(CONFIG + (f'\n[detect]\nmemory_limit = "{args.memory_limit}"\n'
-                                                 if args.memory_limit else ""))
+                                                 if args.memory_limit else "")
+                                         + (scale_spark.config(args.master) if args.engine == "spark" else ""))
     (work / "metrics" / "fraud_rate.sql").write_text(METRIC_SQL)
     end = START + dt.timedelta(days=args.days)
     attacks = [] if args.null else choose_attacks(args.sellers, args.days, args.seed, args.boost)
@@ -303,12 +310,19 @@ def main(argv: list[str] | None = None) -> int:
     steps = [
         run_step("raw CREATE TABLE AS", [python, "-c", RAW, str(work / "raw.duckdb"), str(work / "source.duckdb"),
                                          str(work / "metrics" / "fraud_rate.sql"), *when], cwd=work),
-        run_step("backfill --no-detect", [*monitor, "backfill", "--start", when[0], "--end", when[1], "--no-detect"],
-                 cwd=work, env=env),
-        run_step("detect", [*monitor, "detect"], cwd=work, env=env),
     ]
+    if args.engine == "spark":
+        steps += scale_spark.steps(monitor, when, cwd=work, env=env)
+    else:
+        steps += [
+            run_step("backfill --no-detect", [*monitor, "backfill", "--start", when[0], "--end", when[1],
+                                              "--no-detect"], cwd=work, env=env),
+            run_step("detect", [*monitor, "detect"], cwd=work, env=env),
+        ]
     raw, raw_cpu = steps[0].seconds, steps[0].cpu_seconds
-    for s in steps:
+    if args.engine == "spark":
+        scale_spark.report(raw, steps)
+    for s in ([] if args.engine == "spark" else steps):
         print(f"  {s.name:<22} {s.seconds:7.1f} s wall ({s.seconds / raw:5.2f}x raw)  {s.cpu_seconds:7.1f} s CPU "
               f"({s.cpu_seconds / raw_cpu:5.2f}x raw)  peak RSS {s.max_rss_mb:6.0f} MB{'' if s.returncode == 0 else '  FAILED'}")
     print("  " + steps[2].output.strip().splitlines()[-1] if steps[2].output.strip() else "")

@@ -18,6 +18,7 @@ from monitor.config import ProjectConfig
 from monitor.engine import GRAIN_STEP, Window, floor_to_grain, make_engine, split_windows
 from monitor.errors import MonitorError
 from monitor.store import Store
+from monitor.warehouse import open_store  # the DuckDB file, or leaves on Spark ([store] leaves)
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger
     An empty result over a window that holds stored rows fails that window unless
     `allow_empty` (see Store.write_window).
     """
-    store = store or Store(config.store_path)
+    store = store or open_store(config)
     with make_engine(config.source) as engine:
         writer = _WindowWriter(store, trigger, clock, on_window, open_now=bool(plan), allow_empty=allow_empty)
         try:
@@ -202,7 +203,7 @@ def due_windows(metric: Metric, store: Store, now: dt.datetime) -> list[Window]:
 
 def run_plan(config: ProjectConfig, catalog: Catalog, now: dt.datetime,
              names: list[str] | None = None, store: Store | None = None) -> list[tuple[Metric, Window]]:
-    store = store or Store(config.store_path)
+    store = store or open_store(config)
     return [(m, w) for m in catalog.select(names) for w in due_windows(m, store, now)]
 
 
@@ -259,7 +260,7 @@ def detect_and_attribute(config: ProjectConfig, metrics: Iterable[Metric], *, no
 
     from monitor.store.stale import is_stale
 
-    store = store or Store(config.store_path)
+    store = store or open_store(config)
     result = CycleResult(ComputeResult())
     for metric in detection_order(metrics):
         if store.has_leaves(metric.name) and is_stale(store, metric, now, config=config):
@@ -311,7 +312,7 @@ def run_cycle(config: ProjectConfig, catalog: Catalog, *, now: dt.datetime, name
               on_window: Callable[[Metric, Window], None] | None = None,
               plan: list[tuple[Metric, Window]] | None = None, allow_empty: bool = False) -> CycleResult:
     """One cycle: compute the due windows (or the given plan), detect, attribute, alert."""
-    store = store or Store(config.store_path)
+    store = store or open_store(config)
     metrics = catalog.select(names)
     if plan is None:
         plan = [(m, w) for m in metrics for w in due_windows(m, store, now)]

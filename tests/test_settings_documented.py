@@ -20,6 +20,7 @@ WHERE = {
     "monitor.scheduler": ("scheduler.md", None),
     "monitor.report": ("settings.md", "[report]"),
     "monitor.dashboard": ("settings.md", "[dashboard]"),
+    "monitor.warehouse": ("settings.md", "[store]"),
     "monitor.events": ("events.md", None),
 }
 

@@ -49,6 +49,8 @@ def incident_leaves(store: Store, metric: Metric, *, start: dt.datetime, end: dt
            f"WHERE {where} {group}")
     params = [p for _ in measures for p in (start, end)] + [p for _ in measures for p in before_params]
     params += [start - BASELINE_WEEKS * week, end, *segment.values()]
+    if hasattr(store, "leaf_queries"):  # warehouse mode (monitor.warehouse): the same queries, run on Spark
+        con = store.leaf_queries(metric, start=start - BASELINE_WEEKS * week, end=end)
     if con is None:
         with store.connect(read_only=True) as own:
             frame = own.execute(sql, params).df()
@@ -56,7 +58,8 @@ def incident_leaves(store: Store, metric: Metric, *, start: dt.datetime, end: dt
     else:
         frame = con.execute(sql, params).df()
         weeks = _weeks_with_data(con, metric, before, before_params, segment)
-    frame = frame.fillna(0.0)
+    # one order whatever engine grouped the rows: localize's result depends on the row order
+    frame = frame.fillna(0.0).sort_values(dims, kind="stable", ignore_index=True) if dims else frame.fillna(0.0)
     divisor = max(weeks, 1)
     if metric.kind in ("ratio", "mean"):
         num, den = ("value_sum", "value_count") if metric.kind == "mean" else ("numerator", "denominator")

@@ -23,6 +23,7 @@ from monitor.detect.options import DetectOptions, sensitivity_multiplier
 from monitor.detect.slices import (DEFAULT_BUDGET, MAX_PAIR_SLICES, PAIR_MIN_SHARE, SliceSeries,  # noqa: F401
                                    build_slices)
 from monitor.engine import GRAIN_STEP
+from monitor.errors import MonitorError
 from monitor.store import Store
 
 # How much history one detection looks at: enough for a seasonal baseline, bounded for speed.
@@ -50,6 +51,9 @@ def load_slices(store: Store, metric: Metric, *, end: dt.datetime,
     axis, aggregated by the database (see ``monitor.detect.slices``). Half of `memory_limit`
     bytes is DuckDB's (it spills past it; at least DUCKDB_MIN_MEMORY, below which its
     in-memory temp tables fail), half numpy's for the chunks of screened pairs."""
+    if hasattr(store, "build_slices"):  # warehouse mode (monitor.warehouse): the leaves are on Spark
+        return store.build_slices(metric, start=end - HISTORY[metric.grain], end=end, step=GRAIN_STEP[metric.grain],
+                                  budget_bytes=int(memory_limit) // 2)
     with store.connect(read_only=True) as con:
         con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2, DUCKDB_MIN_MEMORY) // 2**20}MiB'")
         return build_slices(con, metric, start=end - HISTORY[metric.grain], end=end, step=GRAIN_STEP[metric.grain],
@@ -72,6 +76,9 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
     if not metric.detect.enabled or not store.has_leaves(metric.name):
         return result
     if metric.kind in ("mean", "distribution"):
+        if hasattr(store, "batch_detector"):
+            raise MonitorError(f"{metric.name}: kind '{metric.kind}' is not supported with [store] leaves = "
+                               "\"spark\" yet; keep this metric in a project with DuckDB leaves")
         return _detect_kind(store, metric, now=now, memory_limit=memory_limit, result=result)
     axis, series = load_slices(store, metric, end=now, memory_limit=memory_limit)
     if not series:
@@ -89,14 +96,15 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
     # earlier run stored (re-running detect changes nothing): the second keeps the closed
     # incidents the first found out of the baseline, for the series that had any.
     false_alarms = _false_alarms(store, metric)
-    first = _judge(metric, axis, series, options, base, runs, range(len(series)), memory_limit)
+    batch = _batch_detector(store)
+    first = _judge(metric, axis, series, options, base, runs, range(len(series)), memory_limit, batch=batch)
     detections = [first[i] for i in range(len(series))]
     rows = _rows(store, metric, axis, series, detections, options, base, now)
     exclusions = _exclusion_masks(rows, false_alarms, axis, base)
     again = [i for i, s in enumerate(series) if s.label in exclusions
              and not np.array_equal(exclusions[s.label], base.get(s.label, np.zeros(len(axis), bool)))]
     if again:
-        redone = _judge(metric, axis, series, options, exclusions, runs, again, memory_limit)
+        redone = _judge(metric, axis, series, options, exclusions, runs, again, memory_limit, batch=batch)
         detections = [_second_pass(d, redone[i], exclusions[series[i].label], screened=series[i].screened)
                       if i in redone else d for i, d in enumerate(detections)]
         rows = _rows(store, metric, axis, series, detections, options, exclusions, now)
@@ -125,6 +133,11 @@ def _detect_kind(store: Store, metric: Metric, *, now: dt.datetime, memory_limit
     _write(store, metric, axis, series, detections, rows, now, memory_limit)
     result.incidents = rows
     return result
+
+
+def _batch_detector(store: Store):
+    """None (detect_batch here), or in warehouse mode detect_batch run on the Spark executors."""
+    return store.batch_detector() if hasattr(store, "batch_detector") else None
 
 
 def _second_pass(first, second, excluded: np.ndarray, *, screened: bool):
@@ -176,7 +189,7 @@ def _mix_runs(metric: Metric, series: list[SliceSeries], options: DetectOptions,
 
 
 def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptions, exclusions: dict[str, np.ndarray],
-           runs: list, which, memory_limit: int = DEFAULT_BUDGET) -> dict[int, object]:
+           runs: list, which, memory_limit: int = DEFAULT_BUDGET, batch=None) -> dict[int, object]:
     """Detections of the series at the indices `which` (the total at 0), each judged as in
     the full batch: slices with the strictness of all slices, whichever are re-judged."""
     from monitor.detect.series import detect_batch
@@ -204,7 +217,7 @@ def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptio
             values = np.vstack([series[i].values for i in part])
             volumes = np.vstack([series[i].volume for i in part]) if metric.kind == "ratio" else None
             excludes = np.vstack([exclusions.get(series[i].label, np.zeros(len(axis), bool)) for i in part])
-            out.update(zip(part, detect_batch(values, denominators_2d=volumes, exclude=excludes, options=opts)))
+            out.update(zip(part, (batch or detect_batch)(values, denominators_2d=volumes, exclude=excludes, options=opts)))
             del values, volumes, excludes
     if runs and 0 in out:
         total = out[0]
@@ -315,7 +328,8 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now, me
     are kept; open incidents that re-detection no longer finds are resolved.
     """
     # the bands go in by chunks of series, so their Arrow tables stay within the budget
-    keep = [i for i, s in enumerate(series) if len(s.segment) <= 1]
+    # (in warehouse mode only the shown series' bands came back from the executors)
+    keep = [i for i, s in enumerate(series) if len(s.segment) <= 1 and detections[i].expected is not None]
     per_chunk = max(1, int(memory_limit // 4 // (EXPECTATION_ROW_BYTES * max(len(axis), 1))))
     ts = axis.to_pydatetime()
     cps = [(metric.name, s.label, ts[i]) for s, det in zip(series, detections) if len(s.segment) <= 1

@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ class SparkEngine:
 
     name = "spark"
 
-    def __init__(self, source: SourceConfig, *, session: Any = None):
+    def __init__(self, source: SourceConfig, *, session: Any = None, tables_required: bool = True):
         self.source = source
         self.options = dict(source.options)
         unknown = set(self.options) - set(OPTION_KEYS)
@@ -104,7 +105,7 @@ class SparkEngine:
                 "or name catalog tables in [source.options.tables]."
             )
         self.tables = self._table_specs()
-        if not self.tables:
+        if not self.tables and tables_required:  # the warehouse's session reads no source table
             raise ConfigError("The Spark engine has no tables: list Parquet files in [source.views] "
                               "or catalog tables in [source.options.tables].")
         self._given = session
@@ -185,6 +186,8 @@ class SparkEngine:
             defaults["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={_quiet_log_config().as_uri()}"
             if local:
                 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM before any conf
+                # local Python workers (warehouse mode's detection) run this interpreter and its packages
+                os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             builder = SparkSession.builder.master(self.master).appName(str(self.options.get("app_name", "monitor")))
             for key, value in {**defaults, **conf}.items():
                 builder = builder.config(key, value)

@@ -1,0 +1,245 @@
+"""The slice aggregation of ``monitor.detect.slices`` on Spark: the same dense series from leaves
+kept in the warehouse.
+
+The steps and rules are those of ``build_slices`` (tests/test_spark_warehouse.py compares the two
+on the demo world): one GROUPING SETS query for the total and every one-dimension slice per
+bucket; two-dimension slices among values whose volume can reach the floor; for a ratio metric,
+the leaf screen of every pair (``monitor.detect.screen._min_p``, run on the executors per chunk
+of pairs); then the long (slice, bucket, sums) rows come to the driver, which scatters them into
+series x bucket arrays and keeps the pairs by ``monitor.detect.slices._kept_pairs``. The leaves
+themselves never leave Spark.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+import uuid
+
+import numpy as np
+import pandas as pd
+
+from monitor.catalog import Metric
+from monitor.detect import screen as screen_mod
+from monitor.detect.slices import DEFAULT_BUDGET, PAIR_DIRECT, PAIR_MIN_SHARE, SliceSeries, _kept_pairs
+from monitor.warehouse.leaves import LeafWarehouse, ntz
+
+# Pairs screened per executor task at least: fewer tasks than this would idle the cluster.
+MIN_SCREEN_TASKS = 2
+
+
+def build_slices_spark(warehouse: LeafWarehouse, metric: Metric, *, start: dt.datetime, end: dt.datetime,
+                       step: dt.timedelta, budget_bytes: int = DEFAULT_BUDGET
+                       ) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
+    """What ``monitor.detect.slices.build_slices`` returns, aggregated on Spark."""
+    from pyspark.sql import functions as F
+
+    spark = warehouse.spark
+    leaves = warehouse.frame(metric, start=start, end=end)
+    if leaves is None:
+        return pd.DatetimeIndex([]), []
+    first, last = leaves.agg(F.min("ts"), F.max("ts")).collect()[0]
+    if first is None:
+        return pd.DatetimeIndex([]), []
+    axis = pd.date_range(first, last, freq=pd.Timedelta(step))
+    step_us = int(step / dt.timedelta(microseconds=1))
+    num = "numerator" if metric.kind == "ratio" else "value"
+    den = "denominator" if metric.kind == "ratio" else "value"
+    dims = list(metric.dimensions)
+    depth = metric.detect.max_slice_depth
+    offset = F.unix_micros(F.col("ts").cast("timestamp")) - F.unix_micros(ntz(first).cast("timestamp"))
+    window = (leaves.where(offset % step_us == 0)
+              .select(*dims, num, *([den] if den != num else []), (offset / step_us).cast("int").alias("__bucket")))
+    window = window.localCheckpoint(eager=True)  # read once; every later query starts here
+    single_sets = [()] + ([(d,) for d in dims] if depth >= 1 else [])
+    pair_sets = list(itertools.combinations(dims, 2)) if depth >= 2 and len(dims) >= 2 else []
+    tag = uuid.uuid4().hex[:12]
+
+    def gid(kept: tuple[str, ...]) -> int:
+        return sum(1 << (len(dims) - 1 - i) for i, d in enumerate(dims) if d not in kept)
+
+    def keyed(frame, kept: tuple[str, ...]):
+        """(gid, every dimension, __bucket, __num, __den) of a per-bucket sum over `kept`."""
+        return frame.groupBy(*kept, "__bucket").agg(F.sum(num).alias("__num"), F.sum(den).alias("__den")).select(
+            F.lit(gid(kept)).cast("int").alias("__gid"),
+            *(F.col(d) if d in kept else F.lit(None).cast("string").alias(d) for d in dims),
+            "__bucket", "__num", "__den")
+
+    if len(single_sets) > 1:
+        name = f"slice_w_{tag}"
+        window.createOrReplaceTempView(name)
+        sets = ", ".join("(" + ", ".join(["__bucket", *(f"`{d}`" for d in s)]) + ")" for s in single_sets)
+        singles = spark.sql(
+            # Spark's grouping_id takes every grouping column; __bucket, always grouped, adds a 0 bit on top
+            f"SELECT CAST(grouping_id(__bucket, {', '.join(f'`{d}`' for d in dims)}) AS INT) AS __gid,"
+            f" {', '.join(f'`{d}`' for d in dims)}, __bucket, sum(`{num}`) AS __num, sum(`{den}`) AS __den"
+            f" FROM {name} GROUP BY GROUPING SETS ({sets})")
+    else:
+        singles = keyed(window, ())
+    parts = [singles.localCheckpoint(eager=True)]
+    hits: set[tuple] = set()
+    if pair_sets:
+        pairs = _pairs(window, parts[0], metric, dims, pair_sets, gid, keyed, len(axis), num, den)
+        parts += list(pairs.values())
+        if metric.kind == "ratio" and len(axis) > screen_mod.MIN_HISTORY:
+            # every dimension's values, sorted, in one small collect (the screen numbers them)
+            ones = (parts[0].where(F.col("__gid").isin([gid((d,)) for d in dims])).select("__gid", *dims)
+                    .distinct().toPandas())
+            values = {d: sorted(ones.loc[ones["__gid"] == gid((d,)), d].tolist()) for d in dims}
+            for pair in pair_sets:
+                added, found = _screened(spark, window, pairs.get(pair), values, metric, dims, pair, gid, keyed,
+                                         len(axis), num, den, budget_bytes)
+                parts += added
+                hits |= found
+    long = parts[0]
+    for part in parts[1:]:
+        long = long.unionByName(part)
+    rows = long.toPandas()
+    if len(single_sets) > 1:
+        spark.catalog.dropTempView(f"slice_w_{tag}")
+    return _assemble(metric, axis, rows, dims, single_sets + pair_sets, pair_sets, gid, hits)
+
+
+def _pairs(window, singles, metric: Metric, dims, pair_sets, gid, keyed, n_buckets: int, num: str, den: str) -> dict:
+    """Per-bucket sums of the two-dimension slices whose volume can reach the floor (the
+    branches and the loose floor of ``monitor.detect.slices._add_pairs``)."""
+    from pyspark.sql import functions as F
+
+    floor = metric.detect.slice_min_volume
+    if floor is not None:
+        threshold = float(floor) * n_buckets
+    else:
+        total = singles.where(F.col("__gid") == gid(())).agg(F.sum("__den")).collect()[0][0] or 0.0
+        threshold = PAIR_MIN_SHARE * float(total)
+    threshold -= 1e-9 * abs(threshold) + 1e-9
+    low = window.agg(F.min(den)).collect()[0][0]
+    nonnegative = (low if low is not None else 0) >= 0
+    single_gids = [gid((d,)) for d in dims]
+    ones = singles.where(F.col("__gid").isin(single_gids))
+    parents = (ones.groupBy("__gid", *dims).agg(F.sum("__den").alias("__v")).where(F.col("__v") >= threshold)
+               .drop("__v").localCheckpoint(eager=True))
+    counts = {r[0]: r[1] for r in parents.groupBy("__gid").count().collect()}
+    # rows per gid, as the DuckDB version counts them (a filter is then nearly always applied;
+    # it never changes which pairs can pass the floor)
+    distinct = {r[0]: r[1] for r in ones.groupBy("__gid").count().collect()} if nonnegative else {}
+    out = {}
+    for pair in pair_sets:
+        filtered, combinations = window, 1
+        for d in pair:
+            if nonnegative:
+                qualified = counts.get(gid((d,)), 0)
+                if qualified < distinct.get(gid((d,)), 0):
+                    allowed = parents.where(F.col("__gid") == gid((d,))).select(d)
+                    filtered = filtered.join(allowed, on=d, how="left_semi")
+                combinations *= qualified
+            else:
+                combinations = PAIR_DIRECT + 1
+        if combinations == 0:
+            continue
+        if combinations > PAIR_DIRECT:
+            heavy = (filtered.groupBy(*pair).agg(F.sum(den).alias("__v")).where(F.col("__v") >= threshold)
+                     .drop("__v"))
+            filtered = filtered.join(heavy, on=list(pair), how="left_semi")
+        out[pair] = keyed(filtered, pair).localCheckpoint(eager=True)
+    return out
+
+
+def _screened(spark, window, summed, values: dict, metric: Metric, dims, pair, gid, keyed, n_buckets: int,
+              num: str, den: str, budget_bytes: int):
+    """The leaf screen of ``monitor.detect.screen.screen_pairs`` with its numpy test on the
+    executors; returns (per-bucket sums of the flagged pairs not already summed, their keys).
+    `summed`: the pair's per-bucket sums from the floor (None if none), `values`: each
+    dimension's values, sorted."""
+    from pyspark.sql import functions as F
+
+    a, b = pair
+    width = len(values[b])
+    n_pairs = window.select(a, b).distinct().count()
+    if not n_pairs or n_pairs in (len(values[a]), len(values[b])):
+        return [], set()
+    index = {d: spark.createDataFrame(pd.DataFrame({d: values[d], f"__i_{d}": np.arange(len(values[d]), dtype=np.int64)}))
+             for d in pair}
+    long = (window.join(F.broadcast(index[a]), on=a).join(F.broadcast(index[b]), on=b)
+            .groupBy((F.col(f"__i_{a}") * width + F.col(f"__i_{b}")).alias("code"), "__bucket")
+            .agg(F.sum(num).cast("double").alias("n"), F.sum(den).cast("double").alias("d")))
+    tests = n_pairs * min(30, n_buckets - screen_mod.MIN_HISTORY) * len(screen_mod.WINDOWS)
+    direction = metric.detect.direction
+    alpha = screen_mod.ALPHA_PER_30 / tests / (2 if direction == "both" else 1)
+    # as many chunks as the memory budget asks for on one executor, and enough to use them all
+    chunks = max(math.ceil(n_pairs * (n_buckets + 1) * screen_mod.CELL_BYTES / max(budget_bytes, 1)),
+                 spark.sparkContext.defaultParallelism if hasattr(spark, "sparkContext") else MIN_SCREEN_TASKS,
+                 MIN_SCREEN_TASKS)
+
+    def judge(frame: pd.DataFrame) -> pd.DataFrame:
+        from monitor.detect.screen import _min_p
+
+        codes = frame["code"].to_numpy(np.int64)
+        keys, sid = np.unique(codes, return_inverse=True)
+        bucket = frame["__bucket"].to_numpy(np.int64)
+        counts = np.zeros((len(keys), n_buckets + 1))
+        counts[sid, bucket + 1] = frame["n"].to_numpy(float)
+        np.cumsum(counts, axis=1, out=counts)
+        volume = np.zeros((len(keys), n_buckets + 1))
+        volume[sid, bucket + 1] = frame["d"].to_numpy(float)
+        np.cumsum(volume, axis=1, out=volume)
+        p = _min_p(counts, volume, direction)
+        hit = np.flatnonzero(p < alpha)
+        return pd.DataFrame({"code": keys[hit].astype(np.int64), "p": p[hit].astype(float)})
+
+    flagged = (long.withColumn("__chunk", F.col("code") % chunks).groupBy("__chunk")
+               .applyInPandas(judge, schema="code long, p double").toPandas())
+    # smallest p first; ties in code order, as the DuckDB version finds them within a chunk
+    flagged = flagged.sort_values(["p", "code"], kind="stable").head(screen_mod.MAX_CANDIDATES)
+    if flagged.empty:
+        return [], set()
+    codes = flagged["code"].to_numpy(np.int64)
+    found = pd.DataFrame({a: [values[a][c // width] for c in codes], b: [values[b][c % width] for c in codes]})
+    have = set() if summed is None else {(r[0], r[1]) for r in summed.select(a, b).distinct().collect()}
+    new = found[[(x, y) not in have for x, y in zip(found[a], found[b])]].drop_duplicates()
+    if new.empty:
+        return [], set()
+    chosen = spark.createDataFrame(new)
+    added = keyed(window.join(F.broadcast(chosen), on=[a, b], how="left_semi"), pair).localCheckpoint(eager=True)
+    keys = {(gid(pair), *(x if d == a else y if d == b else None for d in dims)) for x, y in zip(new[a], new[b])}
+    return [added], keys
+
+
+def _assemble(metric: Metric, axis: pd.DatetimeIndex, rows: pd.DataFrame, dims, sets, pair_sets, gid,
+              hits: set[tuple]) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
+    """Dense series x bucket arrays from the long rows, in ``build_slices``'s order."""
+    rank = {gid(s): i for i, s in enumerate(sets)}
+    keys = rows[["__gid", *dims]].drop_duplicates()
+    keys = keys.assign(__rank=keys["__gid"].map(rank)).sort_values(
+        ["__rank", *dims, "__gid"], na_position="last", kind="stable").reset_index(drop=True)
+    keys["__sid"] = np.arange(len(keys), dtype=np.int64)
+    missing = "\x00"  # a NULL dimension (grouped out) as a value pandas joins on
+    sid = rows[["__gid", *dims]].fillna(missing).merge(keys[["__gid", *dims, "__sid"]].fillna(missing),
+                                                       on=["__gid", *dims], how="left")["__sid"].to_numpy(np.int64)
+    n_series = len(keys)
+    bucket = rows["__bucket"].to_numpy(np.int64)
+    num_is_den = metric.kind != "ratio"
+    values = np.zeros((n_series, len(axis)))
+    volume = np.zeros((n_series, len(axis))) if not num_is_den else values
+    values[sid, bucket] = rows["__num"].to_numpy(float)
+    if not num_is_den:
+        volume[sid, bucket] = rows["__den"].to_numpy(float)
+    gids = keys["__gid"].to_numpy(np.int64)
+    columns = {d: [None if pd.isna(v) else v for v in keys[d].tolist()] for d in dims}
+    pair_gids = [gid(p) for p in pair_sets]
+    is_pair = np.isin(gids, pair_gids)
+    screened = np.zeros(n_series, bool)
+    if hits:
+        screened[[i for i in np.flatnonzero(is_pair).tolist()
+                  if (int(gids[i]), *(columns[d][i] for d in dims)) in hits]] = True
+    order = np.arange(n_series)
+    if is_pair.any():
+        links = []
+        for pair in pair_sets:
+            for d in pair:
+                p = keys[keys["__gid"] == gid(pair)][[d, "__sid"]]
+                s = keys[keys["__gid"] == gid((d,))][[d, "__sid"]]
+                links.append(p.merge(s, on=d, suffixes=("_pair", "_parent"))[["__sid_pair", "__sid_parent"]])
+        parents = pd.concat(links).to_numpy(np.int64) if links else np.zeros((0, 2), np.int64)
+        order = _kept_pairs(metric, values, volume, is_pair, parents, len(axis), screened)
+    return axis, [SliceSeries({d: columns[d][i] for d in dims if columns[d][i] is not None}, values[i], volume[i],
+                              bool(screened[i])) for i in order.tolist()]
