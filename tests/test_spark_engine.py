@@ -134,7 +134,7 @@ def engines(spark, demo):
 
 def assert_same_leaves(metric, left: pa.Table, right: pa.Table) -> None:
     """Same leaf rows: keys equal after sorting, measures equal up to float rounding."""
-    keys = ["ts", *metric.dimensions]
+    keys = ["ts", *metric.keys]  # a distribution's bucket column is a key too
     order = [(k, "ascending") for k in keys]
     assert left.column_names == right.column_names == [*keys, *metric.measures]
     assert left.schema.equals(right.schema), (left.schema, right.schema)

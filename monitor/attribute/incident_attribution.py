@@ -58,8 +58,7 @@ def incident_leaves(store: Store, metric: Metric, *, start: dt.datetime, end: dt
     else:
         frame = con.execute(sql, params).df()
         weeks = _weeks_with_data(con, metric, before, before_params, segment)
-    # one order whatever engine grouped the rows: localize's result depends on the row order
-    frame = frame.fillna(0.0).sort_values(dims, kind="stable", ignore_index=True) if dims else frame.fillna(0.0)
+    frame = frame.fillna(0.0)  # the row order does not matter: normalise_leaves puts rows in one order
     divisor = max(weeks, 1)
     if metric.kind in ("ratio", "mean"):
         num, den = ("value_sum", "value_count") if metric.kind == "mean" else ("numerator", "denominator")

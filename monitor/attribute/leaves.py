@@ -82,6 +82,11 @@ def normalise_leaves(
         for col in measures
     }
     codes, values = _merge_duplicates(codes=codes, values=values)
+    # One canonical order (codes follow the sorted labels, rows follow the codes), so the
+    # result cannot depend on the order an engine grouped the rows in: the search breaks
+    # ties between equal cells (common with small integer counts) by position.
+    order = np.lexsort(codes.T[::-1]) if len(codes) > 1 else np.arange(len(codes))
+    codes, values = codes[order], {k: v[order] for k, v in values.items()}
     return LeafTable(kind=kind, dimensions=dims, codes=codes, labels=tuple(labels), measures=values)
 
 
@@ -92,7 +97,7 @@ def _factorise_as_str(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if (raw_codes < 0).any():  # missing values form their own segment, labelled like pandas
         raw_codes = np.where(raw_codes < 0, len(as_str), raw_codes)
         as_str.append("nan")
-    merged_codes, merged = pd.factorize(np.asarray(as_str, dtype=object), sort=False)
+    merged_codes, merged = pd.factorize(np.asarray(as_str, dtype=object), sort=True)
     return merged_codes[raw_codes].astype(np.int64), np.asarray(merged, dtype=object)
 
 
