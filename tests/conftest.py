@@ -86,3 +86,14 @@ def project(tmp_path: Path):
         database = "source.duckdb"
     """))
     return load_config(tmp_path / "monitor.toml")
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """One local SparkSession for every spark test (tests/spark_session.py); the modules that
+    use it skip first when pyspark or Java is missing."""
+    from spark_session import local_session
+
+    session = local_session(tmp_path_factory.mktemp("warehouse"))
+    yield session
+    session.stop()

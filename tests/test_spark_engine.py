@@ -15,7 +15,6 @@ import datetime as dt
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -31,6 +30,7 @@ from monitor.config import SourceConfig
 from monitor.engine import DuckDBEngine, Window
 from monitor.engine.spark_engine import SparkEngine, _java_available, export_parquet
 from monitor.errors import ConfigError, MetricRunError
+from spark_session import connect_server_jar, free_port
 
 pytestmark = pytest.mark.spark
 
@@ -62,48 +62,6 @@ DEMO_START = dt.datetime(2026, 6, 1)
 DEMO_DAYS = 30
 CATALOG = load_catalog(REPO_METRICS)
 DEMO_METRICS = sorted(CATALOG.metrics)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _connect_server_jar() -> bool:
-    """pyspark >= 4 ships the Spark Connect server; 3.5 would need it downloaded, which we don't."""
-    import pyspark
-
-    return any((Path(pyspark.__file__).parent / "jars").glob("spark-connect_*.jar"))
-
-
-@pytest.fixture(scope="session")
-def spark(tmp_path_factory):
-    """One local SparkSession for the whole run; it also serves Spark Connect on loopback."""
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder
-    if _connect_server_jar():
-        builder = (builder.config("spark.plugins", "org.apache.spark.sql.connect.SparkConnectPlugin")
-                   .config("spark.connect.grpc.binding.address", "127.0.0.1")
-                   .config("spark.connect.grpc.binding.port", str(_free_port())))
-    session = (
-        builder.master("local[2]").appName("monitor-tests")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.memory", "1g")
-        # A short-lived test JVM: the C1 compiler alone and the serial GC start much faster on 2 cores.
-        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("warehouse")))
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @dataclasses.dataclass
@@ -323,7 +281,7 @@ def test_bad_config_is_one_clear_error(options, database, message):
 def test_unreachable_spark_connect_fails_fast():
     """The Connect client would retry for minutes; a closed port is one clear error at once."""
     metric = CATALOG.metrics["orders"]
-    engine = SparkEngine(SourceConfig(None, {}, "spark", {"remote": f"sc://127.0.0.1:{_free_port()}",
+    engine = SparkEngine(SourceConfig(None, {}, "spark", {"remote": f"sc://127.0.0.1:{free_port()}",
                                                           "tables": {"orders": "db.orders"}}))
     with pytest.raises(ConfigError, match=r"Cannot reach Spark Connect at 127\.0\.0\.1:\d+"):
         engine.dry_run(metric)
@@ -353,7 +311,7 @@ def test_spark_connect_remote(spark, demo, tmp_path):
     pyspark does not mix classic and Connect sessions in one process)."""
     _require(all(_importable(m) for m in ("grpc", "grpc_status", "zstandard")),
              "the Spark Connect client (pip install 'pyspark[connect]')")
-    if not _connect_server_jar():
+    if not connect_server_jar():
         pytest.skip("this pyspark ships no Spark Connect server to test against (pyspark < 4)")
     url = f"sc://127.0.0.1:{spark.conf.get('spark.connect.grpc.binding.port')}"
     metric = CATALOG.metrics["payment_decline_rate"]

@@ -1,8 +1,8 @@
 """Warehouse mode ([store] leaves = "spark"): leaves on Spark, slices, detection and attribution
 there, and the same incidents as the DuckDB path on the demo world.
 
-One local[2] SparkSession for the whole test run (shared with tests/test_spark_engine.py when
-both run: getOrCreate joins it). Skips without pyspark or Java, except under CI.
+One local[2] SparkSession for the whole test run (conftest's `spark` fixture, shared with
+tests/test_spark_engine.py). Skips without pyspark or Java, except under CI.
 """
 from __future__ import annotations
 
@@ -39,28 +39,6 @@ METRICS = ["fraud_rate", "orders", "payment_decline_rate", "refund_rate"]
 # The Python workers of local mode run this interpreter (its venv has numpy, pandas, monitor).
 # Set at collection, before any module's fixture starts the shared SparkContext.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-
-
-@pytest.fixture(scope="session")
-def spark(tmp_path_factory):
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]").appName("monitor-tests")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.memory", "1g")
-        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("warehouse")))
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @dataclasses.dataclass
