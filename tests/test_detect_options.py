@@ -64,3 +64,13 @@ def test_options_are_validated_for_the_batch():
     assert resolved.exclude.shape == (2, 504)
     with pytest.raises(TypeError):
         detect_series([1.0] * 30, periodicity=7)
+
+
+def test_an_hourly_series_too_short_for_its_cycle_keeps_the_hourly_threshold():
+    # 40 hours: no cycle can be modelled yet, but it is still 24 tests a day
+    hourly = DetectOptions(period=(24, 168))
+    young, grown = hourly.resolve(n=40, n_series=1), hourly.resolve(n=400, n_series=1)
+    assert young.period is None and grown.period == 24
+    assert young.spike_threshold == grown.spike_threshold > young.threshold
+    assert DetectOptions(period=None).resolve(n=40, n_series=1).spike_threshold == young.threshold
+    assert DetectOptions(period=7).resolve(n=10, n_series=1).spike_threshold == young.threshold

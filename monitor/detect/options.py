@@ -126,7 +126,18 @@ class BatchOptions:
         """One-bucket threshold: higher for hourly series, which test 24 buckets a day."""
         from monitor.detect.rules import per_day_threshold
 
-        return per_day_threshold(self.threshold, self.period)
+        # an hourly series is hourly before its daily cycle is covered (its first two days):
+        # it still makes 24 tests a day (NAB dev, first 3 weeks: 230 -> 221 false pages)
+        return per_day_threshold(self.threshold, self.period or requested_cycle(self.period_requested))
+
+
+def requested_cycle(period) -> int | None:
+    """The shortest requested cycle (> 1 bucket), None without one: what tells the
+    bucket's grain (24: hourly) when the series is too short to model any cycle."""
+    if period is None:
+        return None
+    ps = [int(p) for p in (period if isinstance(period, (tuple, list)) else (period,)) if int(p) > 1]
+    return min(ps) if ps else None
 
 
 def effective_period(period, n: int) -> int | None:
