@@ -20,6 +20,7 @@ WHERE = {
     "monitor.scheduler": ("scheduler.md", None),
     "monitor.report": ("settings.md", "[report]"),
     "monitor.dashboard": ("settings.md", "[dashboard]"),
+    "monitor.pipeline": ("settings.md", "[backfill]"),
     "monitor.events": ("events.md", None),
 }
 
