@@ -80,7 +80,7 @@ def check(ctx: Context, no_dry_run: bool) -> None:
 @click.option("--start", required=True, help="First day (or hour) to compute, e.g. 2026-06-01.")
 @click.option("--end", required=True, help="Exclusive end, e.g. 2026-07-01.")
 @click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
-@click.option("--chunk", type=int, default=None, help="Buckets per query (default 366 days / 2208 hours).")
+@click.option("--chunk", type=int, default=None, help="Buckets per query (default: at most 366 days / 2208 hours, fewer as [backfill] memory_limit needs).")
 @click.option("--no-detect", is_flag=True, help="Only compute; skip detection afterwards.")
 @click.option("--allow-empty", is_flag=True, help="Store empty results even over windows that hold rows "
               "(by default refused: an emptied source must not wipe history).")
@@ -98,7 +98,7 @@ def backfill(ctx: Context, start: str, end: str, names: tuple[str, ...], chunk: 
     config, catalog = ctx.config, _catalog(ctx)
     metrics = catalog.select(list(names))
     now = ctx.now
-    plan = backfill_plan(metrics, start_ts, end_ts, chunk, now=now)
+    plan = backfill_plan(metrics, start_ts, end_ts, chunk, now=now, config=config)
     cut = min((complete_until(m.grain, now) for m in metrics), default=end_ts)
     if metrics and not plan:
         raise MonitorError(f"--start {start} is in the future (now {now:%Y-%m-%d %H:%M} UTC): no complete bucket "

@@ -18,7 +18,8 @@ from typing import Any
 from monitor.errors import ConfigError
 
 CONFIG_NAME = "monitor.toml"
-KNOWN_SECTIONS = {"project", "source", "store", "detect", "alerts", "dashboard", "report", "scheduler", "events"}
+KNOWN_SECTIONS = {"project", "source", "store", "detect", "backfill", "alerts", "dashboard", "report", "scheduler",
+                  "events"}
 VIEW_FORMATS = {".parquet": "read_parquet", ".csv": "read_csv_auto", ".csv.gz": "read_csv_auto"}
 
 

@@ -21,6 +21,7 @@ WHERE = {
     "monitor.report": ("settings.md", "[report]"),
     "monitor.dashboard": ("settings.md", "[dashboard]"),
     "monitor.warehouse": ("settings.md", "[store]"),
+    "monitor.pipeline": ("settings.md", "[backfill]"),
     "monitor.events": ("events.md", None),
 }
 

@@ -25,6 +25,7 @@ from monitor.detect.slices import (DEFAULT_BUDGET, MAX_PAIR_SLICES, PAIR_MIN_SHA
 from monitor.engine import GRAIN_STEP
 from monitor.errors import MonitorError
 from monitor.store import Store
+from monitor.store.staging import Staging
 
 # How much history one detection looks at: enough for a seasonal baseline, bounded for speed.
 HISTORY = {"day": dt.timedelta(days=400), "hour": dt.timedelta(days=150)}
@@ -96,21 +97,26 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
     # earlier run stored (re-running detect changes nothing): the second keeps the closed
     # incidents the first found out of the baseline, for the series that had any.
     false_alarms = _false_alarms(store, metric)
+    # each chunk's bands go to a scratch file as they are judged (Python keeps segments only),
+    # and `_write` swaps them in within its one transaction
     batch = _batch_detector(store)
-    first = _judge(metric, axis, series, options, base, runs, range(len(series)), memory_limit, batch=batch)
-    detections = [first[i] for i in range(len(series))]
-    rows = _rows(store, metric, axis, series, detections, options, base, now)
-    exclusions = _exclusion_masks(rows, false_alarms, axis, base)
-    again = [i for i, s in enumerate(series) if s.label in exclusions
-             and not np.array_equal(exclusions[s.label], base.get(s.label, np.zeros(len(axis), bool)))]
-    if again:
-        redone = _judge(metric, axis, series, options, exclusions, runs, again, memory_limit, batch=batch)
-        detections = [_second_pass(d, redone[i], exclusions[series[i].label], screened=series[i].screened)
-                      if i in redone else d for i, d in enumerate(detections)]
-        rows = _rows(store, metric, axis, series, detections, options, exclusions, now)
-    result.series_checked = len(series)
-    _link_parents(rows, GRAIN_STEP[metric.grain])
-    _write(store, metric, axis, series, detections, rows, now, memory_limit)
+    with Staging(store.path, memory_limit=int(memory_limit) // 4) as staging:
+        first = _judge(metric, axis, series, options, base, runs, range(len(series)), memory_limit,
+                       batch=batch, staging=staging)
+        detections = [first[i] for i in range(len(series))]
+        rows = _rows(store, metric, axis, series, detections, options, base, now)
+        exclusions = _exclusion_masks(rows, false_alarms, axis, base)
+        again = [i for i, s in enumerate(series) if s.label in exclusions
+                 and not np.array_equal(exclusions[s.label], base.get(s.label, np.zeros(len(axis), bool)))]
+        if again:
+            redone = _judge(metric, axis, series, options, exclusions, runs, again, memory_limit,
+                            batch=batch, staging=staging, replacing=True)
+            detections = [_second_pass(d, redone[i], exclusions[series[i].label], screened=series[i].screened)
+                          if i in redone else d for i, d in enumerate(detections)]
+            rows = _rows(store, metric, axis, series, detections, options, exclusions, now)
+        result.series_checked = len(series)
+        _link_parents(rows, GRAIN_STEP[metric.grain])
+        _write(store, metric, axis, series, detections, rows, now, memory_limit, staging=staging)
     result.incidents = rows
     return result
 
@@ -189,9 +195,16 @@ def _mix_runs(metric: Metric, series: list[SliceSeries], options: DetectOptions,
 
 
 def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptions, exclusions: dict[str, np.ndarray],
-           runs: list, which, memory_limit: int = DEFAULT_BUDGET, batch=None) -> dict[int, object]:
+           runs: list, which, memory_limit: int = DEFAULT_BUDGET, *, batch=None, staging: Staging | None = None,
+           replacing: bool = False) -> dict[int, object]:
     """Detections of the series at the indices `which` (the total at 0), each judged as in
-    the full batch: slices with the strictness of all slices, whichever are re-judged."""
+    the full batch: slices with the strictness of all slices, whichever are re-judged.
+
+    With `staging`, each chunk's expectation rows are staged there as soon as it is judged
+    (`replacing`: over the rows an earlier pass staged for those series) and the slices'
+    detections come back without their per-bucket arrays: segments, change points and
+    params are all the rest of detection reads. The total keeps its arrays (the mix runs
+    merge into them)."""
     from monitor.detect.series import detect_batch
 
     which = sorted(which)
@@ -219,11 +232,30 @@ def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptio
             excludes = np.vstack([exclusions.get(series[i].label, np.zeros(len(axis), bool)) for i in part])
             out.update(zip(part, (batch or detect_batch)(values, denominators_2d=volumes, exclude=excludes, options=opts)))
             del values, volumes, excludes
+            if staging is not None:
+                _stage(staging, axis, series, out, part, replacing)
     if runs and 0 in out:
         total = out[0]
         out[0] = replace(total, segments=merge_runs(
             total.segments, runs, observed=total.observed, expected=total.expected, volume=series[0].volume))
     return out
+
+
+_NO_BAND = np.empty(0)
+
+
+def _stage(staging: Staging, axis, series, out: dict, part: list[int], replacing: bool) -> None:
+    """The chunk's bands (total and one-dimension slices, as `_write` stores) into `staging`;
+    the chunk's slices then drop their arrays."""
+    # (in warehouse mode only the shown series' bands came back from the executors)
+    kept = [i for i in part if len(series[i].segment) <= 1 and out[i].expected is not None]
+    if kept:
+        staging.put(_expectation_rows(axis, series, out, kept),
+                    replacing=[series[i].label for i in kept] if replacing else None)
+    for i in part:
+        if i:
+            out[i] = replace(out[i], expected=_NO_BAND, lower=_NO_BAND, upper=_NO_BAND, observed=_NO_BAND,
+                             score=_NO_BAND, anomalous=_NO_BAND)
 
 
 def _rows(store: Store, metric: Metric, axis, series, detections, options: DetectOptions, exclusions, now) -> list[dict]:
@@ -321,11 +353,14 @@ def _link_parents(rows: list[dict], step: dt.timedelta) -> None:
             row["parent_id"] = parent["incident_id"]
 
 
-def _write(store: Store, metric: Metric, axis, series, detections, rows, now, memory_limit: int = DEFAULT_BUDGET) -> None:
+def _write(store: Store, metric: Metric, axis, series, detections, rows, now, memory_limit: int = DEFAULT_BUDGET,
+           *, staging: Staging | None = None) -> None:
     """Incidents, expectations and change points of the metric, in one transaction.
 
     Human fields (ack, label) and explanations of incidents that did not change
     are kept; open incidents that re-detection no longer finds are resolved.
+    Expectations come from `staging` when detection staged them (copied by DuckDB, within
+    its memory limit), else from the detections' arrays.
     """
     # the bands go in by chunks of series, so their Arrow tables stay within the budget
     # (in warehouse mode only the shown series' bands came back from the executors)
@@ -334,7 +369,12 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now, me
     ts = axis.to_pydatetime()
     cps = [(metric.name, s.label, ts[i]) for s, det in zip(series, detections) if len(s.segment) <= 1
            for i in det.change_points if 0 <= i < len(ts)]
+    if staging is not None:
+        staging.close()
     with store.connect() as con:
+        con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2, DUCKDB_MIN_MEMORY) // 2**20}MiB'")
+        if staging is not None:
+            con.execute("ATTACH '" + str(staging.path).replace("'", "''") + "' AS staged (READ_ONLY)")
         con.execute("BEGIN TRANSACTION")
         try:
             existing = {r[0]: r[1:] for r in con.execute(
@@ -364,6 +404,10 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now, me
                             " updated_at = ? WHERE incident_id IN (SELECT unnest(?))",
                             [GRAIN_STEP[metric.grain], now, vanished])
             con.execute("DELETE FROM expectations WHERE metric = ?", [metric.name])
+            if staging is not None:
+                con.execute("INSERT INTO expectations SELECT ?, slice, ts, observed, volume, expected, lower, upper,"
+                            " score, anomalous FROM staged.expectations", [metric.name])
+                keep = []
             for first in range(0, len(keep), per_chunk):
                 expectations = _expectation_rows(axis, series, detections, keep[first:first + per_chunk])
                 if expectations is None:
@@ -382,6 +426,9 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now, me
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        finally:
+            if staging is not None:
+                con.execute("DETACH staged")
 
 
 def _expectation_rows(axis: pd.DatetimeIndex, series: list[SliceSeries], detections,
