@@ -84,6 +84,26 @@ def _positions(rng: np.random.Generator, n: int, k: int, gap: int) -> list[int]:
     return []
 
 
+def _piecewise_signal(rng: np.random.Generator, n: int, cps: list[int], *, max_jump: float) -> np.ndarray:
+    """A line (random slope in 60 % of series) that changes at ``cps``: a level jump (50 %),
+    a slope change (25 %) or both, of 2..``max_jump`` marginal sds (slope: over the next
+    segment); continuous unless a change jumps."""
+    bounds = [0, *cps, n]
+    signal = np.empty(n)
+    level = 0.0
+    slope = rng.normal(0.0, 5.0) / n if rng.random() < 0.6 else 0.0
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if i > 0:
+            kind = rng.choice(["level", "slope", "both"], p=[0.5, 0.25, 0.25])
+            if kind in ("level", "both"):
+                level += rng.choice([-1.0, 1.0]) * rng.uniform(2.0, max_jump)
+            if kind in ("slope", "both"):
+                slope += rng.choice([-1.0, 1.0]) * rng.uniform(2.0, max_jump) / (b - a)
+        signal[a:b] = level + slope * np.arange(b - a)
+        level = level + slope * (b - a)
+    return signal
+
+
 def make_series(rng: np.random.Generator, changes: bool = True) -> tuple[np.ndarray, list[int], dict]:
     """One series, its true change points and its parameters. ``changes=False`` forces 0
     change points (the null set); the 20 % draw is made either way."""
@@ -95,28 +115,10 @@ def make_series(rng: np.random.Generator, changes: bool = True) -> tuple[np.ndar
     cps = _positions(rng, n, k, gap)
     k = len(cps)
 
-    bounds = [0, *cps, n]
-    signal = np.empty(n)
-    level = 0.0
-    slope = rng.normal(0.0, 5.0) / n if rng.random() < 0.6 else 0.0
-    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
-        if i > 0:
-            kind = rng.choice(["level", "slope", "both"], p=[0.5, 0.25, 0.25])
-            if kind in ("level", "both"):
-                level += rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 6.0)
-            if kind in ("slope", "both"):
-                slope += rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 6.0) / (b - a)
-        t = np.arange(b - a)
-        signal[a:b] = level + slope * t
-        level = level + slope * (b - a)  # continuous unless the next change jumps
+    signal = _piecewise_signal(rng, n, cps, max_jump=6.0)
 
     phi = rng.uniform(0.0, 0.9)
-    e = rng.normal(0.0, math.sqrt(1.0 - phi * phi), n)
-    noise = np.empty(n)
-    noise[0] = rng.normal()
-    for i in range(1, n):
-        noise[i] = phi * noise[i - 1] + e[i]
-    x = signal + noise
+    x = signal + _ar1_noise(rng, n, phi)
 
     period = None
     if rng.random() < 0.3:
@@ -154,20 +156,7 @@ def make_short_series(rng: np.random.Generator) -> tuple[np.ndarray, list[int], 
     k = int(rng.choice([0, 1, 2], p=[0.25, 0.4, 0.35]))
     k = min(k, n // 5 - 1)
     cps = _positions(rng, n, k, 5)
-    bounds = [0, *cps, n]
-    signal = np.empty(n)
-    level = 0.0
-    slope = rng.normal(0.0, 5.0) / n if rng.random() < 0.6 else 0.0
-    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
-        if i > 0:
-            kind = rng.choice(["level", "slope", "both"], p=[0.5, 0.25, 0.25])
-            if kind in ("level", "both"):
-                level += rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 5.0)
-            if kind in ("slope", "both"):
-                slope += rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 5.0) / (b - a)
-        t = np.arange(b - a)
-        signal[a:b] = level + slope * t
-        level = level + slope * (b - a)
+    signal = _piecewise_signal(rng, n, cps, max_jump=5.0)
     phi = rng.uniform(0.0, 0.6)
     x = signal + _ar1_noise(rng, n, phi)
     x = rng.uniform(-100, 100) + math.exp(rng.uniform(-3, 5)) * x
