@@ -146,12 +146,18 @@ def parse_size(value: Any) -> int:
 
 def detect_memory_limit(config: "ProjectConfig | None") -> int:
     """[detect] memory_limit in bytes (default DETECT_MEMORY_LIMIT)."""
-    value = (config.section("detect") if config is not None else {}).get("memory_limit", DETECT_MEMORY_LIMIT)
+    return memory_limit(config, "detect", DETECT_MEMORY_LIMIT)
+
+
+def memory_limit(config: "ProjectConfig | None", section: str, default: Any) -> int:
+    """``[section] memory_limit`` in bytes (``default`` when the key is absent); a bad size
+    is a ConfigError naming the file and section."""
+    value = (config.section(section) if config is not None else {}).get("memory_limit", default)
     try:
         return parse_size(value)
     except ValueError as exc:
         path = config.root / CONFIG_NAME if config is not None else CONFIG_NAME
-        raise ConfigError(f"{path}: [detect] memory_limit = {value!r}: expected {exc}.") from exc
+        raise ConfigError(f"{path}: [{section}] memory_limit = {value!r}: expected {exc}.") from exc
 
 
 def _resolve(root: Path, value: str) -> Path:

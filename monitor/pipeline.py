@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 
 from monitor.catalog import Catalog, Metric, load_catalog
 from monitor.clock import utc_naive
-from monitor.config import CONFIG_NAME, ConfigError, ProjectConfig, detect_memory_limit, parse_size
+from monitor.config import ProjectConfig, detect_memory_limit, memory_limit
 from monitor.engine import GRAIN_STEP, Window, floor_to_grain, make_engine, split_windows
 from monitor.errors import MonitorError
 from monitor.settings import Setting
@@ -203,14 +203,10 @@ def backfill_plan(metrics: Iterable[Metric], start: dt.datetime, end: dt.datetim
 def backfill_window_rows(config: ProjectConfig) -> int:
     """Leaf rows one backfill window may hold: [backfill] memory_limit (default: [detect]'s)
     shared by the windows in flight."""
-    value = config.section("backfill").get("memory_limit")
-    if value is None:
+    if config.section("backfill").get("memory_limit") is None:
         limit = detect_memory_limit(config)
     else:
-        try:
-            limit = parse_size(value)
-        except ValueError as exc:
-            raise ConfigError(f"{config.root / CONFIG_NAME}: [backfill] memory_limit = {value!r}: expected {exc}.") from exc
+        limit = memory_limit(config, "backfill", None)
     return max(1, limit // (BACKFILL_ROW_BYTES * WINDOWS_IN_FLIGHT))
 
 
