@@ -7,7 +7,7 @@ Detection on a thin world often starts late or not at all (``demo_detection.py -
 shows it), which says nothing about attribution. So here every seed's world is built at
 ``--scale`` of the demo's volume, fraud_rate and chargeback_rate are backfilled, and the
 incident window is taken from the ground truth: the total from the wave's start, for its first
-day and for its first 2 days (what the on-call reads on the first and second mornings). The
+day, its first 2 days (what the on-call reads on the first and second mornings) and all 4. The
 explanation is ``explain_incident``'s, exactly as the pipeline stores it, with ``localize`` of
 the working tree ("after") and of git revision ``--before`` ("before") in the same run. Per
 seed: the top cause against the injected segment, as exact / over-specific (the truth plus more
@@ -37,7 +37,7 @@ from rca import load_before  # noqa: E402
 explain_module = importlib.import_module("monitor.attribute.explain")
 
 METRICS = ("fraud_rate", "chargeback_rate")
-WINDOWS_DAYS = (1, 2)
+WINDOWS_DAYS = (1, 2, 4)
 KINDS = ("exact", "over-specific", "too coarse", "other", "none")
 
 

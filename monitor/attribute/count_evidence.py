@@ -40,8 +40,14 @@ def deviance(observed: np.ndarray, mean: np.ndarray, phi: np.ndarray) -> np.ndar
 
 
 def segment_deviance(observed: np.ndarray, expected: np.ndarray, variance: np.ndarray) -> np.ndarray:
-    """Evidence that each segment moved at all: its deviance against "unchanged"."""
-    return deviance(observed, expected, dispersion(expected, variance))
+    """Evidence that each segment moved at all: its deviance against "unchanged".
+
+    Against at least one expected event: the expectation of a tiny segment is a model's
+    (shrunk towards its parents), not a measurement, and count data cannot resolve less than
+    one event (2 events where 0.01 were expected is a Poisson p of 5e-5, and happens in a
+    thin world's thousands of segments far more often than that)."""
+    floor = np.where(expected > 0, np.maximum(expected, 1.0), 0.0)
+    return deviance(observed, floor, dispersion(expected, variance))
 
 
 def threshold(n_segments: int) -> float:
