@@ -463,9 +463,10 @@ def _search(
 ) -> list[Step]:
     """Greedy picks, best first (the acceptance thresholds are applied by the caller).
 
-    Event counts (``pseudo`` > 0, ratio metrics) may descend by their counts (``_descend_counts``)
-    and, when the ripple score finds no first cause it can accept, the segment with the
-    strongest count evidence is the first cause if that evidence passes (``_count_pick``).
+    Event counts (``pseudo`` > 0, ratio metrics) may descend by their counts
+    (``_descend_counts``) and, when the ripple score finds no first cause it can accept, the
+    segment with the strongest count evidence is the first cause if that evidence passes
+    (``_count_pick``).
     """
     state = _State(
         observed=scores.observed,
@@ -570,7 +571,8 @@ def _count_child_evidence(
     variance = _leaf_variance(state)
 
     def totals(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return tuple(np.asarray([float(x[mask].sum())]) for x in (state.observed, state.expected, variance))
+        columns = (state.observed, state.expected, variance)
+        return tuple(np.asarray([float(x[mask].sum())]) for x in columns)
 
     o_p, e_p, v_p = (float(x[0]) for x in totals(parent))
     evidence, moved = count_evidence.child_evidence(totals(child), (o_p, e_p, v_p), pseudo)
