@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--scale", type=float, default=0.2)
-    parser.add_argument("--before", default="HEAD", help="git revision of 'before'")
+    parser.add_argument("--before", default="853f727", help="git revision of 'before' (main before issue 18 item 5)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rca-demo-thin"))
     parser.add_argument("--reuse", action="store_true", help="keep each seed's store")
     args = parser.parse_args(argv)
