@@ -1,6 +1,7 @@
 """Detection and attribution on the demo world over several seeds (issue 3, item 7).
 
     .venv/bin/python benchmarks/demo_detection.py [--seeds 1 2 3 4 5 6 7] [--workdir /tmp/demo-seeds] [--reuse]
+        [--scale 0.2] [--only ato_wave]
 
 One seed is one sample of noise: a detector tuned until seed 7 looks right can be
 lucky there. This builds the demo world for each seed (same injected incidents,
@@ -11,7 +12,10 @@ rules (monitor/demo/evaluate.py):
 - false paging incidents per metric, pooled over seeds, per 90 clean days;
 - how visible each injected event is on its first day (a z-score before any detector).
 ``--reuse`` keeps each seed's backfilled store and only re-runs detection (for
-iterating on the detector).
+iterating on the detector). ``--scale`` multiplies every table's volume (0.2: the thin
+worlds of issue 18, one fifth of the demo's traffic); ``--only`` prints, per seed, the top
+cause read for these injected incidents and whether it is exact, over-specific (the truth
+plus more dimensions), too coarse (a part of the truth), other or none.
 """
 from __future__ import annotations
 
@@ -35,9 +39,9 @@ from monitor.store import Store  # noqa: E402
 DETECTION_TABLES = ("incidents", "expectations", "change_points")
 
 
-def run_seed(folder: Path, seed: int, reuse: bool):
+def run_seed(folder: Path, seed: int, reuse: bool, scale: float = 1.0):
     t0 = time.perf_counter()
-    project = build_demo_project(folder, seed=seed) if not (reuse and (folder / "store.duckdb").exists()) else None
+    project = build_demo_project(folder, seed=seed, scale=scale) if not (reuse and (folder / "store.duckdb").exists()) else None
     if project is None:
         from monitor.config import load_config
         from monitor.demo.project import ground_truth
@@ -70,6 +74,22 @@ def run_seed(folder: Path, seed: int, reuse: bool):
     return scored, signal, time.perf_counter() - t0
 
 
+def attribution_kind(outcome) -> str:
+    """exact / over-specific / too coarse / other / none (no segment) / not found (no incident)."""
+    if outcome.incident_id is None:
+        return "not found"
+    if not outcome.top_cause:
+        return "none"
+    top, truth = set(outcome.top_cause.items()), set(outcome.expected_cause.items())
+    if top == truth:
+        return "exact"
+    if truth < top:
+        return "over-specific"
+    if top < truth:
+        return "too coarse"
+    return "other"
+
+
 def first_day_signal(store: Store, metric, event: dict, segment: dict) -> float | None:
     """z of the injected event's first day in ``segment`` (the total when empty) against the
     same day of the 4 weeks before: how visible the event is before any detector looks.
@@ -99,6 +119,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6, 7])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/monitor-demo-seeds"))
     parser.add_argument("--reuse", action="store_true", help="keep each seed's store, re-run detection only")
+    parser.add_argument("--scale", type=float, default=1.0, help="volume of every table (0.2: thin worlds)")
+    parser.add_argument("--only", nargs="*", default=[], help="print these incidents' top cause per seed")
     args = parser.parse_args()
 
     detected = defaultdict(list)  # (event, metric) -> [delay or None per seed]
@@ -107,7 +129,7 @@ def main() -> None:
     false_total = defaultdict(int)
     clean_total = defaultdict(float)
     for seed in args.seeds:
-        scored, signal, seconds = run_seed(args.workdir / f"seed{seed}", seed, args.reuse)
+        scored, signal, seconds = run_seed(args.workdir / f"seed{seed}", seed, args.reuse, args.scale)
         for key, z in signal.items():
             signals[key].append(z)
         line = []
@@ -121,6 +143,10 @@ def main() -> None:
         false = {m: n for m, n in scored.false_incidents.items() if n}
         print(f"seed {seed}: detected {scored.detected}/{len(scored.outcomes)} [{''.join(line)}], "
               f"attributed {scored.attributed}, false {false or 'none'} ({seconds:.0f}s)", flush=True)
+        for o in scored.outcomes:
+            if o.truth_id in args.only:
+                print(f"  {o.truth_id} {o.metric}: {attribution_kind(o)} "
+                      f"(top {o.top_cause}, detected {o.detected})", flush=True)
 
     n = len(args.seeds)
     print(f"\n{'incident':<22} {'metric':<28} {'detected':>9} {'delays (buckets)':<24} {'attributed':>10}"

@@ -24,6 +24,7 @@ previous minutes instead of 4 (same cases, same truth).
 from __future__ import annotations
 
 import argparse
+import inspect
 import itertools
 import subprocess
 import sys
@@ -212,6 +213,12 @@ CV_GRIDS: dict[str, dict[str, tuple]] = {
 }
 
 
+def _cv_grid(fn: Callable[..., list[dict[str, str]]]) -> dict[str, tuple]:
+    """The grid whose options ``fn`` takes ("before" at a revision may already be "after")."""
+    accepted = inspect.signature(fn).parameters
+    return next(g for g in (CV_GRIDS["after"], CV_GRIDS["before"]) if all(k in accepted for k in g))
+
+
 def grid(options: dict[str, tuple]) -> list[dict[str, float]]:
     keys = list(options)
     return [dict(zip(keys, values)) for values in itertools.product(*options.values())]
@@ -263,7 +270,7 @@ def report_cv(rs_cases: list[Case], b0_cases: list[Case], before: str, rs_root: 
     print(f"  {'method':<8}{'grid':>5} {'RS dev':>7} {'RS CV':>7} {'best':>6} {'dflt':>5}"
           f" {'s/inst':>7} {'B0 F1':>6} {'s/inst':>7}")
     for name, fn in methods.items():
-        configs = grid(CV_GRIDS[name])
+        configs = grid(_cv_grid(fn))
         cv = cross_validate(rs_cases, fn, configs)
         b0 = Tally()
         for case in b0_cases:

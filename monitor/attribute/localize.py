@@ -30,11 +30,17 @@ partition + risk score). What this one does differently:
    instead of its parent only when the parent's other leaves reject, beyond their noise, the
    move the child predicts for them. On thin data they cannot, and the parent is named. The
    leaves are then marked as explained.
+   Event counts (ratio metrics) are also judged as counts (``count_evidence``: a segment's
+   total events against its expected events, Poisson while they are few, with the rates'
+   wobble when many): a child is named when its siblings' total events reject the parent's
+   uniform move, and when no leaf stands out (thin data, every leaf expects a fraction of an
+   event) the segment whose events moved most surely is the first cause if it passes
+   Bonferroni over every segment searched (``_count_pick``).
 4. Acceptance: a cause must be significant at segment level (z deflated by the observed spread
    of one-dimension segments, since real leaf noise is correlated; the leaves' one-event noise
    floors count once per segment, not once per leaf) and worth at least one fully anomalous
-   leaf; further causes need more (they must stand on their own). A later cause that contains
-   an earlier one replaces it.
+   leaf (or, on thin data, pass the count test above); further causes need more (they must
+   stand on their own). A later cause that contains an earlier one replaces it.
 """
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from monitor.attribute import count_evidence
 from monitor.attribute.leaves import LeafTable, normalise_leaves
 
 # 25 % quantile of a chi-square(1) variable: reading a variance from the lower quartile of squared
@@ -59,6 +66,9 @@ _RATE_WOBBLE_MAX = 0.5
 # Pseudo-events of the hierarchical rate prior: a segment (or leaf) with a few baseline events
 # stays near its parent level, one with dozens keeps its own rate.
 _PRIOR_EVENTS = 5.0
+# Judge event counts (ratio metrics) as counts when refining and when no leaf stands out
+# (see ``count_evidence``); False gives the earlier, leaf-score-only behaviour.
+COUNT_EVIDENCE = True
 # Raking sweeps for the one-dimension factors (they overlap, so one pass is not enough).
 _MAIN_EFFECT_SWEEPS = 3
 
@@ -94,6 +104,7 @@ class Step:
     values: tuple[int, ...]
     score: float  # capped ripple score, in "fully anomalous leaves"
     z: float  # segment deviation in segment-level standard errors
+    counted: bool = False  # found on its event counts (thin data, see ``_count_pick``)
 
 
 @dataclass(frozen=True)
@@ -185,6 +196,7 @@ def localize_table(
     layer_cap = len(dims) if max_layer is None else max(1, min(max_layer, len(dims)))
     steps = _search(
         cuboids=_cuboids(codes=codes, max_layer=layer_cap),
+        codes=codes,
         scores=scores,
         max_steps=max_causes,
         options=options,
@@ -199,7 +211,7 @@ def localize_table(
             if not accepted
             else (options.more_z, options.more_score)
         )
-        if step.z < need_z or step.score < need_score:
+        if not step.counted and (step.z < need_z or step.score < need_score):
             break
         # A later cause containing an earlier one: the rest of its leaves moved as well, so the
         # coarser segment is the cause and the earlier one only its loudest part.
@@ -443,12 +455,19 @@ class _State:
 
 def _search(
     cuboids: list[Cuboid],
+    codes: np.ndarray,
     scores: LeafScores,
     max_steps: int,
     options: SearchOptions,
     pseudo: float,
 ) -> list[Step]:
-    """Greedy picks, best first (the acceptance thresholds are applied by the caller)."""
+    """Greedy picks, best first (the acceptance thresholds are applied by the caller).
+
+    Event counts (``pseudo`` > 0, ratio metrics) may descend by their counts
+    (``_descend_counts``) and, when the ripple score finds no first cause it can accept, the
+    segment with the strongest count evidence is the first cause if that evidence passes
+    (``_count_pick``).
+    """
     state = _State(
         observed=scores.observed,
         expected=scores.expected,
@@ -456,25 +475,174 @@ def _search(
         active=np.isfinite(scores.sd) & (scores.sd > 0),
         floor=scores.floor,
     )
+    counts = pseudo > 0 and COUNT_EVIDENCE
     by_dims = {c.dims: c for c in cuboids}
     steps: list[Step] = []
     for _ in range(max_steps):
         if not state.active.any():
             break
         best = _best_cell(cuboids=cuboids, state=state, options=options, pseudo=pseudo)
+        step = None
+        if best is not None:
+            dims, values, score = best
+            member = _members(by_dims=by_dims, dims=dims, values=values)
+            spread = _segment_spread(cuboids=cuboids, state=state, exclude=member)
+            dims, values = _refine(
+                dims=dims, values=values, by_dims=by_dims, state=state, options=options,
+                pseudo=pseudo, spread=spread if counts else None,
+            )
+            if counts:
+                dims, values = _descend_counts(
+                    dims=dims, values=values, codes=codes, state=state, options=options,
+                    pseudo=pseudo, spread=spread,
+                )
+            member = _members(by_dims=by_dims, dims=dims, values=values)
+            z = _segment_z(state=state, member=member & state.active, spread=spread)
+            step = Step(dims=dims, values=values, score=score, z=z)
+        if counts and not steps and (
+            step is None or step.z < options.first_z or step.score < options.first_score
+        ):
+            step = _count_pick(
+                cuboids=cuboids, codes=codes, state=state, options=options, pseudo=pseudo
+            ) or step
+        if step is None:
+            break
+        steps.append(step)
+        state.active &= ~_members(by_dims=by_dims, dims=step.dims, values=step.values)
+    return steps
+
+
+def _leaf_variance(state: _State) -> np.ndarray:
+    """Per leaf, the variance that adds up over a segment (without the one-event floor)."""
+    return np.where(np.isfinite(state.sd), state.sd**2 - state.floor, 0.0)
+
+
+def _count_pick(
+    cuboids: list[Cuboid], codes: np.ndarray, state: _State, options: SearchOptions, pseudo: float
+) -> Step | None:
+    """The segment whose event counts moved most surely (thin data), if that passes.
+
+    Every cell of every cuboid gets the deviance of its total events against its expected
+    events (``count_evidence``), deflated like the z-scores by the spread of one-dimension
+    segments; the best must pass Bonferroni over all cells searched. Ties go to the lower
+    layer; the pick is then refined by its counts.
+    """
+    weight = state.active.astype(float)
+    observed, expected = state.observed * weight, state.expected * weight
+    variance = _leaf_variance(state) * weight
+    best, searched = None, 0
+    for cuboid in cuboids:
+        o = np.bincount(cuboid.cell, weights=observed, minlength=cuboid.n_cells)
+        e = np.bincount(cuboid.cell, weights=expected, minlength=cuboid.n_cells)
+        v = np.bincount(cuboid.cell, weights=variance, minlength=cuboid.n_cells)
+        dev = count_evidence.segment_deviance(o, e, v)
+        searched += cuboid.n_cells
+        cell = int(np.argmax(dev))
+        if dev[cell] > 0 and (best is None or dev[cell] > best[2] * (1 + 1e-9)):
+            best = (cuboid.dims, tuple(int(x) for x in cuboid.cell_values[cell]), float(dev[cell]))
+    if best is None:
+        return None
+    dims, values, dev = best
+    member = _segment_mask(codes=codes, dims=dims, values=values)
+    spread = _segment_spread(cuboids=cuboids, state=state, exclude=member)
+    if dev / spread**2 < count_evidence.threshold(searched):
+        return None
+    by_dims = {c.dims: c for c in cuboids}
+    dims, values = _refine(
+        dims=dims, values=values, by_dims=by_dims, state=state, options=options, pseudo=pseudo,
+        spread=spread,
+    )
+    dims, values = _descend_counts(
+        dims=dims, values=values, codes=codes, state=state, options=options, pseudo=pseudo,
+        spread=spread,
+    )
+    member = _segment_mask(codes=codes, dims=dims, values=values) & state.active
+    z = _segment_z(state=state, member=member, spread=spread)
+    return Step(dims=dims, values=values, score=0.0, z=z, counted=True)
+
+
+def _count_child_evidence(
+    state: _State, child: np.ndarray, parent: np.ndarray, options: SearchOptions, pseudo: float,
+    spread: float,
+) -> float:
+    """``count_evidence.child_evidence`` of one child (a leaf mask) against its parent."""
+    if not (parent & ~child).any():
+        return -np.inf  # no siblings: the coarser name says the same
+    variance = _leaf_variance(state)
+
+    def totals(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        columns = (state.observed, state.expected, variance)
+        return tuple(np.asarray([float(x[mask].sum())]) for x in columns)
+
+    o_p, e_p, v_p = (float(x[0]) for x in totals(parent))
+    evidence, moved = count_evidence.child_evidence(totals(child), (o_p, e_p, v_p), pseudo)
+    return float(_beats_parent(evidence, moved, spread, options)[0])
+
+
+def _beats_parent(
+    evidence: np.ndarray, siblings_moved: np.ndarray, spread: float, options: SearchOptions
+) -> np.ndarray:
+    """Evidence for a child over its parent, deflated by the spread; -inf when the siblings
+    moved significantly themselves (by another factor: the parent moved, unevenly). That test
+    is not deflated: doubt about the siblings' move keeps the coarser name."""
+    return np.where(siblings_moved < options.child_evidence, evidence / spread**2, -np.inf)
+
+
+def _segment_mask(codes: np.ndarray, dims: tuple[int, ...], values: tuple[int, ...]) -> np.ndarray:
+    return np.all(codes[:, list(dims)] == np.asarray(values, dtype=codes.dtype), axis=1)
+
+
+def _descend_counts(
+    dims: tuple[int, ...],
+    values: tuple[int, ...],
+    codes: np.ndarray,
+    state: _State,
+    options: SearchOptions,
+    pseudo: float,
+    spread: float,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A child instead of the pick when its counts say so (after ``_refine`` climbed).
+
+    A dimension is added only when the data reject the pick's uniform move across it: "only
+    the child moved" beats "the pick moved by one factor" by twice a log-likelihood ratio of
+    ``child_evidence`` (``count_evidence.child_evidence``, deflated by the segment spread), and
+    the child's siblings did not significantly move themselves (if they did, by another factor,
+    the pick moved unevenly and is still the cause). The test's power follows the siblings'
+    expected events: on thin data it cannot reject a uniform move and the pick stays. We
+    descend while some child beats its parent, to the one with the most evidence.
+    """
+    active = state.active
+    observed, expected = state.observed, state.expected
+    variance = _leaf_variance(state)
+
+    def totals(mask: np.ndarray) -> tuple[float, float, float]:
+        return float(observed[mask].sum()), float(expected[mask].sum()), float(variance[mask].sum())
+
+    while True:
+        parent = _segment_mask(codes, dims, values) & active
+        o_p, e_p, v_p = totals(parent)
+        best = None
+        for d in range(codes.shape[1]):
+            if d in dims:
+                continue
+            value_of = codes[parent, d]
+            n = int(codes[:, d].max()) + 1
+            o = np.bincount(value_of, weights=observed[parent], minlength=n)
+            e = np.bincount(value_of, weights=expected[parent], minlength=n)
+            v = np.bincount(value_of, weights=variance[parent], minlength=n)
+            leaves = np.bincount(value_of, minlength=n)
+            found = _beats_parent(
+                *count_evidence.child_evidence((o, e, v), (o_p, e_p, v_p), pseudo), spread, options
+            )
+            found[(leaves == 0) | (leaves == parent.sum())] = -np.inf  # absent, or no siblings
+            j = int(np.argmax(found))
+            if found[j] >= options.child_evidence and (best is None or found[j] > best[2]):
+                best = (d, j, float(found[j]))
         if best is None:
             break
-        dims, values, score = best
-        member = _members(by_dims=by_dims, dims=dims, values=values)
-        spread = _segment_spread(cuboids=cuboids, state=state, exclude=member)
-        dims, values = _refine(
-            dims=dims, values=values, by_dims=by_dims, state=state, options=options, pseudo=pseudo
-        )
-        member = _members(by_dims=by_dims, dims=dims, values=values)
-        z = _segment_z(state=state, member=member & state.active, spread=spread)
-        steps.append(Step(dims=dims, values=values, score=score, z=z))
-        state.active &= ~member
-    return steps
+        pairs = sorted([*zip(dims, values), (best[0], best[1])])
+        dims, values = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+    return dims, values
 
 
 def _best_cell(
@@ -530,6 +698,7 @@ def _refine(
     state: _State,
     options: SearchOptions,
     pseudo: float,
+    spread: float | None = None,
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The coarsest segment around the pick that explains the change.
 
@@ -537,10 +706,12 @@ def _refine(
     look purest by chance (country x web x one account age, where every account age was hit
     alike). A child is named instead of its parent only if it explains the change at least as
     well and the parent's other leaves significantly reject the move the child predicts for
-    them (see ``_child_evidence``); when they moved too, or are too thin to tell, the parent is
-    named. We climb while some parent is not beaten, to the one with the least evidence
-    against it. (The reverse step, a child beating the pick, never changed an answer on B0,
-    RS or the thin synthetic worlds: the capped score already prefers such a child.)
+    them (see ``_child_evidence``), or - for event counts (``spread`` given) - their total
+    events do (``_count_child_evidence``: thin leaves cannot tell one by one, their sum can);
+    when they moved too, or are too thin to tell, the parent is named. We climb while some
+    parent is not beaten, to the one with the least evidence against it. The reverse step is
+    ``_descend_counts`` (event counts only: with the capped leaf evidence it never changed an
+    answer on B0, RS or the thin synthetic worlds).
     """
     while len(dims) > 1:
         own = _members(by_dims=by_dims, dims=dims, values=values) & state.active
@@ -554,6 +725,11 @@ def _refine(
                     pseudo=pseudo,
                 )[0]
             )
+            if spread is not None:  # counts: their own evidence may keep the child too
+                evidence = max(evidence, _count_child_evidence(
+                    state=state, child=own, parent=parent, options=options, pseudo=pseudo,
+                    spread=spread,
+                ))
             if evidence < options.child_evidence and (best is None or evidence < best[2]):
                 best = (p_dims, p_values, evidence)
         if best is None:
