@@ -225,8 +225,8 @@ def test_the_pooled_rate_gives_a_thin_pair_power_and_stays_calibrated():
 
 
 def test_a_pair_spread_over_several_leaves_per_bucket_is_summed(monkeypatch):
-    """The screen reads leaves ungrouped and sums them while scattering: a pair whose
-    traffic is split over two leaves a bucket (two devices) scores as the same traffic in one."""
+    """A pair whose traffic is split over two leaves a bucket (two devices) scores as the
+    same traffic in one leaf: the screen sums a pair's leaves per bucket."""
     import duckdb
 
     rng = np.random.default_rng(5)

@@ -70,12 +70,9 @@ def screen_pairs(con, window: str, params: list, pair: tuple[str, str], *, n_buc
         n_pairs = con.execute(f'SELECT count(*) FROM (SELECT DISTINCT "{a}", "{b}" FROM ({window}))', params).fetchone()[0]
         if not n_pairs or n_pairs in (len(values[a]), len(values[b])):
             return []
-        # the leaves as they are, numbered: not grouped by (pair, bucket) here, as a leaf is
-        # usually one already (a hash aggregate into as many groups as rows cost 3x the
-        # projection); numpy sums the duplicates while scattering (np.bincount)
         con.execute(f'CREATE OR REPLACE TEMP TABLE screen_long AS SELECT ka.__i * {width} + kb.__i AS code, __bucket,'
-                    f' "{num}"::DOUBLE AS n, "{den}"::DOUBLE AS d FROM ({window}) w JOIN "screen_{a}" ka ON ka."{a}" = w."{a}"'
-                    f' JOIN "screen_{b}" kb ON kb."{b}" = w."{b}"', params)
+                    f' sum("{num}")::DOUBLE AS n, sum("{den}")::DOUBLE AS d FROM ({window}) w JOIN "screen_{a}" ka ON ka."{a}" = w."{a}"'
+                    f' JOIN "screen_{b}" kb ON kb."{b}" = w."{b}" GROUP BY ALL', params)
         tests = n_pairs * min(30, n_buckets - MIN_HISTORY) * len(WINDOWS)
         alpha = ALPHA_PER_30 / tests / (2 if direction == "both" else 1)
         columns = _column_sums(con, width, n_buckets)
@@ -97,13 +94,14 @@ def screen_pairs(con, window: str, params: list, pair: tuple[str, str], *, n_buc
             remap = np.cumsum(present) - 1
             sid = remap[codes]
             del present, remap
-            cell = sid * (n_buckets + 1) + long.column("__bucket").to_numpy().astype(np.int64) + 1
-            del codes, sid
-            counts = _scatter_sum(cell, long.column("n"), (len(keys), n_buckets + 1))
-            volume = _scatter_sum(cell, long.column("d"), (len(keys), n_buckets + 1))
-            del long, cell
+            bucket = long.column("__bucket").to_numpy().astype(np.int64)
+            counts = np.zeros((len(keys), n_buckets + 1))
+            counts[sid, bucket + 1] = long.column("n").to_numpy(zero_copy_only=False)
             np.cumsum(counts, axis=1, out=counts)
+            volume = np.zeros((len(keys), n_buckets + 1))
+            volume[sid, bucket + 1] = long.column("d").to_numpy(zero_copy_only=False)
             np.cumsum(volume, axis=1, out=volume)
+            del long, codes, sid, bucket
             p = _min_p(counts, volume, direction, rows=keys // width, cols=keys % width, columns=columns, tau2=tau2)
             del counts, volume
             hits = np.flatnonzero(p < alpha)
@@ -114,12 +112,6 @@ def screen_pairs(con, window: str, params: list, pair: tuple[str, str], *, n_buc
             con.unregister(f"screen_{d}")
         con.execute("DROP TABLE IF EXISTS screen_long")
     return sorted(found, key=lambda f: f[2])[:MAX_CANDIDATES]
-
-
-def _scatter_sum(cell: np.ndarray, column, shape: tuple[int, int]) -> np.ndarray:
-    """Dense (pairs x buckets + 1) sums of `column` over the rows of each flat `cell`."""
-    weights = np.nan_to_num(column.to_numpy(zero_copy_only=False))  # NULL (no value) adds nothing, as sum() did
-    return np.bincount(cell, weights=weights, minlength=shape[0] * shape[1]).reshape(shape)
 
 
 def _column_sums(con, width: int, n_buckets: int) -> tuple[np.ndarray, np.ndarray]:
