@@ -222,3 +222,38 @@ def test_the_pooled_rate_gives_a_thin_pair_power_and_stays_calibrated():
     pooled, tau2 = _pooled_p(counts, volume, width)
     assert tau2 > 0.2
     assert (pooled < alpha).sum() <= 4
+
+
+def test_a_pair_spread_over_several_leaves_per_bucket_is_summed(monkeypatch):
+    """A pair whose traffic is split over two leaves a bucket (two devices) scores as the
+    same traffic in one leaf: the screen sums a pair's leaves per bucket."""
+    import duckdb
+
+    rng = np.random.default_rng(5)
+    n_buckets, sellers = 60, 40
+    bucket, seller, channel = (a.ravel() for a in np.meshgrid(np.arange(n_buckets), np.arange(sellers), np.arange(2),
+                                                              indexing="ij"))
+    orders = rng.poisson(400.0 / (1 + seller / 5.0))
+    frauds = rng.binomial(orders, 0.01 * np.where((seller == 3) & (channel == 1) & (bucket >= 50), 8, 1))
+    one = pa.table({"merchant_id": [f"S{i:03d}" for i in seller], "channel": np.where(channel, "app", "web").tolist(),
+                    "__bucket": bucket.astype(np.int32), "numerator": frauds, "denominator": orders})
+    # the same traffic split over two leaves per pair and bucket (a third of each count in the first)
+    first_n, first_d = frauds // 3, orders // 3
+    split = pa.concat_tables([
+        one.set_column(3, "numerator", pa.array(first_n)).set_column(4, "denominator", pa.array(first_d)),
+        one.set_column(3, "numerator", pa.array(frauds - first_n)).set_column(4, "denominator", pa.array(orders - first_d)),
+    ])
+
+    def found(leaves: pa.Table):
+        con = duckdb.connect()
+        con.register("leaves_in", leaves)
+        con.execute("CREATE TABLE leaves AS SELECT * FROM leaves_in")
+        con.execute("CREATE TEMP TABLE slice_agg AS SELECT DISTINCT 1 AS __gid, merchant_id, NULL::VARCHAR AS channel"
+                    " FROM leaves UNION ALL SELECT DISTINCT 2, NULL, channel FROM leaves")
+        return screen.screen_pairs(con, "SELECT * FROM leaves", [], ("merchant_id", "channel"), n_buckets=n_buckets,
+                                   num="numerator", den="denominator", direction="up", budget_bytes=10**9,
+                                   single_gids={"merchant_id": 1, "channel": 2})
+
+    whole = found(one)
+    assert [(s, c) for s, c, _ in whole][:1] == [("S003", "app")]
+    assert found(split) == pytest.approx(whole)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from dataclasses import dataclass
+from functools import cached_property
 
 import duckdb
 import numpy as np
@@ -43,7 +44,7 @@ class SliceSeries:
     volume: np.ndarray  # value (sum) or denominator (ratio) per bucket
     screened: bool = False  # a pair below the floor, kept because the leaf screen flagged it
 
-    @property
+    @cached_property  # read per series in every pass (judge, stage, exclusions): 60,000 encodings each
     def label(self) -> str:
         return slice_label(self.segment)
 
