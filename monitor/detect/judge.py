@@ -61,8 +61,8 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
     # warm-up level the spike test judges against, so its sums start with the judging
     settle = W if ratio else 0
     if rules.use_cusum:
-        # a plain sub-daily series learns its day-scale ratio on as days accrue (cusum.DayScale):
-        # its sums start with its first judged buckets, when the warm-up may hold three days
+        # a plain sub-daily series is judged after a warm-up of as little as three days, too
+        # few to measure its day-scale ratio: it learns it as days accrue (cusum.DayScale)
         day_df = np.full(n_series, day_ratio_df(W, P)) if not ratio and buckets_per_day(period) > 1 else None
         cusum = Cusum.start(rules.cusum_threshold, rules.cusum_clip, rules.fast_threshold, period, baseline.level, n,
                             day_variance_ratio(obs[:, :W], warm_den, baseline.season, baseline.mult, P), day_df)
