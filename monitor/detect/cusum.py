@@ -9,13 +9,14 @@ series), stepped bucket by bucket.
   decision interval h gives an in-control run length of one series-year (Siegmund's
   approximation; per side when both directions are watched), times the sensitivity
   multiplier. Hourly residuals share day-level conditions, so they are scaled by the
-  day-scale variance ratio measured in the warm-up. A signal starts at the best mean-shift
+  day-scale variance ratio measured in the warm-up (a plain series learns it on as days
+  accrue, and its sums wait until it is known: ``DayScale``). A signal starts at the best mean-shift
   split of the CUSUM's run (flagged retroactively), resets the level to the reference, and
   ends when a CUSUM for "back below k" (h/2) signals; a bucket that is a spike itself is
   the spike test's, not a shift.
 - Plain (not ratio) sub-daily series get their level shifts from the slow CUSUM alone,
-  on residuals in band sd (heavy tails and a young baseline included, see ``judge``), from
-  their first judged bucket: sequential evidence that does not move as hours arrive, where a
+  on residuals in core sd x the young-baseline widening (see ``judge``), from their first
+  judged bucket once the day scale is known: sequential evidence that does not move as hours arrive, where a
   change point search rerun every hour did. Large shifts there are runs of spikes.
 - Sub-daily ratio series add a fast CUSUM (k = 1.5, h for four times the run length) that
   signals a shift of 3+ sd per bucket in 2-3 buckets: card testing pages hours earlier.
@@ -33,7 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.detect.noise import HUBER
-from monitor.detect.seasonal import compose
+from monitor.detect.seasonal import compose, quiet
+from monitor.detect.tails import MAD_EFFICIENCY
 from monitor.detect.state import BETA, DAMPING, buckets_per_day, level_alpha
 
 # CUSUM of standardised residuals against a slow baseline (Page 1954): catches moderate
@@ -104,10 +106,13 @@ class Cusum:
     end_from: np.ndarray
     history: np.ndarray  # (N, n) winsorised, scaled residuals fed to the sums
     ref_expected: np.ndarray | None = None  # the reference's expected value for this bucket
+    days: DayScale | None = None  # the day-scale variance ratio learnt as days accrue (plain sub-daily)
 
     @classmethod
     def start(cls, h: float, clip: float, fast_h: float | None, period: int | None, level: np.ndarray, n: int,
-              day_variance_ratio: np.ndarray) -> "Cusum":
+              day_variance_ratio: np.ndarray, day_df: np.ndarray | None = None) -> "Cusum":
+        """``day_df``: given (plain sub-daily series), the day-scale ratio is learnt on from
+        the judged days, its warm-up estimate weighing as that many days (0: not measured)."""
         n_series = level.size
         use_fast = fast_h is not None and math.isfinite(fast_h)
         zeros, izeros = (lambda: np.zeros(n_series)), (lambda: np.zeros(n_series, dtype=int))
@@ -120,6 +125,7 @@ class Cusum:
             up=zeros(), down=zeros(), up_from=izeros(), down_from=izeros(),
             fast_up=zeros(), fast_down=zeros(), fast_up_from=izeros(), fast_down_from=izeros(),
             alarm=izeros(), end=zeros(), end_from=izeros(), history=np.zeros((n_series, n)),
+            days=None if day_df is None else DayScale.start(day_variance_ratio, day_df, buckets_per_day(period), n),
         )
 
     @property
@@ -143,6 +149,8 @@ class Cusum:
         self.ref_expected = pred
         # residuals winsorised at HUBER sd: one spike cannot make a sustained shift
         u = (x - pred) / sd
+        if self.days is not None:
+            self.scale = self.days.scale()
         zs = np.where(fed, np.clip(u, -self.clip, self.clip), 0.0) * self.scale
         self.up_from = np.where(self.up <= 0, t, self.up_from)
         self.down_from = np.where(self.down <= 0, t, self.down_from)
@@ -155,6 +163,9 @@ class Cusum:
             self.fast_up = np.maximum(0.0, self.fast_up + zf - CUSUM_K_FAST)
             self.fast_down = np.maximum(0.0, self.fast_down - zf - CUSUM_K_FAST)
         self.history[:, t] = zs
+        if self.days is not None:
+            # normal hours only: a signalled shift is not day-scale noise
+            self.days.add(t, np.where(fed & (self.alarm == 0), np.clip(u, -self.clip, self.clip), np.nan))
 
     def ended(self, t: int, live: np.ndarray) -> np.ndarray:
         """Signals (of the ``live`` rows) that end at ``t``: a CUSUM for "back below k" (same
@@ -211,6 +222,70 @@ class Cusum:
         """Rows whose level starts late start their reference there too."""
         self.ref_level = np.where(rows, level, self.ref_level)
         self.ref_trend = np.where(rows, 0.0, self.ref_trend)
+
+
+@dataclass
+class DayScale:
+    """The day-scale variance ratio R of a plain sub-daily series, learnt as days accrue.
+
+    Hourly residuals share day-level conditions (a news day, a slow Sunday), so a day's mean
+    of them wanders sqrt(R) times more than independent hours would, and the CUSUM divides
+    them by sqrt(R). R cannot be measured from a warm-up of three days, and fixing it at 1
+    made a new metric's CUSUM signal on every day-scale wander. Each judged day with at
+    least half its buckets gives sqrt(n) |m|, m its mean residual (in sd, winsorised like
+    the sums), whose median / 0.6745 estimates sqrt(R): robust, so a shift the CUSUM has
+    not yet signalled does not teach it that shifts are noise (a mean of squares did, and
+    a 4 sd shift never paged). The estimate rests on the MAD's efficiency x days; with a
+    Jeffreys prior R's posterior is scaled-inverse-chi-square and its mean, R df / (df - 2),
+    is infinite until df > 2 (the CUSUM is off; spikes still page), then conservative, and
+    it tightens as days accrue. A warm-up long enough to measure R (four days and more,
+    ``noise.day_variance_ratio``) weighs as its own df. Never below 1.
+    """
+
+    per_day: int
+    warm_ratio: np.ndarray
+    warm_df: np.ndarray
+    stats: np.ndarray  # (N, days) sqrt(n) |m| per judged day, NaN where not known
+    days: int  # columns of stats filled
+    cur_sum: np.ndarray  # the current day's residuals so far
+    cur_n: np.ndarray
+    ratio: np.ndarray  # the current posterior mean of R
+
+    @classmethod
+    def start(cls, ratio: np.ndarray, df: np.ndarray, per_day: int, n: int) -> "DayScale":
+        z = np.zeros(ratio.shape)
+        out = cls(per_day, ratio.astype(float), df.astype(float), np.full((ratio.size, n // per_day + 1), np.nan), 0,
+                  z.copy(), z.copy(), z.copy())
+        out.ratio = out._posterior()
+        return out
+
+    def scale(self) -> np.ndarray:
+        return 1.0 / np.sqrt(self.ratio)
+
+    def _posterior(self) -> np.ndarray:
+        known = self.stats[:, : self.days]
+        d = np.sum(np.isfinite(known), axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"), quiet():
+            live = (np.nanmedian(known, axis=1) / 0.6745) ** 2 if self.days else np.zeros(d.size)
+            live_df = MAD_EFFICIENCY * d
+            df = self.warm_df + live_df
+            r = (self.warm_df * self.warm_ratio + live_df * np.nan_to_num(live)) / df
+            post = np.where(df > 2, r * df / (df - 2), np.inf)
+        return np.maximum(np.where(np.isnan(post), np.inf, post), 1.0)
+
+    def add(self, t: int, u: np.ndarray) -> None:
+        """Bucket t's residuals (NaN: not a normal judged bucket); a day closes at its last bucket."""
+        ok = np.isfinite(u)
+        self.cur_sum += np.where(ok, u, 0.0)
+        self.cur_n += ok
+        if t % self.per_day == self.per_day - 1:
+            full = self.cur_n >= self.per_day / 2
+            with np.errstate(divide="ignore", invalid="ignore"):
+                self.stats[:, self.days] = np.where(full, np.abs(self.cur_sum) / np.sqrt(self.cur_n), np.nan)
+            self.days += 1
+            self.cur_sum[:] = 0.0
+            self.cur_n[:] = 0.0
+            self.ratio = self._posterior()
 
 
 def returned_at(zs: np.ndarray, judged: np.ndarray, start: int, t: int, sign: int, accept_after: int) -> int | None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from monitor.detect.acceptance import Runs, accept
 from monitor.detect.cusum import Cusum
-from monitor.detect.noise import day_variance_ratio, noise_lambda
+from monitor.detect.noise import day_ratio_df, day_variance_ratio, noise_lambda
 from monitor.detect.regimes import ShiftPlan, Shifts
 from monitor.detect.rules import Rules
 from monitor.detect.state import Baseline, buckets_per_day
@@ -61,8 +61,11 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
     # warm-up level the spike test judges against, so its sums start with the judging
     settle = W if ratio else 0
     if rules.use_cusum:
+        # a plain sub-daily series is judged after a warm-up of as little as three days, too
+        # few to measure its day-scale ratio: it learns it as days accrue (cusum.DayScale)
+        day_df = np.full(n_series, day_ratio_df(W, P)) if not ratio and buckets_per_day(period) > 1 else None
         cusum = Cusum.start(rules.cusum_threshold, rules.cusum_clip, rules.fast_threshold, period, baseline.level, n,
-                            day_variance_ratio(obs[:, :W], warm_den, baseline.season, baseline.mult, P))
+                            day_variance_ratio(obs[:, :W], warm_den, baseline.season, baseline.mult, P), day_df)
 
     # one errstate for the whole loop: NaN rows and zero levels are handled explicitly
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.detect.seasonal import compose, decompose, quiet
-from monitor.detect.tails import tail_quantiles
+from monitor.detect.tails import MAD_EFFICIENCY, tail_quantiles
 
 LAMBDA = 0.05  # variance smoothing: ~20-bucket memory (daily buckets; see noise_lambda)
 HUBER = 2.0  # residuals are clipped at this many sd before updating the state
@@ -153,6 +153,16 @@ def day_variance_ratio(block: np.ndarray, den: np.ndarray | None, season: np.nda
         var_d = _mad2(means[:, 1:] - means[:, :-1]) / 2.0
         ratio = var_d * eff / var_h
     return np.where(np.isfinite(ratio), np.maximum(ratio, 1.0), 1.0)
+
+
+def day_ratio_df(W: int, P: int) -> float:
+    """How many independent days ``day_variance_ratio`` of a W-bucket warm-up is worth: its
+    MAD of W // 24 - 1 day-to-day differences at the MAD's efficiency; 0 when it is not
+    measured (fewer than four days, or not hourly)."""
+    day = 24
+    if P % day or W < 4 * day:
+        return 0.0
+    return MAD_EFFICIENCY * (W // day - 1)
 
 
 def _mad2(a: np.ndarray) -> np.ndarray:
