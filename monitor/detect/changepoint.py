@@ -512,9 +512,15 @@ def trend_deviance(
 def _select_ar1(z, refit, *, penalty, max_ar, min_size, smooth, resolution, curvature=False,
                 prune=False) -> tuple[list[int], float]:
     """``select_ar1`` and the criterion of its answer (deviance + penalties, in units of z).
-    ``curvature``: every candidate's lines may share a smooth curvature (``trend_deviance``),
-    which replaces the separate smooth check. ``prune``: then drop, one at a time, any
-    change whose removal lowers the criterion (backward elimination over the answer)."""
+
+    The answer is "no change" whenever the straight-line selection says so (no candidate
+    beats no change, or ``smooth`` and one smooth curve beats the best). Otherwise
+    ``curvature`` re-chooses among the candidates with lines that may share one smooth
+    curvature (``trend_deviance``), and ``prune`` drops, one at a time, any change whose
+    removal lowers the criterion (backward elimination). Both only thin out or move what
+    the straight-line selection found, so they cannot add a false alarm to a series it
+    leaves alone: a curve plus a break fits a logistic or exponential rise better than the
+    curve alone, and would otherwise cut smooth growth."""
     candidates: dict[tuple[int, ...], None] = {}
     for s in AR1_SELECT_SCALES:
         candidates[tuple(segment_linear(z / s, penalty=penalty, min_size=min_size))] = None
@@ -522,28 +528,32 @@ def _select_ar1(z, refit, *, penalty, max_ar, min_size, smooth, resolution, curv
     candidates[tuple(refit)] = None
     floor_var = (resolution * float(np.ptp(z))) ** 2
 
-    def crit_of(cand) -> float:
-        if curvature and smooth:
-            dev = trend_deviance(z, list(cand), max_ar=max_ar, floor_var=floor_var)
-        else:
-            dev = ar1_deviance(z, list(cand), max_ar=max_ar, floor_var=floor_var)[0]
-        return dev + penalty * len(cand)
+    def plain(cand) -> float:
+        return ar1_deviance(z, list(cand), max_ar=max_ar, floor_var=floor_var)[0] + penalty * len(cand)
 
-    best, best_crit = list(refit), math.inf
-    for cand in candidates:
-        crit = crit_of(cand)
-        if crit < best_crit:
-            best, best_crit = list(cand), crit
-    while prune and best:
-        trials = [(crit_of(best[:k] + best[k + 1:]), k) for k in range(len(best))]
-        crit, k = min(trials)
-        if crit >= best_crit:
-            break
-        best, best_crit = best[:k] + best[k + 1:], crit
-    if smooth and not curvature and best:
+    def curved(cand) -> float:
+        return trend_deviance(z, list(cand), max_ar=max_ar, floor_var=floor_var) + penalty * len(cand)
+
+    scored = {cand: plain(cand) for cand in candidates}
+    best = min(scored, key=scored.get)
+    best_crit = scored[best]
+    if not best:
+        return [], best_crit
+    if smooth:
         smooth_crit = smooth_deviance(z, max_ar=max_ar, floor_var=floor_var)
         if smooth_crit < best_crit:
             return [], smooth_crit
+    crit_of = curved if (curvature and smooth) else plain
+    if crit_of is curved:
+        scored = {cand: curved(cand) for cand in candidates}
+        best = min(scored, key=scored.get)
+        best_crit = scored[best]
+    best = list(best)
+    while prune and best:
+        crit, k = min((crit_of(best[:k] + best[k + 1:]), k) for k in range(len(best)))
+        if crit >= best_crit:
+            break
+        best, best_crit = best[:k] + best[k + 1:], crit
     return best, best_crit
 
 
