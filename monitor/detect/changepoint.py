@@ -58,6 +58,9 @@ principle rather than a tuned number:
   slowing growth. The answer is then pruned by backward elimination: any change whose
   removal lowers the criterion goes (the search's candidates are nested by noise scale,
   not by change, so the subset without one spurious change was often never scored).
+  Both act only where the straight-line selection found a change, and only thin out or
+  move its changes: a curve plus a break fits a logistic or exponential rise better than
+  the curve alone, so letting curved candidates overturn "no change" cut smooth growth.
   Chosen by leave-one-out over the 12 TCPD dev series among the on/off variants, and
   checked on the synthetic sets (benchmarks/tcpd.py --loo --synthetic 300 --all-configs).
 - ``scale="auto"`` (off by default) also runs the search on log(x) for positive series and
