@@ -58,8 +58,8 @@ principle rather than a tuned number:
   slowing growth. The answer is then pruned by backward elimination: any change whose
   removal lowers the criterion goes (the search's candidates are nested by noise scale,
   not by change, so the subset without one spurious change was often never scored).
-  Both act only where the straight-line selection found a change, and only thin out or
-  move its changes: a curve plus a break fits a logistic or exponential rise better than
+  Both act only where the straight-line selection found a change, re-choosing among the
+  same candidates and their subsets: a curve plus a break fits a logistic or exponential rise better than
   the curve alone, so letting curved candidates overturn "no change" cut smooth growth.
   Chosen by leave-one-out over the 12 TCPD dev series among the on/off variants, and
   checked on the synthetic sets (benchmarks/tcpd.py --loo --synthetic 300 --all-configs).
@@ -520,9 +520,9 @@ def _select_ar1(z, refit, *, penalty, max_ar, min_size, smooth, resolution, curv
     beats no change, or ``smooth`` and one smooth curve beats the best). Otherwise
     ``curvature`` re-chooses among the candidates with lines that may share one smooth
     curvature (``trend_deviance``), and ``prune`` drops, one at a time, any change whose
-    removal lowers the criterion (backward elimination). Both only thin out or move what
-    the straight-line selection found, so they cannot add a false alarm to a series it
-    leaves alone: a curve plus a break fits a logistic or exponential rise better than the
+    removal lowers the criterion (backward elimination). Both act only where the
+    straight-line selection found a change, so they cannot add a false alarm to a series
+    it leaves alone: a curve plus a break fits a logistic or exponential rise better than the
     curve alone, and would otherwise cut smooth growth."""
     candidates: dict[tuple[int, ...], None] = {}
     for s in AR1_SELECT_SCALES:
