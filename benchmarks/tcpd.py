@@ -201,10 +201,10 @@ S6_GRID = [
 ] + [{**S6_DEFAULT, "smooth": False}]
 # Issue 18 item 4: the few principled variants (shared curvature, backward elimination,
 # log scale by likelihood), all on and off; the default first (ties go to it).
-OURS_DEFAULT = {"curvature": True, "prune": True, "scale": None}
+OURS_DEFAULT = {"curvature": False, "prune": True, "scale": None}
 OURS_GRID = [
+    {"curvature": True, "prune": True, "scale": None},
     {"curvature": True, "prune": False, "scale": None},
-    {"curvature": False, "prune": True, "scale": None},
     {**OURS_DEFAULT, "scale": "auto"},
     {"curvature": False, "prune": False, "scale": None},  # = session 6's default
 ]
