@@ -24,7 +24,10 @@ and scored on the held-out one. Reported per family: the default on all 12 ("dev
 configuration that is best on all 12 ("dev best", optimistic), and the leave-one-out mean
 ("LOO"), with the configuration each fold chose. ``--synthetic N`` adds, in the same run,
 each family's default on the synthetic sets of ``benchmarks/tcpd_synthetic.py`` (N
-series with changes, N no-change series, N short series, N smooth-growth series).
+series with changes, N no-change series, N short series, N smooth-growth series, N
+multiplicative-growth series); ``--all-configs`` adds every configuration of "ours" there,
+``--families ours,ours_s6,zero`` restricts the run. After the summary, a per-series table
+for "ours" and "ours_s6" (session 6's grid, the before): false / missed / offset.
 """
 from __future__ import annotations
 
