@@ -24,7 +24,10 @@ and scored on the held-out one. Reported per family: the default on all 12 ("dev
 configuration that is best on all 12 ("dev best", optimistic), and the leave-one-out mean
 ("LOO"), with the configuration each fold chose. ``--synthetic N`` adds, in the same run,
 each family's default on the synthetic sets of ``benchmarks/tcpd_synthetic.py`` (N
-series with changes, N no-change series, N short series, N smooth-growth series).
+series with changes, N no-change series, N short series, N smooth-growth series, N
+multiplicative-growth series); ``--all-configs`` adds every configuration of "ours" there,
+``--families ours,ours_s6,zero`` restricts the run. After the summary, a per-series table
+for "ours" and "ours_s6" (session 6's grid, the before): false / missed / offset.
 """
 from __future__ import annotations
 
@@ -88,6 +91,28 @@ def cover(annotations: dict, predictions: list[int], n: int) -> float:
     pred_parts = _partition(predictions, n)
     scores = [_cover_single(_partition(v, n), pred_parts, n) for v in annotations.values()]
     return sum(scores) / len(scores)
+
+
+def diagnose(annotations: dict, predictions: list[int], margin: int = MARGIN) -> tuple[int, float, float]:
+    """Where a prediction set loses: (false = predictions within the margin of no annotated
+    point of any annotator, missed = mean over annotators of their points that no
+    prediction finds, offset = mean distance of the found points to their prediction)."""
+    preds = set(predictions)
+    union = set().union(*(set(v) for v in annotations.values()))
+    false = sum(1 for p in preds if not any(abs(p - t) <= margin for t in union))
+    missed, offsets = [], []
+    for v in annotations.values():
+        unused = set(preds)
+        lost = 0
+        for tau in sorted(v):
+            close = sorted((abs(tau - x), x) for x in unused if abs(tau - x) <= margin)
+            if not close:
+                lost += 1
+                continue
+            offsets.append(close[0][0])
+            unused.remove(close[0][1])
+        missed.append(lost)
+    return false, float(np.mean(missed)), float(np.mean(offsets)) if offsets else 0.0
 
 
 def clean(predictions, n: int) -> list[int]:
@@ -167,13 +192,25 @@ def load(data: Path):
 # Leave-one-out: each family's configurations, the default first. Every choice that could
 # be made on data is a configuration here, so the LOO figure prices it in.
 PENALTY_SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
-OURS_DEFAULT = {"penalty_scale": 1.0, "short_max_ar": 0.5, "resolution": 0.005, "smooth": True}
-OURS_GRID = [
-    {"penalty_scale": p, "short_max_ar": a, "resolution": r, "smooth": True}
+# Before issue 18 item 4 (session 6): the grid its LOO figure was measured on; the new
+# options are pinned off, so this family reproduces it in the same run.
+S6_OPTIONS = {"scale": None, "curvature": False, "prune": False}
+S6_DEFAULT = {"penalty_scale": 1.0, "short_max_ar": 0.5, "resolution": 0.005, "smooth": True, **S6_OPTIONS}
+S6_GRID = [
+    {"penalty_scale": p, "short_max_ar": a, "resolution": r, "smooth": True, **S6_OPTIONS}
     for a in (None, 0.5)
     for r in (0.0, 0.005)
     for p in (0.7, 1.0, 1.4)
-] + [{**OURS_DEFAULT, "smooth": False}]
+] + [{**S6_DEFAULT, "smooth": False}]
+# Issue 18 item 4: the few principled variants (shared curvature, backward elimination,
+# log scale by likelihood), all on and off; the default first (ties go to it).
+OURS_DEFAULT = {"curvature": False, "prune": True, "scale": None}
+OURS_GRID = [
+    {"curvature": True, "prune": True, "scale": None},
+    {"curvature": True, "prune": False, "scale": None},
+    {**OURS_DEFAULT, "scale": "auto"},
+    {"curvature": False, "prune": False, "scale": None},  # = session 6's default
+]
 
 
 def _ours(kwargs: dict):
@@ -186,11 +223,14 @@ def _label(kwargs: dict) -> str:
 
 def families() -> dict[str, list[tuple[str, object]]]:
     grid = [OURS_DEFAULT] + [g for g in OURS_GRID if g != OURS_DEFAULT]
+    s6 = [S6_DEFAULT] + [g for g in S6_GRID if g != S6_DEFAULT]
     return {
         "ours": [(_label(g), _ours(g)) for g in grid],
+        # session 6's default and grid, for before/after in the same run
+        "ours_s6": [(_label(g), _ours(g)) for g in s6],
         # the default before issue 18 (no smooth check, no resolution, short series keep the
         # refit answer), for comparison: one configuration, so its LOO equals its dev figure
-        "ours_before": [("before", _ours({"short_max_ar": None, "resolution": 0.0, "smooth": False}))],
+        "ours_before": [("before", _ours({"short_max_ar": None, "resolution": 0.0, "smooth": False, **S6_OPTIONS}))],
         "binseg_l2_bic": [(f"scale={s}", _ruptures_scaled("Binseg", s)) for s in (1.0, *[x for x in PENALTY_SCALES if x != 1.0])],
         "pelt_l2_bic": [(f"scale={s}", _ruptures_scaled("Pelt", s)) for s in (1.0, *[x for x in PENALTY_SCALES if x != 1.0])],
         "zero": [("none", zero)],
@@ -204,7 +244,7 @@ def _run_job(i: int):
     fn, values, ann = _JOBS[i]
     n = len(values)
     pred = clean(fn(values), n)
-    return f1(ann, pred), cover(ann, pred, n), len(pred)
+    return f1(ann, pred), cover(ann, pred, n), len(pred), pred
 
 
 def _parallel(jobs: list, processes: int) -> list:
@@ -218,9 +258,10 @@ def _parallel(jobs: list, processes: int) -> list:
     return [_run_job(i) for i in range(len(jobs))]
 
 
-def loo_report(cases, processes: int, synthetic: int, seed: int = 0, verbose: bool = False) -> None:
+def loo_report(cases, processes: int, synthetic: int, seed: int = 0, verbose: bool = False,
+               only: list[str] | None = None, all_configs: bool = False) -> None:
     real = [c for c in cases if not c[0].startswith("quality_control")]
-    fams = families()
+    fams = {k: v for k, v in families().items() if only is None or k in only}
     jobs, index = [], []
     for fam, configs in fams.items():
         for j, (_, fn) in enumerate(configs):
@@ -229,9 +270,12 @@ def loo_report(cases, processes: int, synthetic: int, seed: int = 0, verbose: bo
                 index.append((fam, j, i))
     out = _parallel(jobs, processes)
     scores = {fam: np.zeros((len(c), len(real), 2)) for fam, c in fams.items()}
-    for (fam, j, i), (f, c, _) in zip(index, out):
+    preds = {}
+    for (fam, j, i), (f, c, _, pred) in zip(index, out):
         scores[fam][j, i] = (f, c)
+        preds[fam, j, i] = pred
     print(f"leave-one-out over {len(real)} real series (choice by mean (F1+cover)/2 on the other {len(real) - 1})")
+    tables = []
     print(f"{'family':<16}{'configs':>8}{'dev F1':>8}{'cover':>7}{'best F1':>9}{'cover':>7}{'LOO F1':>8}{'cover':>7}   best on all 12")
     for fam, configs in fams.items():
         S = scores[fam]
@@ -255,11 +299,25 @@ def loo_report(cases, processes: int, synthetic: int, seed: int = 0, verbose: bo
         if len(configs) > 1:
             chosen = ", ".join(f"{real[i][0]}:{picks[i]}" for i in range(len(real)))
             print(f"{'':<16}fold choices (config index): {chosen}")
+        if fam in ("ours", "ours_s6"):
+            tables.append((fam, S, picks))
+    for fam, S, picks in tables:
+        print(f"\n{fam}, per series: default on all 12, then the fold's leave-one-out choice"
+              " (false = predictions near no annotated point, missed = annotated points not found,"
+              " mean over annotators, off = mean distance of the found ones)")
+        print(f"{'series':<16}{'n':>5}{'F1':>7}{'cover':>7}{'false':>6}{'missed':>7}{'off':>5}"
+              f"{'cfg':>5}{'F1':>7}{'cover':>7}{'false':>6}{'missed':>7}   default's predictions")
+        for i, (name, values, ann) in enumerate(real):
+            d0 = diagnose(ann, preds[fam, 0, i])
+            dl = diagnose(ann, preds[fam, picks[i], i])
+            print(f"{name:<16}{len(values):>5}{S[0, i, 0]:>7.3f}{S[0, i, 1]:>7.3f}{d0[0]:>6}{d0[1]:>7.1f}{d0[2]:>5.1f}"
+                  f"{picks[i]:>5}{S[picks[i], i, 0]:>7.3f}{S[picks[i], i, 1]:>7.3f}{dl[0]:>6}{dl[1]:>7.1f}"
+                  f"   {preds[fam, 0, i]}")
     if synthetic:
-        synthetic_report(fams, synthetic, seed, processes)
+        synthetic_report(fams, synthetic, seed, processes, all_configs)
 
 
-def synthetic_report(fams, n_series: int, seed: int, processes: int) -> None:
+def synthetic_report(fams, n_series: int, seed: int, processes: int, all_configs: bool = False) -> None:
     import tcpd_synthetic as ts
 
     sets = {
@@ -267,19 +325,22 @@ def synthetic_report(fams, n_series: int, seed: int, processes: int) -> None:
         "null": [(x, {"truth": []}) for x, _, _ in ts.make_null_set(n_series, seed)],
         "short": [(x, {"truth": c}) for x, c, _ in ts.make_short_set(n_series, seed)],
         "smooth": [(x, {"truth": []}) for x, _, _ in ts.make_smooth_set(n_series, seed)],
+        "growth": [(x, {"truth": c}) for x, c, _ in ts.make_growth_set(n_series, seed)],
     }
     print(f"\nsynthetic (benchmarks/tcpd_synthetic.py, seed {seed}, {n_series} series per set; defaults only)")
-    print(f"{'family':<16}" + "".join(f"{k + ' F1':>11}{'cover':>7}" for k in ("syn", "short"))
+    print(f"{'family':<16}" + "".join(f"{k + ' F1':>11}{'cover':>7}" for k in ("syn", "short", "growth"))
           + f"{'null FA':>9}{'short FA*':>10}{'smooth FA':>10}")
-    for fam, configs in fams.items():
-        fn = configs[0][1]
+    rows = [(fam, configs[0][1]) for fam, configs in fams.items()]  # each family's default first
+    if all_configs and "ours" in fams:
+        rows += [(f"ours [{j}]", fn) for j, (_, fn) in enumerate(fams["ours"]) if j > 0]
+    for fam, fn in rows:
         res = {}
         for name, cases in sets.items():
-            res[name] = np.array(_parallel([(fn, v, a) for v, a in cases], processes))
+            res[name] = np.array([r[:3] for r in _parallel([(fn, v, a) for v, a in cases], processes)])
         short_null = np.array([len(a["truth"]) == 0 for _, a in sets["short"]])
         print(
             f"{fam:<16}"
-            + "".join(f"{res[k][:, 0].mean():>11.3f}{res[k][:, 1].mean():>7.3f}" for k in ("syn", "short"))
+            + "".join(f"{res[k][:, 0].mean():>11.3f}{res[k][:, 1].mean():>7.3f}" for k in ("syn", "short", "growth"))
             + f"{(res['null'][:, 2] > 0).mean():>9.3f}{(res['short'][short_null, 2] > 0).mean():>10.3f}"
             + f"{(res['smooth'][:, 2] > 0).mean():>10.3f}"
         )
@@ -294,10 +355,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", type=int, default=0, help="with --loo: synthetic series per set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--all-configs", action="store_true", help="with --synthetic: every configuration of ours")
+    parser.add_argument("--families", default="", help="with --loo: comma-separated families (default all)")
     args = parser.parse_args(argv)
     if args.loo:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        loo_report(load(args.data), args.processes, args.synthetic, args.seed, args.verbose)
+        only = [f for f in args.families.split(",") if f] or None
+        loo_report(load(args.data), args.processes, args.synthetic, args.seed, args.verbose, only, args.all_configs)
         return 0
 
     cases = load(args.data)

@@ -184,6 +184,28 @@ def make_smooth_series(rng: np.random.Generator) -> tuple[np.ndarray, list[int],
     return x, [], {"n": n, "k": 0, "phi": phi, "period": None, "spikes": 0, "shape": str(shape)}
 
 
+def make_growth_series(rng: np.random.Generator) -> tuple[np.ndarray, list[int], dict]:
+    """Multiplicative growth (GDP, debt, traffic counts): the short family's generator on
+    the log scale, around a growth rate of 0..8 % a step, exponentiated, so the noise and
+    every change scale with the level. Marginal noise sd 1..10 % of the level; changes of
+    2..5 noise sds in the log level or the growth rate. 15..300 points, 0..2 changes."""
+    n = int(round(math.exp(rng.uniform(math.log(15), math.log(300)))))
+    k = int(rng.choice([0, 1, 2], p=[0.25, 0.4, 0.35]))
+    k = min(k, n // 5 - 1)
+    cps = _positions(rng, n, max(k, 0), max(5, n // 20))
+    noise_sd = rng.uniform(0.01, 0.1)
+    signal = _piecewise_signal(rng, n, cps, max_jump=5.0)
+    phi = rng.uniform(0.0, 0.6)
+    log_x = rng.uniform(0.0, 0.08) * np.arange(n) + noise_sd * (signal + _ar1_noise(rng, n, phi))
+    x = math.exp(rng.uniform(-3, 10)) * np.exp(log_x)
+    return x, [int(c) for c in cps], {"n": n, "k": len(cps), "phi": phi, "period": None, "spikes": 0}
+
+
+def make_growth_set(n_series: int, seed: int):
+    rng = family_rng(seed, 4)
+    return [make_growth_series(rng) for _ in range(n_series)]
+
+
 def family_rng(seed: int, family: int) -> np.random.Generator:
     """A family's own stream (child of ``seed``), so adding one leaves the others unchanged."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(family,)))
