@@ -33,9 +33,9 @@ if importlib.util.find_spec("pyspark") is None or not _java_available():
     pytest.skip("pyspark or Java is not installed; run scripts/spark-deps.sh", allow_module_level=True)
 
 DAYS = 63
-# ratio metrics with the leaf screen (4 and 3 dimensions) and a sum metric: every code path, in
-# a few minutes of local[2]
-METRICS = ["fraud_rate", "orders", "payment_decline_rate", "refund_rate"]
+# ratio metrics with the leaf screen (4 and 3 dimensions), a sum metric and one that follows
+# another (chargeback_rate follows fraud_rate): every code path, in a few minutes of local[2]
+METRICS = ["fraud_rate", "orders", "payment_decline_rate", "refund_rate", "chargeback_rate"]
 # The Python workers of local mode run this interpreter (its venv has numpy, pandas, monitor).
 # Set at collection, before any module's fixture starts the shared SparkContext.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -236,6 +236,31 @@ def test_detection_parity_same_incidents_and_top_causes(worlds):
     for a, b in zip(ware, duck):
         assert a == b, a["incident_id"]
     assert any(r["top_causes"] for r in duck)  # attribution found causes, on both paths alike
+
+
+def test_follows_reads_the_same_leads_and_segment_series_from_the_warehouse(worlds):
+    """chargeback_rate follows fraud_rate: its leads (fraud_rate's incidents, from the store file)
+    and the segment series a lead is judged on (summed on Spark in warehouse mode) are the DuckDB
+    path's. (The demo's 63 days give fraud_rate no incident narrower than chargeback_rate's
+    total, so the segments are taken from chargeback_rate's own slices: one and two dimensions.)"""
+    from monitor.detect.follows import leads_for, segment_series
+    from monitor.detect.run_detection import HISTORY, load_slices
+
+    metric = worlds.catalog.metrics["chargeback_rate"]
+    assert "fraud_rate" in metric.detect.follows
+    axis, slices = load_slices(worlds.duck_store, metric, end=worlds.end)
+    since = worlds.end - HISTORY[metric.grain]
+    duck, ware = leads_for(worlds.duck_store, metric, since=since), leads_for(worlds.ware_store, metric, since=since)
+    assert [(l.segment, l.start) for l in ware] == [(l.segment, l.start) for l in duck]
+    segments = [s.segment for s in slices if len(s.segment) == 1][:2] + [s.segment for s in slices
+                                                                        if len(s.segment) == 2][:2]
+    assert len(segments) == 4
+    for segment in [l.segment for l in duck] + segments:
+        got, want = segment_series(worlds.ware_store, metric, segment, axis), \
+            segment_series(worlds.duck_store, metric, segment, axis)
+        assert want[1].sum() > 0, segment
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9, err_msg=str(segment))
 
 
 def test_only_shown_series_expectations_are_stored(worlds):
