@@ -282,20 +282,43 @@ def test_only_shown_series_expectations_are_stored(worlds):
 
 
 def test_judging_on_executors_is_detect_batch(spark):
-    """Chunks of series judged by applyInPandas give detect_batch's own results."""
+    """Series whose rows are on Spark, judged in chunks by applyInPandas, give detect_batch's own
+    results; only the series with an incident bring their rows and band back to the driver, and
+    judged again (a second pass) they are judged on the driver from those rows."""
+    import types
+
+    import pandas as pd
+
     from monitor.detect.options import DetectOptions
     from monitor.detect.series import detect_batch
-    from monitor.warehouse.judge import executor_batch
+    from monitor.warehouse.judge import ExecutorBatch
+    from monitor.warehouse.remote import RemoteSlice, SliceTable
 
     rng = np.random.default_rng(3)
     values = rng.poisson(50, size=(40, 90)).astype(float)
     values[7, 60:] += 60  # a shift, so one series has an incident and keeps its band
-    here = detect_batch(values, options=DetectOptions())
-    there = executor_batch(spark, cells_per_task=900)(values, options=DetectOptions())  # 4 tasks
-    assert [d.segments for d in there] == [d.segments for d in here]
-    assert [d.change_points for d in there] == [d.change_points for d in here]
+    pos, bucket = np.nonzero(values)
+    long = pd.DataFrame({"pos": pos.astype(np.int64), "__bucket": bucket.astype(np.int32),
+                         "__num": values[pos, bucket], "__den": values[pos, bucket]})
+    table = SliceTable(spark.createDataFrame(long), 90, ratio=False)
+    series = [RemoteSlice({"seller": f"s{i:02d}"}, table, i) for i in range(40)]
+    metric = types.SimpleNamespace(kind="sum")  # all judge_series reads of the metric
+    here = detect_batch(values, exclude=np.zeros(values.shape, bool), options=DetectOptions())
+    there = ExecutorBatch(spark, cells_per_task=900).judge_series(  # 10 series a task: 4 tasks
+        metric, series, list(range(40)), {}, DetectOptions())
+    assert sorted(there) == list(range(40))
+    assert [there[i].segments for i in range(40)] == [d.segments for d in here]
+    assert [there[i].change_points for i in range(40)] == [d.change_points for d in here]
+    assert [there[i].params for i in range(40)] == [d.params for d in here]
     assert here[7].segments and np.array_equal(there[7].expected, here[7].expected, equal_nan=True)
-    assert all(d.expected is None for d in there if not d.segments)
+    assert [s.held for s in series] == [bool(d.segments) for d in here]
+    assert np.array_equal(series[7].values, values[7])
+    assert all(there[i].expected is None for i in range(40) if not here[i].segments)
+    mask = np.zeros(90, bool)
+    mask[60:70] = True  # a closed incident kept out of the baseline
+    again = ExecutorBatch(spark).judge_series(metric, series, [7], {series[7].label: mask}, DetectOptions())
+    alone = detect_batch(values[7:8], exclude=mask[None, :], options=DetectOptions())[0]
+    assert again[7].segments == alone.segments and np.array_equal(again[7].expected, alone.expected, equal_nan=True)
 
 
 def test_default_store_needs_no_spark(tmp_path):

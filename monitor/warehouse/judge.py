@@ -1,19 +1,17 @@
 """Series judged on the Spark executors by the one vectorised detector, ``detect_batch``.
 
-``executor_batch(spark)`` returns a drop-in for ``monitor.detect.series.detect_batch``: the rows
-are cut into chunks, each chunk goes to an executor inside ``applyInPandas`` and is judged there
-by ``detect_batch`` itself, with the same options. What comes back per series is its segments,
-change points and parameters; the per-bucket band (expected, lower, upper, score) only for the
-series that are shown: a batch of one (the total) and every series with an incident. The others'
-bands stay on the executors, so the driver and the store never hold 10^6 sellers' expectations.
-
-``ExecutorBatch.judge_series`` goes one step further for warehouse mode: the series are not
-shipped from the driver at all; each task builds its chunk's dense rows from the slices' long
-rows on Spark (``monitor.warehouse.remote.SliceTable``) and judges them there.
+In warehouse mode the slices' per-bucket sums stay on Spark (``monitor.warehouse.remote``):
+``ExecutorBatch.judge_series`` cuts the series into chunks of positions, and each
+``applyInPandas`` task builds its chunk's dense rows from those sums and judges them with
+``detect_batch`` itself, with the options detection gives. What comes back per series is its
+segments, change points and parameters (most series share one parameter dict on the driver);
+the per-bucket rows and band only for the series with an incident, which are shown and read
+again. The others' bands stay on the executors, so neither the driver nor the store ever holds
+10^6 sellers' series or expectations. A group held whole on the driver (the total, the second
+pass's few series) is judged there, by the same ``detect_batch``.
 """
 from __future__ import annotations
 
-import math
 import pickle
 from dataclasses import replace
 
@@ -25,8 +23,7 @@ CELLS_PER_TASK = 500_000
 
 
 def executor_batch(spark, *, cells_per_task: int = CELLS_PER_TASK) -> "ExecutorBatch":
-    """A function with detect_batch's signature that runs detect_batch on the executors, and
-    (``judge_series``) judges series whose rows are on Spark where they are."""
+    """What detection's ``_judge`` calls in warehouse mode (``judge_series``)."""
     return ExecutorBatch(spark, cells_per_task)
 
 
@@ -34,48 +31,6 @@ class ExecutorBatch:
     def __init__(self, spark, cells_per_task: int = CELLS_PER_TASK):
         self.spark = spark
         self.cells_per_task = cells_per_task
-
-    def __call__(self, values_2d, *, denominators_2d=None, exclude=None, options=None, **settings):
-        """detect_batch(values_2d, ...), the rows shipped from the driver to the executors."""
-        from monitor.detect.series import detect_batch
-
-        spark, cells_per_task = self.spark, self.cells_per_task
-        values = np.asarray(values_2d, dtype=float)
-        n_series, n = values.shape if values.ndim == 2 else (1, values.size)
-        if n_series <= 1:  # the total: nothing to spread, and its band is always shown
-            return detect_batch(values_2d, denominators_2d=denominators_2d, exclude=exclude,
-                                options=options, **settings)
-        den = None if denominators_2d is None else np.asarray(denominators_2d, dtype=float)
-        mask = None if exclude is None else np.broadcast_to(np.asarray(exclude, dtype=bool), (n_series, n))
-        per_task = max(1, cells_per_task // max(n, 1))
-        chunks = math.ceil(n_series / per_task)
-        rows = pd.DataFrame({
-            "chunk": np.arange(n_series, dtype=np.int64) // per_task,
-            "row": np.arange(n_series, dtype=np.int64),
-            "values": [r.tobytes() for r in values],
-            "den": [None] * n_series if den is None else [r.tobytes() for r in den],
-            "mask": [None] * n_series if mask is None else [np.packbits(r).tobytes() for r in mask],
-        })
-
-        def judge(frame: pd.DataFrame) -> pd.DataFrame:
-            from monitor.detect.series import detect_batch as on_executor
-
-            v = np.vstack([np.frombuffer(b, dtype=float) for b in frame["values"]])
-            d = None if frame["den"].iloc[0] is None else np.vstack([np.frombuffer(b, dtype=float)
-                                                                    for b in frame["den"]])
-            m = None if frame["mask"].iloc[0] is None else np.vstack(
-                [np.unpackbits(np.frombuffer(b, dtype=np.uint8))[:n].astype(bool) for b in frame["mask"]])
-            found = on_executor(v, denominators_2d=d, exclude=m, options=options, **settings)
-            return pd.DataFrame({"row": frame["row"].to_numpy(),
-                                 "detection": [pickle.dumps(_shown_only(det)) for det in found]})
-
-        frame = spark.createDataFrame(rows, schema="chunk long, row long, values binary, den binary, mask binary")
-        out = (frame.repartition(min(chunks, max(1, _parallelism(spark))), "chunk").groupBy("chunk")
-               .applyInPandas(judge, schema="row long, detection binary").toPandas())
-        detections = [None] * n_series
-        for row, blob in zip(out["row"].tolist(), out["detection"].tolist()):
-            detections[row] = pickle.loads(blob)
-        return detections
 
     def judge_series(self, metric, series: list, group: list[int], exclusions: dict, options) -> dict[int, object]:
         """Detections of ``series[i]`` for i in `group`, all judged with `options` (as
@@ -171,10 +126,3 @@ def _shown_only(det):
     if det.segments:
         return det
     return replace(det, expected=None, lower=None, upper=None, observed=None, score=None, anomalous=None)
-
-
-def _parallelism(spark) -> int:
-    try:
-        return int(spark.sparkContext.defaultParallelism)
-    except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext
-        return int(spark.conf.get("spark.sql.shuffle.partitions", "4"))
