@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                                          str(work / "metrics" / "fraud_rate.sql"), *when], cwd=work),
     ]
     if args.engine == "spark":
-        steps += scale_spark.steps(monitor, when, cwd=work, env=env)
+        steps += scale_spark.steps(monitor, when, cwd=work, env=env, sellers=args.sellers)
     else:
         steps += [
             run_step("backfill --no-detect", [*monitor, "backfill", "--start", when[0], "--end", when[1],

@@ -81,7 +81,10 @@ def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger
                     writer.put(metric, window, started, None, None)
                     continue
                 try:
-                    rows, error = engine.run(metric, window), None
+                    # warehouse mode may keep a Spark source's rows on Spark (monitor.warehouse)
+                    rows = (store.source_rows(engine, metric, window) if hasattr(store, "source_rows")
+                            else engine.run(metric, window))
+                    error = None
                 except Exception as exc:  # noqa: BLE001 - one metric's failure must not stop the others
                     rows, error = None, exc
                 writer.put(metric, window, started, rows, error)

@@ -33,9 +33,9 @@ if importlib.util.find_spec("pyspark") is None or not _java_available():
     pytest.skip("pyspark or Java is not installed; run scripts/spark-deps.sh", allow_module_level=True)
 
 DAYS = 63
-# ratio metrics with the leaf screen (4 and 3 dimensions) and a sum metric: every code path, in
-# a few minutes of local[2]
-METRICS = ["fraud_rate", "orders", "payment_decline_rate", "refund_rate"]
+# ratio metrics with the leaf screen (4 and 3 dimensions), a sum metric and one that follows
+# another (chargeback_rate follows fraud_rate): every code path, in a few minutes of local[2]
+METRICS = ["fraud_rate", "orders", "payment_decline_rate", "refund_rate", "chargeback_rate"]
 # The Python workers of local mode run this interpreter (its venv has numpy, pandas, monitor).
 # Set at collection, before any module's fixture starts the shared SparkContext.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -208,6 +208,7 @@ def test_a_killed_driver_mid_window_leaves_the_previous_leaves(worlds, spark, tm
 @pytest.mark.parametrize("name", ["fraud_rate", "orders"])  # a ratio with the screen, a sum
 def test_slices_parity_spark_builds_the_same_dense_series(worlds, name):
     from monitor.detect.run_detection import load_slices
+    from monitor.warehouse.remote import RemoteSlice
 
     metric = worlds.catalog.metrics[name]
     axis_d, duck = load_slices(worlds.duck_store, metric, end=worlds.end)
@@ -216,9 +217,15 @@ def test_slices_parity_spark_builds_the_same_dense_series(worlds, name):
     assert axis_s.equals(axis_d)
     assert [s.label for s in ware] == [s.label for s in duck]
     assert [s.screened for s in ware] == [s.screened for s in duck]
-    for a, b in zip(ware, duck):
-        np.testing.assert_allclose(a.values, b.values, rtol=1e-12, atol=1e-9, err_msg=a.label)
-        np.testing.assert_allclose(a.volume, b.volume, rtol=1e-12, atol=1e-9, err_msg=a.label)
+    # the slices stay on Spark: the driver holds the arrays of the total and the pairs only
+    remote = [isinstance(s, RemoteSlice) for s in ware]
+    assert not remote[0] and sum(remote) >= sum(len(s.segment) == 1 for s in duck)
+    values, volume = (rows[0:len(ware)] for rows in RemoteSlice.rows(ware))  # one Spark query
+    for i, (a, b) in enumerate(zip(ware, duck)):
+        np.testing.assert_allclose(values[i], b.values, rtol=1e-12, atol=1e-9, err_msg=a.label)
+        np.testing.assert_allclose(volume[i], b.volume, rtol=1e-12, atol=1e-9, err_msg=a.label)
+    for i in (1, len(ware) - 1):  # one series read alone, as anything else on the driver would
+        np.testing.assert_allclose(ware[i].values, duck[i].values, rtol=1e-12, atol=1e-9)
 
 
 # -- detection and attribution -------------------------------------------------------------------
@@ -229,6 +236,31 @@ def test_detection_parity_same_incidents_and_top_causes(worlds):
     for a, b in zip(ware, duck):
         assert a == b, a["incident_id"]
     assert any(r["top_causes"] for r in duck)  # attribution found causes, on both paths alike
+
+
+def test_follows_reads_the_same_leads_and_segment_series_from_the_warehouse(worlds):
+    """chargeback_rate follows fraud_rate: its leads (fraud_rate's incidents, from the store file)
+    and the segment series a lead is judged on (summed on Spark in warehouse mode) are the DuckDB
+    path's. (The demo's 63 days give fraud_rate no incident narrower than chargeback_rate's
+    total, so the segments are taken from chargeback_rate's own slices: one and two dimensions.)"""
+    from monitor.detect.follows import leads_for, segment_series
+    from monitor.detect.run_detection import HISTORY, load_slices
+
+    metric = worlds.catalog.metrics["chargeback_rate"]
+    assert "fraud_rate" in metric.detect.follows
+    axis, slices = load_slices(worlds.duck_store, metric, end=worlds.end)
+    since = worlds.end - HISTORY[metric.grain]
+    duck, ware = leads_for(worlds.duck_store, metric, since=since), leads_for(worlds.ware_store, metric, since=since)
+    assert [(l.segment, l.start) for l in ware] == [(l.segment, l.start) for l in duck]
+    segments = [s.segment for s in slices if len(s.segment) == 1][:2] + [s.segment for s in slices
+                                                                        if len(s.segment) == 2][:2]
+    assert len(segments) == 4
+    for segment in [l.segment for l in duck] + segments:
+        got, want = segment_series(worlds.ware_store, metric, segment, axis), \
+            segment_series(worlds.duck_store, metric, segment, axis)
+        assert want[1].sum() > 0, segment
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9, err_msg=str(segment))
 
 
 def test_only_shown_series_expectations_are_stored(worlds):
@@ -250,20 +282,43 @@ def test_only_shown_series_expectations_are_stored(worlds):
 
 
 def test_judging_on_executors_is_detect_batch(spark):
-    """Chunks of series judged by applyInPandas give detect_batch's own results."""
+    """Series whose rows are on Spark, judged in chunks by applyInPandas, give detect_batch's own
+    results; only the series with an incident bring their rows and band back to the driver, and
+    judged again (a second pass) they are judged on the driver from those rows."""
+    import types
+
+    import pandas as pd
+
     from monitor.detect.options import DetectOptions
     from monitor.detect.series import detect_batch
-    from monitor.warehouse.judge import executor_batch
+    from monitor.warehouse.judge import ExecutorBatch
+    from monitor.warehouse.remote import RemoteSlice, SliceTable
 
     rng = np.random.default_rng(3)
     values = rng.poisson(50, size=(40, 90)).astype(float)
     values[7, 60:] += 60  # a shift, so one series has an incident and keeps its band
-    here = detect_batch(values, options=DetectOptions())
-    there = executor_batch(spark, cells_per_task=900)(values, options=DetectOptions())  # 4 tasks
-    assert [d.segments for d in there] == [d.segments for d in here]
-    assert [d.change_points for d in there] == [d.change_points for d in here]
+    pos, bucket = np.nonzero(values)
+    long = pd.DataFrame({"pos": pos.astype(np.int64), "__bucket": bucket.astype(np.int32),
+                         "__num": values[pos, bucket], "__den": values[pos, bucket]})
+    table = SliceTable(spark.createDataFrame(long), 90, ratio=False)
+    series = [RemoteSlice({"seller": f"s{i:02d}"}, table, i) for i in range(40)]
+    metric = types.SimpleNamespace(kind="sum")  # all judge_series reads of the metric
+    here = detect_batch(values, exclude=np.zeros(values.shape, bool), options=DetectOptions())
+    there = ExecutorBatch(spark, cells_per_task=900).judge_series(  # 10 series a task: 4 tasks
+        metric, series, list(range(40)), {}, DetectOptions())
+    assert sorted(there) == list(range(40))
+    assert [there[i].segments for i in range(40)] == [d.segments for d in here]
+    assert [there[i].change_points for i in range(40)] == [d.change_points for d in here]
+    assert [there[i].params for i in range(40)] == [d.params for d in here]
     assert here[7].segments and np.array_equal(there[7].expected, here[7].expected, equal_nan=True)
-    assert all(d.expected is None for d in there if not d.segments)
+    assert [s.held for s in series] == [bool(d.segments) for d in here]
+    assert np.array_equal(series[7].values, values[7])
+    assert all(there[i].expected is None for i in range(40) if not here[i].segments)
+    mask = np.zeros(90, bool)
+    mask[60:70] = True  # a closed incident kept out of the baseline
+    again = ExecutorBatch(spark).judge_series(metric, series, [7], {series[7].label: mask}, DetectOptions())
+    alone = detect_batch(values[7:8], exclude=mask[None, :], options=DetectOptions())[0]
+    assert again[7].segments == alone.segments and np.array_equal(again[7].expected, alone.expected, equal_nan=True)
 
 
 def test_default_store_needs_no_spark(tmp_path):

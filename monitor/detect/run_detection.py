@@ -208,10 +208,17 @@ def _mix_runs(metric: Metric, series: list[SliceSeries], options: DetectOptions,
                    detector="default").resolve(n=series[0].values.size, n_series=1)
     # the rows go in as they are, stacked a chunk at a time (a dimension of 200,000 sellers)
     chunk = max(1, int(memory_limit // 4 // (MIX_CELL_BYTES * max(series[0].values.size, 1))))
-    mixes = [mix_series(dim, [s.segment[dim] for s in parts], [s.values for s in parts], [s.volume for s in parts],
+    mixes = [mix_series(dim, [s.segment[dim] for s in parts], *_part_rows(parts),
                         period=opts.period, min_volume=opts.min_volume, chunk_rows=chunk)
              for dim, parts in by_dim.items()]
     return mix_runs(mixes, threshold=opts.spike_threshold, direction=opts.direction, accept_after=opts.accept_after)
+
+
+def _part_rows(parts: list[SliceSeries]) -> tuple:
+    """(values rows, volume rows) of the parts; in warehouse mode read from Spark a chunk at a
+    time as mix_series reaches them (monitor.warehouse.remote)."""
+    lazy = next((s.rows for s in parts if hasattr(s, "rows")), None)
+    return lazy(parts) if lazy else ([s.values for s in parts], [s.volume for s in parts])
 
 
 def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptions, exclusions: dict[str, np.ndarray],
@@ -243,6 +250,12 @@ def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptio
             tested = len(series) - 1 - n_screened if kind == 1 else n_screened
             opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, tested),
                            min_volume=options.min_volume if floor is None else float(floor))
+        judge_series = getattr(batch, "judge_series", None)
+        if judge_series is not None:  # warehouse mode: series judged where their rows are (monitor.warehouse)
+            out.update(judge_series(metric, series, group, exclusions, opts))
+            if staging is not None:
+                _stage(staging, axis, series, out, group, replacing)
+            continue
         # rows are judged independently: in chunks, so 200,000 slices need one chunk's memory
         per_chunk = max(1, int(memory_limit // 4 // (JUDGE_CELL_BYTES * max(len(axis), 1))))
         for first in range(0, len(group), per_chunk):

@@ -154,7 +154,8 @@ class LeafWarehouse:
         from pyspark.sql import functions as F
 
         if isinstance(rows, pa.Table):
-            frame = self.spark.createDataFrame(rows.to_pandas(), schema=self._schema(metric)) if rows.num_rows else \
+            # straight from Arrow (no pandas copy with a Python string per dimension value)
+            frame = self.spark.createDataFrame(rows, schema=self._schema(metric)) if rows.num_rows else \
                 self.spark.createDataFrame([], self._schema(metric))
         else:
             frame = rows

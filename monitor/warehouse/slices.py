@@ -5,9 +5,11 @@ The steps and rules are those of ``build_slices`` (tests/test_spark_warehouse.py
 on the demo world): one GROUPING SETS query for the total and every one-dimension slice per
 bucket; two-dimension slices among values whose volume can reach the floor; for a ratio metric,
 the leaf screen of every pair (``monitor.detect.screen._min_p``, run on the executors per chunk
-of pairs); then the long (slice, bucket, sums) rows come to the driver, which scatters them into
-series x bucket arrays and keeps the pairs by ``monitor.detect.slices._kept_pairs``. The leaves
-themselves never leave Spark.
+of pairs). The long (slice, bucket, sums) rows stay on Spark as one checkpointed table keyed by
+the series' position; the driver gets the series' labels, and the arrays only of the total and
+the pairs (whose floor and duplicate test ``monitor.detect.slices._kept_pairs`` applies, reading
+their parents too). Every other slice is a ``monitor.warehouse.remote.RemoteSlice``: judged on
+the executors (``monitor.warehouse.judge``), read by the driver only when it has an incident.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from monitor.catalog import Metric
 from monitor.detect import screen as screen_mod
 from monitor.detect.slices import DEFAULT_BUDGET, PAIR_DIRECT, PAIR_MIN_SHARE, SliceSeries, _kept_pairs
 from monitor.warehouse.leaves import LeafWarehouse, ntz
+from monitor.warehouse.remote import RemoteSlice, SliceTable
 
 # Pairs screened per executor task at least: fewer tasks than this would idle the cluster.
 MIN_SCREEN_TASKS = 2
@@ -94,10 +97,10 @@ def build_slices_spark(warehouse: LeafWarehouse, metric: Metric, *, start: dt.da
     long = parts[0]
     for part in parts[1:]:
         long = long.unionByName(part)
-    rows = long.toPandas()
+    out = _assemble(spark, metric, axis, long, dims, single_sets + pair_sets, pair_sets, gid, hits)
     if len(single_sets) > 1:
         spark.catalog.dropTempView(f"slice_w_{tag}")
-    return _assemble(metric, axis, rows, dims, single_sets + pair_sets, pair_sets, gid, hits)
+    return out
 
 
 def _pairs(window, singles, metric: Metric, dims, pair_sets, gid, keyed, n_buckets: int, num: str, den: str) -> dict:
@@ -204,42 +207,89 @@ def _screened(spark, window, summed, values: dict, metric: Metric, dims, pair, g
     return [added], keys
 
 
-def _assemble(metric: Metric, axis: pd.DatetimeIndex, rows: pd.DataFrame, dims, sets, pair_sets, gid,
-              hits: set[tuple]) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
-    """Dense series x bucket arrays from the long rows, in ``build_slices``'s order."""
+def _assemble(spark, metric: Metric, axis: pd.DatetimeIndex, long, dims, sets, pair_sets, gid,
+              hits: set[tuple]) -> tuple[pd.DatetimeIndex, list]:
+    """The series in ``build_slices``'s order: the total and the kept pairs whole on the driver,
+    every other slice a ``RemoteSlice`` whose rows stay in one checkpointed Spark table."""
+    n = len(axis)
+    ratio = metric.kind == "ratio"
     rank = {gid(s): i for i, s in enumerate(sets)}
-    keys = rows[["__gid", *dims]].drop_duplicates()
+    keys = long.select("__gid", *dims).distinct().toPandas()  # one row per series: labels, no buckets
     keys = keys.assign(__rank=keys["__gid"].map(rank)).sort_values(
         ["__rank", *dims, "__gid"], na_position="last", kind="stable").reset_index(drop=True)
-    keys["__sid"] = np.arange(len(keys), dtype=np.int64)
-    missing = "\x00"  # a NULL dimension (grouped out) as a value pandas joins on
-    sid = rows[["__gid", *dims]].fillna(missing).merge(keys[["__gid", *dims, "__sid"]].fillna(missing),
-                                                       on=["__gid", *dims], how="left")["__sid"].to_numpy(np.int64)
-    n_series = len(keys)
-    bucket = rows["__bucket"].to_numpy(np.int64)
-    num_is_den = metric.kind != "ratio"
-    values = np.zeros((n_series, len(axis)))
-    volume = np.zeros((n_series, len(axis))) if not num_is_den else values
-    values[sid, bucket] = rows["__num"].to_numpy(float)
-    if not num_is_den:
-        volume[sid, bucket] = rows["__den"].to_numpy(float)
     gids = keys["__gid"].to_numpy(np.int64)
     columns = {d: [None if pd.isna(v) else v for v in keys[d].tolist()] for d in dims}
+    del keys
     pair_gids = [gid(p) for p in pair_sets]
     is_pair = np.isin(gids, pair_gids)
-    screened = np.zeros(n_series, bool)
+    screened = np.zeros(len(gids), bool)
     if hits:
         screened[[i for i in np.flatnonzero(is_pair).tolist()
                   if (int(gids[i]), *(columns[d][i] for d in dims)) in hits]] = True
-    order = np.arange(n_series)
     if is_pair.any():
-        links = []
-        for pair in pair_sets:
-            for d in pair:
-                p = keys[keys["__gid"] == gid(pair)][[d, "__sid"]]
-                s = keys[keys["__gid"] == gid((d,))][[d, "__sid"]]
-                links.append(p.merge(s, on=d, suffixes=("_pair", "_parent"))[["__sid_pair", "__sid_parent"]])
-        parents = pd.concat(links).to_numpy(np.int64) if links else np.zeros((0, 2), np.int64)
-        order = _kept_pairs(metric, values, volume, is_pair, parents, len(axis), screened)
-    return axis, [SliceSeries({d: columns[d][i] for d in dims if columns[d][i] is not None}, values[i], volume[i],
-                              bool(screened[i])) for i in order.tolist()]
+        # the pair floor and the duplicate test read the pairs, their parents and the total
+        parents = _parent_links(gids, columns, dims, pair_sets, gid)
+        local = np.unique(np.concatenate([[0], np.flatnonzero(is_pair), parents[:, 1]]))
+        values, volume = _dense(spark, long, gids, columns, dims, local, n, ratio)
+        compact = np.full(len(gids), -1, np.int64)
+        compact[local] = np.arange(len(local))
+        picked = local[_kept_pairs(metric, values, volume, is_pair[local],
+                                   compact[parents] if len(parents) else parents, n, screened[local])]
+        kept = picked[is_pair[picked]]
+        order = np.concatenate([np.flatnonzero(~is_pair), kept])
+        held = {int(i): (values[compact[i]], volume[compact[i]]) for i in [0, *kept.tolist()]}
+        del values, volume
+    else:
+        order = np.arange(len(gids))
+        values, volume = _dense(spark, long, gids, columns, dims, np.array([0]), n, ratio)
+        held = {0: (values[0], volume[0])}
+    table = SliceTable(_keyed(spark, long, gids, columns, dims, order).localCheckpoint(eager=True), n, ratio=ratio)
+    series = []
+    for pos, sid in enumerate(order.tolist()):
+        segment = {d: columns[d][sid] for d in dims if columns[d][sid] is not None}
+        if sid in held:
+            series.append(SliceSeries(segment, *held[sid], bool(screened[sid])))
+        else:
+            series.append(RemoteSlice(segment, table, pos))
+    return axis, series
+
+
+def _parent_links(gids: np.ndarray, columns: dict, dims, pair_sets, gid) -> np.ndarray:
+    """(pair id, one-dimension parent id) for both parents of every pair slice."""
+    links = []
+    for pair in pair_sets:
+        for d in pair:
+            single = {columns[d][i]: i for i in np.flatnonzero(gids == gid((d,))).tolist()}
+            links += [(i, single[columns[d][i]]) for i in np.flatnonzero(gids == gid(pair)).tolist()
+                      if columns[d][i] in single]
+    return np.array(links, np.int64).reshape(-1, 2)
+
+
+def _keyed(spark, long, gids: np.ndarray, columns: dict, dims, ids: np.ndarray):
+    """(pos, __bucket, __num, __den) of the series ``ids`` (pos: index in `ids`)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    schema = T.StructType([T.StructField("k_gid", T.IntegerType()),
+                           *(T.StructField(f"k_{d}", T.StringType()) for d in dims),
+                           T.StructField("pos", T.LongType())])
+    wanted = pd.DataFrame({"k_gid": gids[ids].astype(np.int32),
+                           **{f"k_{d}": pd.Series([columns[d][i] for i in ids.tolist()], dtype=object) for d in dims},
+                           "pos": np.arange(len(ids), dtype=np.int64)})
+    keyed = spark.createDataFrame(wanted, schema=schema)
+    on = (F.col("__gid") == F.col("k_gid"))
+    for d in dims:  # a grouped-out dimension is NULL on both sides
+        on = on & F.col(d).eqNullSafe(F.col(f"k_{d}"))
+    return long.join(F.broadcast(keyed), on=on).select("pos", "__bucket", "__num", "__den")
+
+
+def _dense(spark, long, gids, columns, dims, ids: np.ndarray, n: int, ratio: bool):
+    """(values, volume) arrays of the series ``ids``, rows in that order."""
+    rows = _keyed(spark, long, gids, columns, dims, ids).toPandas()
+    values = np.zeros((len(ids), n))
+    volume = np.zeros((len(ids), n)) if ratio else values
+    pos, bucket = rows["pos"].to_numpy(np.int64), rows["__bucket"].to_numpy(np.int64)
+    values[pos, bucket] = rows["__num"].to_numpy(float)
+    if ratio:
+        volume[pos, bucket] = rows["__den"].to_numpy(float)
+    return values, volume

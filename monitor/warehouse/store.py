@@ -67,6 +67,17 @@ class WarehouseStore(Store):
             con.execute("ROLLBACK")
             raise
 
+    def source_rows(self, engine, metric: Metric, window: Window):
+        """The window's rows from the source `engine`: a Spark DataFrame checked on Spark when
+        the source runs in the warehouse's Spark application (never collected on the driver),
+        else the engine's Arrow table (one window at a time)."""
+        if hasattr(engine, "spark_sql") and metric.kind in ("sum", "ratio"):
+            from monitor.warehouse.incoming import checked_frame, same_application
+
+            if same_application(engine.session(), self.warehouse.spark):
+                return checked_frame(engine, metric, window)
+        return engine.run(metric, window)
+
     # -- what detection, attribution and the stale check ask of warehouse mode (they find these
     # methods on the store, so no step below this package imports it)
     def build_slices(self, metric: Metric, **window):

@@ -1,0 +1,95 @@
+"""A Spark source's rows for the warehouse, checked on Spark: they never pass through the driver.
+
+With ``[source] engine = "spark"`` and ``[store] leaves = "spark"`` in one Spark application,
+the metric's query result is a DataFrame the warehouse writes as it is. The checks and the
+normalisation of ``monitor.engine.duckdb_engine.check_result`` (which works on an Arrow table in
+the driver) are made here by one Spark aggregate over the materialised result, with the same
+messages: ts set, inside the window and on the grain; measures set and finite; a ratio's parts
+not negative (and the numerator within the denominator when bounded); dimensions as stored
+('(null)' for NULL, a real '(null)' text escaped).
+"""
+from __future__ import annotations
+
+from monitor.catalog import Metric
+from monitor.engine.duckdb_engine import NULL_LABEL, schema_problems
+from monitor.engine.transpile import bind_window
+from monitor.engine.windows import Window
+from monitor.errors import MetricRunError
+
+
+def same_application(a, b) -> bool:
+    """Whether two sessions share one Spark application (so a DataFrame of one can be written
+    by the other)."""
+    if a is b:
+        return True
+    try:
+        return a.sparkContext is b.sparkContext
+    except Exception:  # noqa: BLE001 - Spark Connect sessions have no SparkContext
+        return False
+
+
+def checked_frame(engine, metric: Metric, window: Window):
+    """The metric's leaf rows for the window as a checkpointed Spark DataFrame (ts,
+    dimensions as strings, measures as doubles); MetricRunError as check_result raises it."""
+    from pyspark.sql import functions as F
+
+    from monitor.engine.spark_engine import _to_arrow
+
+    def fail(message: str) -> MetricRunError:
+        return MetricRunError(f"{metric.name} returned bad rows for {window}: {message} "
+                              f"({metric.path}:{metric.sql_line})", evidence=metric.sql)
+
+    query, tables = engine._translated(metric)
+    spark = engine.session()
+    engine.register_tables(sorted(tables))
+    try:
+        raw = spark.sql(query, args=bind_window(window.start, window.end))
+        problems = schema_problems(metric, _to_arrow(raw.limit(0)).schema)  # planned, nothing scanned
+    except Exception as exc:  # noqa: BLE001 - the engine's own message for a failing query
+        raise MetricRunError(f"{metric.name} failed on Spark for {window}: {exc} ({metric.path}:{metric.sql_line})",
+                             evidence=query) from exc
+    if problems:
+        raise fail(problems[0].split(": ", 1)[1])
+    escaped = r"\\$1"  # a Java replacement: a backslash, then the match
+    frame = raw.select(
+        F.col("ts").cast("timestamp_ntz").alias("ts"),
+        *(F.coalesce(F.regexp_replace(F.col(d).cast("string"), r"^(\\*\(null\))$", escaped), F.lit(NULL_LABEL))
+          .alias(d) for d in metric.keys),
+        *(F.col(m).cast("double").alias(m) for m in metric.measures))
+    try:
+        frame = frame.localCheckpoint(eager=True)  # the query runs once: checked and written from here
+    except Exception as exc:  # noqa: BLE001
+        raise MetricRunError(f"{metric.name} failed on Spark for {window}: {exc} ({metric.path}:{metric.sql_line})",
+                             evidence=query) from exc
+    ts, grain = F.col("ts"), metric.grain
+    checks = [F.count(F.when(ts.isNull(), 1)).alias("null_ts"), F.min(ts).alias("lo"), F.max(ts).alias("hi"),
+              F.count(F.when(F.date_trunc(grain, ts).cast("timestamp_ntz") != ts, 1)).alias("off_grain")]
+    for m in metric.measures:
+        col = F.col(m)
+        checks += [F.count(F.when(col.isNull(), 1)).alias(f"null_{m}"),
+                   F.count(F.when(F.isnan(col) | (F.abs(col) == float("inf")), 1)).alias(f"bad_{m}"),
+                   F.count(F.when(col < 0, 1)).alias(f"neg_{m}")]
+    if metric.kind == "ratio" and metric.bounded:
+        checks.append(F.count(F.when(F.col("numerator") > F.col("denominator"), 1)).alias("over"))
+    found = frame.agg(*checks).collect()[0].asDict()
+    if found["null_ts"]:
+        raise fail("ts is NULL in some rows")
+    lo, hi = found["lo"], found["hi"]
+    if lo is not None and (lo < window.start or hi >= window.end):
+        raise fail(f"ts {lo if lo < window.start else hi} lies outside the window; filter with $start/$end")
+    if found["off_grain"]:
+        raise fail(f"ts is not aligned to the {grain} grain; use date_trunc('{grain}', ...)")
+    for m in metric.measures:
+        if found[f"null_{m}"]:
+            raise fail(f"measure {m} is NULL in some rows; use coalesce(..., 0)")
+        if found[f"bad_{m}"]:
+            raise fail(f"measure {m} is NaN or infinite in {found[f'bad_{m}']:,} row(s) (a division by zero?); "
+                       "nothing stored")
+    if metric.kind == "ratio":
+        if found["neg_denominator"]:
+            raise fail("negative denominator")
+        if found["neg_numerator"]:
+            raise fail("negative numerator")
+        if metric.bounded and found["over"]:
+            raise fail("numerator > denominator although the header says bounded: true")
+    return frame

@@ -1,0 +1,133 @@
+"""Warehouse mode with a Spark source: the query result goes from Spark to the warehouse without
+passing through the driver, checked on Spark with check_result's rules and messages.
+
+Uses the shared local SparkSession (conftest's `spark`); skips without pyspark or Java, except
+under CI.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import os
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from monitor.engine import Window
+from monitor.engine.spark_engine import _java_available
+
+pytestmark = pytest.mark.spark
+
+REQUIRED = os.environ.get("MONITOR_REQUIRE_SPARK") == "1" or os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+if importlib.util.find_spec("pyspark") is None or not _java_available():
+    if REQUIRED:
+        pytest.fail("pyspark or Java is missing although CI requires the Spark tests; run scripts/spark-deps.sh",
+                    pytrace=False)
+    pytest.skip("pyspark or Java is not installed; run scripts/spark-deps.sh", allow_module_level=True)
+
+START = dt.datetime(2026, 3, 1)
+DAYS = 6
+RATE = """/* ---
+name: decline_rate
+kind: ratio
+grain: day
+bounded: true
+dimensions: [country, method]
+schedule: "0 6 * * *"
+--- */
+SELECT date_trunc('day', created_at) AS ts, country, method,
+       sum(CASE WHEN declined THEN 1 ELSE 0 END) AS numerator, count(*) AS denominator
+FROM payments WHERE created_at >= $start AND created_at < $end GROUP BY ALL
+"""
+
+
+def _project(folder: Path, *, broken_day: int | None = None) -> Path:
+    """A project reading payments.parquet on Spark into the warehouse. `broken_day`: that day's
+    rows have a NULL created_at hour shifted off the grain (a bad query result)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics").mkdir(exist_ok=True)
+    body = RATE
+    if broken_day is not None:  # off the grain on one day: check_result's own message is expected
+        body = body.replace("date_trunc('day', created_at) AS ts",
+                            f"CASE WHEN day(created_at) = {START.day + broken_day} THEN created_at"
+                            " ELSE date_trunc('day', created_at) END AS ts")
+    (folder / "metrics" / "decline_rate.sql").write_text(body)
+    parquet = folder / "payments.parquet"
+    if not parquet.exists():
+        with duckdb.connect() as con:
+            # a NULL method and a real '(null)' text: both kept apart, as the DuckDB engine stores them
+            con.execute(f"""COPY (SELECT TIMESTAMP '{START:%Y-%m-%d}' + INTERVAL (i % {DAYS * 24}) HOUR AS created_at,
+                                ['US', 'GB', 'DE'][1 + i % 3] AS country,
+                                CASE i % 5 WHEN 0 THEN NULL WHEN 1 THEN '(null)' ELSE ['card', 'paypal'][1 + i % 2] END
+                                  AS method,
+                                (hash(i) % 10) = 0 AS declined
+                            FROM range(20000) t(i)) TO '{parquet}' (FORMAT parquet)""")
+    (folder / "monitor.toml").write_text(textwrap.dedent(f"""\
+        [project]
+        name = "incoming"
+        [source]
+        engine = "spark"
+        views = {{ payments = "{parquet}" }}
+        [source.options]
+        master = "local[2]"
+        [store]
+        leaves = "spark"
+        path = "leaves"
+    """))
+    return folder / "monitor.toml"
+
+
+def _load(path: Path):
+    from monitor.config import load_config
+    from monitor.pipeline import load_project_catalog
+
+    config = load_config(path)
+    return config, load_project_catalog(config).metrics["decline_rate"]
+
+
+def test_spark_source_rows_go_to_the_warehouse_without_the_driver(spark, tmp_path, monkeypatch):
+    from monitor.config import SourceConfig
+    from monitor.engine.spark_engine import SparkEngine
+    from monitor.pipeline import compute
+    from monitor.warehouse import open_store
+
+    config, metric = _load(_project(tmp_path / "p"))
+    window = Window(START, START + dt.timedelta(days=DAYS))
+    with SparkEngine(SourceConfig(None, dict(config.source.views), "spark", {}), session=spark) as engine:
+        want = engine.run(metric, window)  # the Arrow path: check_result on the driver
+    collected = []
+    real_run = SparkEngine.run
+    monkeypatch.setattr(SparkEngine, "run", lambda self, *a, **k: collected.append(a) or real_run(self, *a, **k))
+    store = open_store(config, session=spark)
+    result = compute(config, [(metric, window)], trigger="backfill", store=store)
+    assert not result.failures, result.failures
+    assert collected == []  # no window's rows came to the driver as Arrow
+    got = pa.Table.from_pandas(store.read_leaves(metric), preserve_index=False)
+    keys = ["ts", *metric.dimensions]
+    got, want = got.sort_by([(k, "ascending") for k in keys]), want.sort_by([(k, "ascending") for k in keys])
+    assert got.num_rows == want.num_rows == result.rows
+    assert got.select(keys).to_pylist() == want.select(keys).to_pylist()
+    assert {"(null)", "\\(null)"} <= set(got.column("method").to_pylist())
+    for m in metric.measures:
+        assert got.column(m).to_pylist() == want.column(m).to_pylist()
+
+
+def test_bad_rows_fail_the_window_with_check_results_message_and_keep_the_old_leaves(spark, tmp_path):
+    from monitor.pipeline import compute
+    from monitor.warehouse import open_store
+
+    window = Window(START, START + dt.timedelta(days=DAYS))
+    config, metric = _load(_project(tmp_path / "p"))
+    store = open_store(config, session=spark)
+    assert not compute(config, [(metric, window)], trigger="backfill", store=store).failures
+    before = store.read_leaves(metric)
+    config, metric = _load(_project(tmp_path / "p", broken_day=2))
+    store = open_store(config, session=spark)
+    result = compute(config, [(metric, window)], trigger="backfill", store=store)
+    assert len(result.failures) == 1
+    assert "decline_rate returned bad rows for" in result.failures[0][2]
+    assert "not aligned to the day grain" in result.failures[0][2]
+    assert store.read_leaves(metric).equals(before)
