@@ -261,7 +261,12 @@ def score(store_path: Path, attacks: list[dict], end: dt.datetime, days: int) ->
         if not any(start < b and a < max(stop, start + day) for a, b in spans):
             false += 1
     world_start = START + WARMUP_DAYS * day
-    covered = sum(((min(b, end) - max(a, world_start)) / day for a, b in spans), 0.0)
+    covered, reached = 0.0, world_start  # union of the attack spans inside the judged days
+    for a, b in sorted(spans):
+        a, b = max(a, reached), min(b, end)
+        if b > a:
+            covered += (b - a) / day
+            reached = b
     return paged, false, max((end - world_start) / day - covered, 0.0), len(rows)
 
 
