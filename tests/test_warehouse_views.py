@@ -10,7 +10,6 @@ are checked in tests/test_warehouse_views_spark.py).
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import shutil
 import sys
@@ -22,9 +21,10 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dashboard_fixtures import NOW, START, build_project  # noqa: E402
+from dashboard_fixtures import NOW, START, build_project, chart_data, run_app, texts  # noqa: E402
 
 from monitor.catalog import load_catalog  # noqa: E402
+from monitor.config import load_config  # noqa: E402
 from monitor.dashboard import queries  # noqa: E402
 from monitor.report.gather import gather_report  # noqa: E402
 from monitor.store import Store, leaves_table  # noqa: E402
@@ -59,16 +59,16 @@ def projects(tmp_path_factory):
     base = tmp_path_factory.mktemp("whview")
     duck = build_project(base / "duck")
     catalog = load_catalog(duck.metrics_dir)
-    prefix = base / "ware" / "leaves"
-    for metric in catalog.metrics.values():
-        export_leaves(duck.store_path, prefix, metric)
-    store_path = base / "ware" / "store.duckdb"
-    shutil.copy(duck.store_path, store_path)
-    with duckdb.connect(str(store_path)) as con:
+    root = base / "ware"
+    shutil.copytree(duck.root, root)
+    (root / "monitor.toml").write_text((duck.root / "monitor.toml").read_text()
+                                       + '\n[store]\nleaves = "spark"\npath = "leaves"\n')
+    ware = load_config(root / "monitor.toml")
+    with duckdb.connect(str(ware.store_path)) as con:
         for name in catalog.metrics:
             con.execute(f'DROP TABLE "{leaves_table(name)}"')
-    sections = {**duck.sections, "store": {"leaves": "spark", "path": str(prefix)}}
-    ware = dataclasses.replace(duck, store_path=store_path, sections=sections)
+    for metric in catalog.metrics.values():
+        export_leaves(duck.store_path, root / "leaves", metric)
     return duck, ware, catalog
 
 
@@ -120,7 +120,7 @@ def test_store_file_has_no_leaves_but_readers_see_views(projects):
 def test_dashboard_segment_history_equals_the_duckdb_store(projects):
     duck, ware, catalog = projects
     want = _history(Store(duck.store_path), catalog)
-    for store in (open_store(ware), reading_store(ware.store_path, ware.sections["store"]["path"])):
+    for store in (open_store(ware), reading_store(ware.store_path, ware.root / "leaves")):
         got = _history(store, catalog)
         _same(got, want)
     # the comparison is not vacuous: the slice series come from the leaves, with values in them
@@ -145,7 +145,7 @@ def test_a_folder_the_manifest_does_not_name_is_not_read(projects, tmp_path):
     duck, ware, catalog = projects
     metric = catalog.metrics["order_count"]
     prefix = tmp_path / "leaves"
-    shutil.copytree(Path(ware.sections["store"]["path"]), prefix)
+    shutil.copytree(ware.root / "leaves", prefix)
     store = reading_store(ware.store_path, prefix)
     with store.connect(read_only=True) as con:
         before = con.execute(f'SELECT count(*), sum(value) FROM "{leaves_table(metric.name)}"').fetchone()
@@ -178,3 +178,17 @@ def test_an_unreadable_warehouse_path_keeps_todays_behaviour(projects, tmp_path)
             headers = queries.metric_headers(con)
             assert queries.slice_values(con, headers["fraud_rate"], "country", within={},
                                         since=START, min_size=30) == ([], 0)
+
+
+def test_the_dashboard_app_draws_a_two_dimension_slice_from_the_warehouse(projects):
+    """The app itself (AppTest), configured for warehouse mode, draws the same slice series."""
+    duck, ware, catalog = projects
+    segment = "country=BR&device_os=android"
+    want = run_app(duck, page="metric", metric="fraud_rate", slice=segment)
+    got = run_app(ware, page="metric", metric="fraud_rate", slice=segment)
+    assert not got.exception
+    assert "summed from the leaf rows" in texts(got)
+    got_series = chart_data(got.get("vega_lite_chart")[0])["series"]
+    want_series = chart_data(want.get("vega_lite_chart")[0])["series"]
+    assert len(got_series) > 30
+    pd.testing.assert_frame_equal(got_series, want_series)
