@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from monitor.engine import Window
@@ -56,7 +57,7 @@ def written(spark, tmp_path_factory):
         rows = Store(duck.store_path).read_leaves(metric)
         table = pa.Table.from_pandas(rows, preserve_index=False)
         house.write_window(metric, Window(START, NOW), table)
-        last = table.filter(pa.compute.greater_equal(table["ts"], pa.scalar(NOW - WEEK, pa.timestamp("us"))))
+        last = table.filter(pc.greater_equal(table["ts"], pa.scalar(NOW - WEEK, pa.timestamp("us"))))
         house.write_window(metric, Window(NOW - WEEK, NOW), last)
     store_path = base / "ware" / "store.duckdb"
     with duckdb.connect(str(store_path)) as con:  # the small tables only, as warehouse mode keeps them
