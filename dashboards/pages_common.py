@@ -22,6 +22,7 @@ from monitor.engine.windows import GRAIN_STEP
 from monitor.events.annotations import chart_events
 from monitor.events.store import read_links
 from monitor.store import Store
+from monitor.warehouse import open_store, reading_store
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class AppContext:
     @property
     def store_key(self) -> tuple:
         """Identifies the store's current content for the caches."""
-        return (str(self.store.path), store_version(self.store.path))
+        prefix = getattr(getattr(self.store, "warehouse", None), "prefix", None)  # warehouse mode
+        return (str(self.store.path), store_version(self.store.path), None if prefix is None else str(prefix))
 
 
 def config_path_from_argv(argv: list[str]) -> str | None:
@@ -50,7 +52,7 @@ def config_path_from_argv(argv: list[str]) -> str | None:
 def load_context() -> AppContext:
     config = load_config(config_path_from_argv(sys.argv[1:]))
     settings = dashboard_settings(config)
-    return AppContext(config=config, settings=settings, store=Store(config.store_path, lock_wait=10.0),
+    return AppContext(config=config, settings=settings, store=open_store(config, lock_wait=10.0),
                       base_url=settings.url.rstrip("/"))
 
 
@@ -127,7 +129,7 @@ def _catalog_headers(metrics_dir: str) -> dict[str, dict]:
 
 
 def _store(store_key: tuple) -> Store:
-    return Store(store_key[0], lock_wait=10.0)
+    return reading_store(store_key[0], store_key[2], lock_wait=10.0)
 
 
 @_cached

@@ -32,6 +32,7 @@ from monitor.slices import parse_slice
 from monitor.catalog.kinds import RATIO_LIKE, parts_sql
 from monitor.catalog.metric import DEFAULT_BUCKET
 from monitor.store import Store, leaves_table
+from monitor.warehouse import open_store
 
 DAY = dt.timedelta(days=1)
 MOVERS_PER_METRIC = 3
@@ -42,7 +43,7 @@ FAILED_RUNS_DAYS = 7  # failed runs for windows touching the report day or the 6
 def gather_report(config: ProjectConfig, *, date: dt.date, settings: ReportSettings | None = None,
                   store: Store | None = None, catalog: Catalog | None = None) -> ReportData:
     settings = settings or report_settings(config)
-    store = store or Store(config.store_path)
+    store = store or open_store(config)  # warehouse mode: the leaves as DuckDB views
     catalog = catalog if catalog is not None else load_catalog(config.metrics_dir)
     day_start = dt.datetime.combine(date, dt.time())
     with store.connect(read_only=True) as con:

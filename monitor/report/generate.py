@@ -24,6 +24,7 @@ from monitor.report.model import ReportData
 from monitor.report.page import render_html
 from monitor.report.settings import ReportSettings, default_report_date, report_settings
 from monitor.store import Store
+from monitor.warehouse import open_store
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def generate_report(config: ProjectConfig, *, date: dt.date | str | None = None,
     settings = settings or report_settings(config)
     day = resolve_date(date, now=now, settings=settings)
     folder = Path(out_dir) if out_dir is not None else settings.out_dir
-    store = store or Store(config.store_path)
+    store = store or open_store(config)  # warehouse mode: the leaves as DuckDB views
     with store.connect(read_only=True):
         pass  # a missing store is reported at once, before the chart start-up below
     warm = threading.Thread(target=charts.warm_up, name="report-chart-warm-up", daemon=True)

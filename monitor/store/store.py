@@ -83,9 +83,14 @@ class Store:
         try:
             if not self._schema_ready:
                 con = self._ready(con, read_only)
+            if read_only:
+                self.prepare_reader(con)
             yield con
         finally:
             con.close()
+
+    def prepare_reader(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Called on every read connection; warehouse mode adds its leaves as views here."""
 
     def _ready(self, con: duckdb.DuckDBPyConnection, read_only: bool) -> duckdb.DuckDBPyConnection:
         """The connection, once the file has every table of the schema (checked once per Store).

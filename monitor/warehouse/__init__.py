@@ -54,18 +54,29 @@ def store_settings(config: ProjectConfig) -> dict[str, Any]:
     return values
 
 
-def open_store(config: ProjectConfig, *, session: Any = None) -> Store:
+def open_store(config: ProjectConfig, *, session: Any = None, **store_options: Any) -> Store:
     """The project's store: a plain Store, or in warehouse mode a WarehouseStore on Spark
-    (`session`: a SparkSession to use instead of starting one, as in tests)."""
-    settings = store_settings(config)
-    if settings["leaves"] == "duckdb":
-        return Store(config.store_path)
-    from monitor.config import _resolve
+    (`session`: a SparkSession to use instead of starting one, as in tests). Spark starts only
+    when a step needs it: reading (dashboard, report) goes through DuckDB views of the leaves.
+    `store_options` go to Store (lock_wait, max_hold)."""
+    prefix = warehouse_prefix(config)
+    if prefix is None:
+        return Store(config.store_path, **store_options)
     from monitor.warehouse.leaves import LeafWarehouse
     from monitor.warehouse.store import WarehouseStore
 
-    prefix = _resolve(config.root, str(settings["path"]))
-    return WarehouseStore(config.store_path, LeafWarehouse(prefix, session or _session_opener(config, settings)))
+    opener = session or _session_opener(config, store_settings(config))
+    return WarehouseStore(config.store_path, LeafWarehouse(prefix, opener), **store_options)
+
+
+def warehouse_prefix(config: ProjectConfig):
+    """The folder of the leaves in warehouse mode; None when they are in the store file."""
+    settings = store_settings(config)
+    if settings["leaves"] == "duckdb":
+        return None
+    from monitor.config import _resolve
+
+    return _resolve(config.root, str(settings["path"]))
 
 
 def _session_opener(config: ProjectConfig, settings: dict):
@@ -83,3 +94,17 @@ def _session_opener(config: ProjectConfig, settings: dict):
         return engine.session()
 
     return open_session
+
+
+def reading_store(store_path, prefix, **store_options: Any) -> Store:
+    """A store for readers that know only the paths (the dashboard's cached reads): the leaves
+    under `prefix` as DuckDB views, or the plain store when `prefix` is None. It starts no Spark."""
+    if prefix is None:
+        return Store(store_path, **store_options)
+    from monitor.warehouse.leaves import LeafWarehouse
+    from monitor.warehouse.store import WarehouseStore
+
+    def no_spark():
+        raise ConfigError("This store only reads (the dashboard): open it with open_store(config) to run Spark.")
+
+    return WarehouseStore(store_path, LeafWarehouse(prefix, no_spark), **store_options)

@@ -42,6 +42,22 @@ def ntz(value: dt.datetime):
     return F.lit(value.isoformat(sep=" ")).cast("timestamp_ntz")
 
 
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of one metric's folder; empty without leaves. Readers outside Spark (the
+    DuckDB views of monitor.warehouse.views) read it here too, so all see the same live days."""
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        return {"columns": [], "days": {}}
+    return json.loads(path.read_text())
+
+
+def live_folders(folder: Path) -> tuple[list[str], list[Path]]:
+    """The stored columns and the day folders the manifest names, oldest day first: all a
+    reader may read (a killed write's folder is named by no manifest)."""
+    manifest = read_manifest(folder)
+    return manifest["columns"], [Path(folder) / manifest["days"][d] for d in sorted(manifest["days"])]
+
+
 class LeafWarehouse:
     """The leaves of every metric under one path prefix, read and written through a SparkSession."""
 
@@ -64,10 +80,7 @@ class LeafWarehouse:
 
     def manifest(self, metric_name: str) -> dict[str, Any]:
         """{"columns": [...], "days": {"YYYY-MM-DD": "data/<id>/day=YYYY-MM-DD"}}; empty without leaves."""
-        path = self.folder(metric_name) / MANIFEST
-        if not path.exists():
-            return {"columns": [], "days": {}}
-        return json.loads(path.read_text())
+        return read_manifest(self.folder(metric_name))
 
     def has_leaves(self, metric_name: str) -> bool:
         return bool(self.manifest(metric_name)["days"])

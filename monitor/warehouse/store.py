@@ -27,6 +27,12 @@ class WarehouseStore(Store):
         super().__init__(path, **kwargs)
         self.warehouse = warehouse
 
+    def prepare_reader(self, con) -> None:
+        """Read connections see the leaves as DuckDB views (no Spark): the dashboard and the
+        report query ``leaves__<metric>`` as with the DuckDB store."""
+        from monitor.warehouse.views import attach_leaf_views
+        attach_leaf_views(con, self.warehouse.prefix)
+
     # -- leaf rows ---------------------------------------------------------------------------
     def write_window(self, metric: Metric, window: Window, rows, *, trigger: str, started_at: dt.datetime,
                      now: dt.datetime | None = None, session=None, allow_empty: bool = False) -> int:
