@@ -3,8 +3,39 @@ fixture in conftest.py), which also serves Spark Connect on loopback when pyspar
 server. pyspark is imported only when a test asks for the session."""
 from __future__ import annotations
 
+import importlib.util
+import os
 import socket
 from pathlib import Path
+
+import pytest
+
+INSTALL = "run scripts/spark-deps.sh (Java from Debian + pip install -e '.[spark]')"
+
+
+def require_spark() -> None:
+    """Skip the calling test module without pyspark or Java (see `require`)."""
+    from monitor.engine.spark_engine import _java_available
+
+    require(importable("pyspark"), "pyspark (the spark extra)")
+    require(_java_available(), "a Java runtime (java on PATH or JAVA_HOME)")
+
+
+def require(ok: bool, what: str) -> None:
+    """Skip without `what`; under CI (``CI`` set, or ``MONITOR_REQUIRE_SPARK=1``) fail instead, so
+    a forgotten ``scripts/spark-deps.sh`` step cannot turn the suite green by skipping Spark tests."""
+    if ok:
+        return
+    if os.environ.get("MONITOR_REQUIRE_SPARK") == "1" or os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{what} is not installed although CI requires the Spark tests; {INSTALL}", pytrace=False)
+    pytest.skip(f"{what} is not installed; {INSTALL}", allow_module_level=True)
+
+
+def importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module blocked in sys.modules
+        return False
 
 
 def free_port() -> int:

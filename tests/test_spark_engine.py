@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib.util
 import json
 import os
 import subprocess
@@ -28,35 +27,15 @@ import pytest
 from monitor.catalog import load_catalog, parse_metric
 from monitor.config import SourceConfig
 from monitor.engine import DuckDBEngine, Window
-from monitor.engine.spark_engine import SparkEngine, _java_available, export_parquet
+from monitor.engine.spark_engine import SparkEngine, export_parquet
 from monitor.errors import ConfigError, MetricRunError
-from spark_session import connect_server_jar, free_port
+from spark_session import connect_server_jar, free_port, importable, require, require_spark
 
 pytestmark = pytest.mark.spark
+require_spark()
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO_METRICS = ROOT / "metrics"
-REQUIRED = os.environ.get("MONITOR_REQUIRE_SPARK") == "1" or os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-INSTALL = "run scripts/spark-deps.sh (Java from Debian + pip install -e '.[spark]')"
-
-
-def _require(ok: bool, what: str) -> None:
-    if ok:
-        return
-    if REQUIRED:
-        pytest.fail(f"{what} is not installed although CI requires the Spark tests; {INSTALL}", pytrace=False)
-    pytest.skip(f"{what} is not installed; {INSTALL}", allow_module_level=True)
-
-
-def _importable(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):  # a parent package missing, or a module blocked in sys.modules
-        return False
-
-
-_require(_importable("pyspark"), "pyspark (the spark extra)")
-_require(_java_available(), "a Java runtime (java on PATH or JAVA_HOME)")
 
 DEMO_START = dt.datetime(2026, 6, 1)
 DEMO_DAYS = 30
@@ -309,7 +288,7 @@ def test_catalog_tables_and_lake_paths(spark, engines, demo):
 def test_spark_connect_remote(spark, demo, tmp_path):
     """options.remote = "sc://..." runs the metric through Spark Connect (in a subprocess:
     pyspark does not mix classic and Connect sessions in one process)."""
-    _require(all(_importable(m) for m in ("grpc", "grpc_status", "zstandard")),
+    require(all(importable(m) for m in ("grpc", "grpc_status", "zstandard")),
              "the Spark Connect client (pip install 'pyspark[connect]')")
     if not connect_server_jar():
         pytest.skip("this pyspark ships no Spark Connect server to test against (pyspark < 4)")

@@ -7,8 +7,6 @@ under CI.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import os
 import textwrap
 from pathlib import Path
 
@@ -17,16 +15,12 @@ import pyarrow as pa
 import pytest
 
 from monitor.engine import Window
-from monitor.engine.spark_engine import _java_available
+
+from spark_session import require_spark
 
 pytestmark = pytest.mark.spark
 
-REQUIRED = os.environ.get("MONITOR_REQUIRE_SPARK") == "1" or os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-if importlib.util.find_spec("pyspark") is None or not _java_available():
-    if REQUIRED:
-        pytest.fail("pyspark or Java is missing although CI requires the Spark tests; run scripts/spark-deps.sh",
-                    pytrace=False)
-    pytest.skip("pyspark or Java is not installed; run scripts/spark-deps.sh", allow_module_level=True)
+require_spark()
 
 START = dt.datetime(2026, 3, 1)
 DAYS = 6

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,17 +19,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from monitor.engine import GRAIN_STEP, Window
-from monitor.engine.spark_engine import _java_available
+from monitor.engine import Window
+
+from spark_session import require_spark
 
 pytestmark = pytest.mark.spark
 
-REQUIRED = os.environ.get("MONITOR_REQUIRE_SPARK") == "1" or os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-if importlib.util.find_spec("pyspark") is None or not _java_available():
-    if REQUIRED:
-        pytest.fail("pyspark or Java is missing although CI requires the Spark tests; run scripts/spark-deps.sh",
-                    pytrace=False)
-    pytest.skip("pyspark or Java is not installed; run scripts/spark-deps.sh", allow_module_level=True)
+require_spark()
 
 DAYS = 63
 # ratio metrics with the leaf screen (4 and 3 dimensions), a sum metric and one that follows

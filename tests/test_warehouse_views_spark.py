@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib.util
 import os
 import sys
 import uuid
@@ -19,16 +18,12 @@ import pyarrow.compute as pc
 import pytest
 
 from monitor.engine import Window
-from monitor.engine.spark_engine import _java_available
+
+from spark_session import require_spark
 
 pytestmark = pytest.mark.spark
 
-REQUIRED = os.environ.get("MONITOR_REQUIRE_SPARK") == "1" or os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-if importlib.util.find_spec("pyspark") is None or not _java_available():
-    if REQUIRED:
-        pytest.fail("pyspark or Java is missing although CI requires the Spark tests; run scripts/spark-deps.sh",
-                    pytrace=False)
-    pytest.skip("pyspark or Java is not installed; run scripts/spark-deps.sh", allow_module_level=True)
+require_spark()
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 sys.path.insert(0, str(Path(__file__).parent))
