@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -342,3 +343,30 @@ def test_store_settings_are_checked(tmp_path):
         (tmp_path / "monitor.toml").write_text(body)
         with pytest.raises(ConfigError, match=message):
             store_settings(load_config(tmp_path))
+
+
+def test_spark_screen_pools_as_the_duckdb_screen(spark):
+    """The Spark screen's pooled part (column sums, how far pairs stray) equals screen_pairs':
+    without it a seller x channel pair was judged on its own history alone, and at 200k
+    sellers Spark paged another set of pairs than DuckDB."""
+    import duckdb
+
+    from monitor.detect import screen
+    from monitor.warehouse.slices import _pooled
+
+    rng = np.random.default_rng(5)
+    width, rows, n_buckets = 3, 400, 40
+    code = np.repeat(np.arange(rows * width), n_buckets)
+    bucket = np.tile(np.arange(n_buckets), rows * width)
+    d = rng.poisson(50.0 / (1 + code // width / 20) * (1 + code % width)).astype(float)
+    # pairs whose rates stray from seller x channel: tau2 well above its floor
+    n = rng.poisson(d * 0.02 * rng.gamma(4.0, 0.25, rows * width)[code]).astype(float)
+    frame = pd.DataFrame({"code": code, "__bucket": bucket, "n": n, "d": d})
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE screen_long AS SELECT * FROM frame")
+    want_columns, want_tau2 = screen._column_sums(con, width, n_buckets), screen._tau2(con, width)
+    assert want_tau2 > 2 * screen.TAU2_MIN
+    columns, tau2 = _pooled(spark.createDataFrame(frame), width, n_buckets)
+    np.testing.assert_allclose(columns[0], want_columns[0], rtol=1e-12)
+    np.testing.assert_allclose(columns[1], want_columns[1], rtol=1e-12)
+    assert tau2 == pytest.approx(want_tau2, rel=1e-9)

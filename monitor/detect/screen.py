@@ -126,20 +126,31 @@ def _column_sums(con, width: int, n_buckets: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _tau2(con, width: int) -> float:
-    """How far pairs' rates stray from the pooled model, as a squared coefficient of
-    variation: method of moments over whole-window totals, net of Poisson noise and of the
-    uncertainty of each row value's rate, at least TAU2_MIN."""
+    """How far pairs' rates stray from the pooled model (see ``tau2_terms``), from the pairs'
+    whole-window totals in screen_long."""
     got = con.execute(f"""
         WITH p AS (SELECT code // {width} AS r, code % {width} AS c, sum(n) AS y, sum(d) AS d FROM screen_long GROUP BY ALL),
              k AS (SELECT c, sum(y) / nullif(sum(d), 0) AS rate FROM p GROUP BY c),
              e AS (SELECT p.r, p.y, p.d * coalesce(k.rate, 0) AS e FROM p JOIN k USING (c)),
              s AS (SELECT r, sum(y) AS ys, sum(e) AS es FROM e GROUP BY r)
         SELECT e.y, e.e, s.ys - e.y AS yo, s.es - e.e AS eo FROM e JOIN s USING (r)""").fetchnumpy()
-    y, e, yo, eo = (np.asarray(got[k], float) for k in ("y", "e", "yo", "eo"))
+    return tau2(*tau2_terms(*(np.asarray(got[k], float) for k in ("y", "e", "yo", "eo"))))
+
+
+def tau2_terms(y: np.ndarray, e: np.ndarray, yo: np.ndarray, eo: np.ndarray) -> tuple[float, float]:
+    """(sum of excess, sum of weights) of the method of moments for ``tau2``, per pair: its
+    events y, its events at its column's rate e, and the same summed over its row value's
+    other pairs (yo, eo). Sums, so they can be added up over partitions."""
     expected = e * (yo + PRIOR_EVENTS) / (eo + PRIOR_EVENTS)
     excess = (y - expected) ** 2 - expected - expected ** 2 / (yo + PRIOR_EVENTS)
-    weight = float(np.sum(expected ** 2))
-    return max(TAU2_MIN, float(np.sum(excess)) / weight) if weight > 0 else 1.0
+    return float(np.sum(excess)), float(np.sum(expected ** 2))
+
+
+def tau2(excess: float, weight: float) -> float:
+    """How far pairs' rates stray from the pooled model, as a squared coefficient of
+    variation: method of moments over whole-window totals, net of Poisson noise and of the
+    uncertainty of each row value's rate, at least TAU2_MIN."""
+    return max(TAU2_MIN, excess / weight) if weight > 0 else 1.0
 
 
 def _min_p(c: np.ndarray, v: np.ndarray, direction: str, *, rows: np.ndarray | None = None,

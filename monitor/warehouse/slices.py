@@ -155,7 +155,8 @@ def _screened(spark, window, summed, values: dict, metric: Metric, dims, pair, g
     dimension's values, sorted."""
     from pyspark.sql import functions as F
 
-    a, b = pair
+    # rows: the dimension with more values (sellers), columns: the other, as screen_pairs
+    a, b = sorted(pair, key=lambda d: -len(values[d]))
     width = len(values[b])
     n_pairs = window.select(a, b).distinct().count()
     if not n_pairs or n_pairs in (len(values[a]), len(values[b])):
@@ -164,7 +165,20 @@ def _screened(spark, window, summed, values: dict, metric: Metric, dims, pair, g
              for d in pair}
     long = (window.join(F.broadcast(index[a]), on=a).join(F.broadcast(index[b]), on=b)
             .groupBy((F.col(f"__i_{a}") * width + F.col(f"__i_{b}")).alias("code"), "__bucket")
-            .agg(F.sum(num).cast("double").alias("n"), F.sum(den).cast("double").alias("d")))
+            .agg(F.sum(num).cast("double").alias("n"), F.sum(den).cast("double").alias("d"))).persist()
+    try:
+        return _flag(spark, window, long, summed, values, metric, dims, pair, (a, b), gid, keyed, n_pairs, n_buckets,
+                     budget_bytes)
+    finally:
+        long.unpersist()
+
+
+def _flag(spark, window, long, summed, values, metric, dims, pair, ab, gid, keyed, n_pairs, n_buckets, budget_bytes):
+    from pyspark.sql import functions as F
+
+    a, b = ab
+    width = len(values[b])
+    columns, t2 = _pooled(long, width, n_buckets)
     tests = n_pairs * min(30, n_buckets - screen_mod.MIN_HISTORY) * len(screen_mod.WINDOWS)
     direction = metric.detect.direction
     alpha = screen_mod.ALPHA_PER_30 / tests / (2 if direction == "both" else 1)
@@ -185,11 +199,12 @@ def _screened(spark, window, summed, values: dict, metric: Metric, dims, pair, g
         volume = np.zeros((len(keys), n_buckets + 1))
         volume[sid, bucket + 1] = frame["d"].to_numpy(float)
         np.cumsum(volume, axis=1, out=volume)
-        p = _min_p(counts, volume, direction)
+        p = _min_p(counts, volume, direction, rows=keys // width, cols=keys % width, columns=columns, tau2=t2)
         hit = np.flatnonzero(p < alpha)
         return pd.DataFrame({"code": keys[hit].astype(np.int64), "p": p[hit].astype(float)})
 
-    flagged = (long.withColumn("__chunk", F.col("code") % chunks).groupBy("__chunk")
+    # a row value's pairs in one chunk, so its pooled rate sees all of them (as screen_pairs)
+    flagged = (long.withColumn("__chunk", F.expr(f"(code div {width}) % {chunks}")).groupBy("__chunk")
                .applyInPandas(judge, schema="code long, p double").toPandas())
     # smallest p first; ties in code order, as the DuckDB version finds them within a chunk
     flagged = flagged.sort_values(["p", "code"], kind="stable").head(screen_mod.MAX_CANDIDATES)
@@ -205,6 +220,39 @@ def _screened(spark, window, summed, values: dict, metric: Metric, dims, pair, g
     added = keyed(window.join(F.broadcast(chosen), on=[a, b], how="left_semi"), pair).localCheckpoint(eager=True)
     keys = {(gid(pair), *(x if d == a else y if d == b else None for d in dims)) for x, y in zip(new[a], new[b])}
     return [added], keys
+
+
+def _pooled(long, width: int, n_buckets: int) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+    """The pooled part of the screen's prediction on Spark: the column values' cumulative sums
+    (``screen._column_sums``) and how far pairs stray from the pooled model (``screen._tau2``,
+    its terms summed per partition with ``screen.tau2_terms``)."""
+    from pyspark.sql import functions as F
+
+    from monitor.detect.screen import tau2, tau2_terms
+
+    got = (long.groupBy((F.col("code") % width).alias("c"), "__bucket")
+           .agg(F.sum("n").alias("n"), F.sum("d").alias("d")).toPandas())
+    out = np.zeros((2, width, n_buckets + 1))
+    c, t = got["c"].to_numpy(np.int64), got["__bucket"].to_numpy(np.int64) + 1
+    out[0, c, t], out[1, c, t] = got["n"].to_numpy(float), got["d"].to_numpy(float)
+    columns = (np.cumsum(out[0], axis=1), np.cumsum(out[1], axis=1))
+
+    p = long.groupBy(F.expr(f"code div {width}").alias("r"), (F.col("code") % width).alias("c")).agg(
+        F.sum("n").alias("y"), F.sum("d").alias("d"))
+    k = p.groupBy("c").agg(F.when(F.sum("d") != 0, F.sum("y") / F.sum("d")).alias("rate"))
+    e = p.join(F.broadcast(k), on="c").select("r", "y", (F.col("d") * F.coalesce(F.col("rate"), F.lit(0.0))).alias("e"))
+    s = e.groupBy("r").agg(F.sum("y").alias("ys"), F.sum("e").alias("es"))
+    terms = e.join(s, on="r").select("y", "e", (F.col("ys") - F.col("y")).alias("yo"), (F.col("es") - F.col("e")).alias("eo"))
+
+    def partial(frames):
+        excess = weight = 0.0
+        for f in frames:
+            x, w = tau2_terms(*(f[col].to_numpy(float) for col in ("y", "e", "yo", "eo")))
+            excess, weight = excess + x, weight + w
+        yield pd.DataFrame({"excess": [excess], "weight": [weight]})
+
+    sums = terms.mapInPandas(partial, schema="excess double, weight double").toPandas()
+    return columns, tau2(float(sums["excess"].sum()), float(sums["weight"].sum()))
 
 
 def _assemble(spark, metric: Metric, axis: pd.DatetimeIndex, long, dims, sets, pair_sets, gid,
