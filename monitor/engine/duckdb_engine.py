@@ -151,50 +151,68 @@ def schema_problems(metric: Metric, schema: pa.Schema) -> list[str]:
 
 def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
     """Normalise and validate one window's rows; raise MetricRunError naming metric, window and SQL."""
-
-    def fail(message: str) -> MetricRunError:
-        return MetricRunError(f"{metric.name} returned bad rows for {window}: {message} "
-                              f"({metric.path}:{metric.sql_line})", evidence=metric.sql)
-
     problems = schema_problems(metric, table.schema)
     if problems:
-        raise fail(problems[0].split(": ", 1)[1])
+        raise bad_rows(metric, window, problems[0].split(": ", 1)[1])
     ts = table.column("ts").cast(pa.timestamp("us"))
-    if table.num_rows:
-        if pc.any(pc.is_null(ts)).as_py():
-            raise fail("ts is NULL in some rows")
-        lo, hi = pc.min(ts).as_py(), pc.max(ts).as_py()
-        if lo < window.start or hi >= window.end:
-            raise fail(f"ts {lo if lo < window.start else hi} lies outside the window; filter with $start/$end")
-        trunc = pc.floor_temporal(ts, unit=metric.grain)
-        if not pc.all(pc.equal(trunc, ts)).as_py():
-            raise fail(f"ts is not aligned to the {metric.grain} grain; use date_trunc('{metric.grain}', ...)")
     columns = {"ts": ts}
     for d in metric.keys:
         columns[d] = dimension_labels(table.column(d).cast(pa.string()))
     for m in metric.measures:
-        col = table.column(m).cast(pa.float64())
-        if table.num_rows and pc.any(pc.is_null(col)).as_py():
-            raise fail(f"measure {m} is NULL in some rows; use coalesce(..., 0)")
-        # NaN/Inf would poison every sum over the slice, so detection would go blind without a word.
-        bad = pc.sum(pc.invert(pc.is_finite(col))).as_py() if table.num_rows else 0
-        if bad:
-            raise fail(f"measure {m} is NaN or infinite in {bad:,} row(s) (a division by zero?); nothing stored")
-        columns[m] = col
-    if table.num_rows and metric.kind == "ratio":
-        if pc.any(pc.less(columns["denominator"], 0)).as_py():
-            raise fail("negative denominator")
-        if pc.any(pc.less(columns["numerator"], 0)).as_py():
-            raise fail("negative numerator")
-        if metric.bounded and pc.any(pc.greater(columns["numerator"], columns["denominator"])).as_py():
-            raise fail("numerator > denominator although the header says bounded: true")
-    if table.num_rows and metric.kind in ("mean", "distribution"):
+        columns[m] = table.column(m).cast(pa.float64())
+
+    def count(mask) -> int:
+        return pc.sum(mask).as_py() or 0  # nulls in the mask are skipped; 0 rows sum to null
+
+    found = {"null_ts": count(pc.is_null(ts)), "lo": pc.min(ts).as_py(), "hi": pc.max(ts).as_py(),
+             "off_grain": count(pc.not_equal(pc.floor_temporal(ts, unit=metric.grain), ts))}
+    for m in metric.measures:
+        col = columns[m]
+        found |= {f"null_{m}": count(pc.is_null(col)), f"bad_{m}": count(pc.invert(pc.is_finite(col))),
+                  f"neg_{m}": count(pc.less(col, 0))}
+    if metric.kind == "ratio" and metric.bounded:
+        found["over"] = count(pc.greater(columns["numerator"], columns["denominator"]))
+    problem = row_problem(metric, window, found)
+    if problem is None and table.num_rows and metric.kind in ("mean", "distribution"):
         from monitor.engine.kinds import kind_problem
 
         problem = kind_problem(metric, columns)
-        if problem:
-            raise fail(problem)
+    if problem:
+        raise bad_rows(metric, window, problem)
     return pa.table(columns)
+
+
+def row_problem(metric: Metric, window: Window, found: dict) -> str | None:
+    """The first problem of one window's rows, from counts any engine computes where the rows
+    are (``check_result`` on Arrow, ``warehouse.incoming`` in one Spark aggregate): null_ts,
+    lo / hi (the first and last ts, None without rows), off_grain, per measure null_<m>,
+    bad_<m> (NaN or infinite), neg_<m>, and for a bounded ratio over (numerator > denominator)."""
+    if found["null_ts"]:
+        return "ts is NULL in some rows"
+    lo, hi = found["lo"], found["hi"]
+    if lo is not None and (lo < window.start or hi >= window.end):
+        return f"ts {lo if lo < window.start else hi} lies outside the window; filter with $start/$end"
+    if found["off_grain"]:
+        return f"ts is not aligned to the {metric.grain} grain; use date_trunc('{metric.grain}', ...)"
+    for m in metric.measures:
+        if found[f"null_{m}"]:
+            return f"measure {m} is NULL in some rows; use coalesce(..., 0)"
+        # NaN/Inf would poison every sum over the slice, so detection would go blind without a word.
+        if found[f"bad_{m}"]:
+            return f"measure {m} is NaN or infinite in {found[f'bad_{m}']:,} row(s) (a division by zero?); nothing stored"
+    if metric.kind == "ratio":
+        if found["neg_denominator"]:
+            return "negative denominator"
+        if found["neg_numerator"]:
+            return "negative numerator"
+        if metric.bounded and found["over"]:
+            return "numerator > denominator although the header says bounded: true"
+    return None
+
+
+def bad_rows(metric: Metric, window: Window, message: str) -> MetricRunError:
+    return MetricRunError(f"{metric.name} returned bad rows for {window}: {message} "
+                          f"({metric.path}:{metric.sql_line})", evidence=metric.sql)
 
 
 NULL_LABEL = "(null)"

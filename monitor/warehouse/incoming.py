@@ -11,7 +11,7 @@ not negative (and the numerator within the denominator when bounded); dimensions
 from __future__ import annotations
 
 from monitor.catalog import Metric
-from monitor.engine.duckdb_engine import NULL_LABEL, schema_problems
+from monitor.engine.duckdb_engine import NULL_LABEL, bad_rows, row_problem, schema_problems
 from monitor.engine.transpile import bind_window
 from monitor.engine.windows import Window
 from monitor.errors import MetricRunError
@@ -35,10 +35,6 @@ def checked_frame(engine, metric: Metric, window: Window):
 
     from monitor.engine.spark_engine import _to_arrow
 
-    def fail(message: str) -> MetricRunError:
-        return MetricRunError(f"{metric.name} returned bad rows for {window}: {message} "
-                              f"({metric.path}:{metric.sql_line})", evidence=metric.sql)
-
     query, tables = engine._translated(metric)
     spark = engine.session()
     engine.register_tables(sorted(tables))
@@ -49,7 +45,7 @@ def checked_frame(engine, metric: Metric, window: Window):
         raise MetricRunError(f"{metric.name} failed on Spark for {window}: {exc} ({metric.path}:{metric.sql_line})",
                              evidence=query) from exc
     if problems:
-        raise fail(problems[0].split(": ", 1)[1])
+        raise bad_rows(metric, window, problems[0].split(": ", 1)[1])
     escaped = r"\\$1"  # a Java replacement: a backslash, then the match
     frame = raw.select(
         F.col("ts").cast("timestamp_ntz").alias("ts"),
@@ -71,25 +67,7 @@ def checked_frame(engine, metric: Metric, window: Window):
                    F.count(F.when(col < 0, 1)).alias(f"neg_{m}")]
     if metric.kind == "ratio" and metric.bounded:
         checks.append(F.count(F.when(F.col("numerator") > F.col("denominator"), 1)).alias("over"))
-    found = frame.agg(*checks).collect()[0].asDict()
-    if found["null_ts"]:
-        raise fail("ts is NULL in some rows")
-    lo, hi = found["lo"], found["hi"]
-    if lo is not None and (lo < window.start or hi >= window.end):
-        raise fail(f"ts {lo if lo < window.start else hi} lies outside the window; filter with $start/$end")
-    if found["off_grain"]:
-        raise fail(f"ts is not aligned to the {grain} grain; use date_trunc('{grain}', ...)")
-    for m in metric.measures:
-        if found[f"null_{m}"]:
-            raise fail(f"measure {m} is NULL in some rows; use coalesce(..., 0)")
-        if found[f"bad_{m}"]:
-            raise fail(f"measure {m} is NaN or infinite in {found[f'bad_{m}']:,} row(s) (a division by zero?); "
-                       "nothing stored")
-    if metric.kind == "ratio":
-        if found["neg_denominator"]:
-            raise fail("negative denominator")
-        if found["neg_numerator"]:
-            raise fail("negative numerator")
-        if metric.bounded and found["over"]:
-            raise fail("numerator > denominator although the header says bounded: true")
+    problem = row_problem(metric, window, frame.agg(*checks).collect()[0].asDict())
+    if problem:
+        raise bad_rows(metric, window, problem)
     return frame
