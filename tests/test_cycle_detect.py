@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from monitor.catalog import parse_metric
@@ -16,34 +14,15 @@ from monitor.detect.run_detection import detect_metric
 from monitor.engine import Window
 from monitor.store import Store
 
-METRIC = """\
-/* ---
-name: decline_rate
-kind: ratio
-grain: day
-dimensions: [country, method]
-schedule: "0 6 * * *"
---- */
-SELECT ts, country, method, numerator, denominator FROM t WHERE ts >= $start AND ts < $end
-"""
-START = dt.datetime(2026, 1, 5)
+from decline_world import METHODS, METRIC, START, countries, decline_leaves
+
 DAYS = 70
-COUNTRIES = [f"C{i:02d}" for i in range(8)]
-METHODS = ("card", "paypal", "bnpl")
+COUNTRIES = countries(8)
 ATTACK = (DAYS - 4, DAYS + 5)  # C03 & card from four days before the cycle's day, still going
 
 
 def leaves(days: range) -> pa.Table:
-    rng = np.random.default_rng(11)  # the same draws for a day whichever days are asked for
-    day, c, m = (a.ravel() for a in np.meshgrid(np.arange(DAYS), np.arange(len(COUNTRIES)), np.arange(3), indexing="ij"))
-    den = rng.poisson(3000.0 / (1 + c) * np.array([0.5, 0.3, 0.2])[m])
-    rate = np.where((c == 3) & (m == 0) & (day >= ATTACK[0]) & (day < ATTACK[1]), 0.2, 0.05)
-    num = rng.binomial(den, rate)
-    keep = np.isin(day, np.asarray(days))
-    return pa.Table.from_pandas(pd.DataFrame({
-        "ts": [START + dt.timedelta(days=int(d)) for d in day[keep]],
-        "country": np.array(COUNTRIES)[c[keep]], "method": np.array(METHODS)[m[keep]],
-        "numerator": num[keep].astype(float), "denominator": den[keep].astype(float)}), preserve_index=False)
+    return decline_leaves(days=DAYS, n_countries=len(COUNTRIES), seed=11, attack=ATTACK, keep=days)
 
 
 def store_with(path, metric, windows: list[range]) -> Store:

@@ -7,8 +7,6 @@ import datetime as dt
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -18,34 +16,15 @@ from monitor.engine import Window
 from monitor.store import Store
 from monitor.store.staging import Staging
 
-METRIC = """\
-/* ---
-name: decline_rate
-kind: ratio
-grain: day
-dimensions: [country, method]
-schedule: "0 6 * * *"
---- */
-SELECT ts, country, method, numerator, denominator FROM t WHERE ts >= $start AND ts < $end
-"""
-START = dt.datetime(2026, 1, 5)
+from decline_world import METHODS, METRIC, START, countries, decline_leaves
+
 DAYS = 84
-COUNTRIES = [f"C{i:02d}" for i in range(12)]
-METHODS = ("card", "paypal", "bnpl")
+COUNTRIES = countries(12)
 
 
 def leaves(seed: int, attack: tuple[int, int] | None) -> pa.Table:
     """12 countries x 3 methods; C03 & card's rate x4 over the days of `attack` (then recovered)."""
-    rng = np.random.default_rng(seed)
-    day, c, m = (a.ravel() for a in np.meshgrid(np.arange(DAYS), np.arange(len(COUNTRIES)), np.arange(3), indexing="ij"))
-    den = rng.poisson(3000.0 / (1 + c) * np.array([0.5, 0.3, 0.2])[m])
-    rate = np.full(den.shape, 0.05)
-    if attack:
-        rate[(c == 3) & (m == 0) & (day >= attack[0]) & (day < attack[1])] = 0.2
-    return pa.Table.from_pandas(pd.DataFrame({
-        "ts": [START + dt.timedelta(days=int(d)) for d in day],
-        "country": np.array(COUNTRIES)[c], "method": np.array(METHODS)[m],
-        "numerator": rng.binomial(den, rate).astype(float), "denominator": den.astype(float)}), preserve_index=False)
+    return decline_leaves(days=DAYS, n_countries=len(COUNTRIES), seed=seed, attack=attack)
 
 
 def filled(path: Path, table: pa.Table):
