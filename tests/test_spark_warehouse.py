@@ -87,6 +87,13 @@ def _incidents(store) -> list[dict]:
     return rows
 
 
+def assert_only_live_writes(house, name: str) -> None:
+    """The metric's data folder holds only the writes its manifest names: replaced, failed and
+    orphaned writes were removed."""
+    live = {p.split("/")[1] for p in house.manifest(name)["days"].values()}
+    assert {p.name for p in (house.folder(name) / "data").iterdir()} == live
+
+
 # -- the leaves ----------------------------------------------------------------------------------
 def test_leaves_in_the_warehouse_not_in_the_store_file(worlds):
     import duckdb
@@ -126,8 +133,7 @@ def test_a_window_is_replaced_and_rewriting_it_changes_nothing(worlds, spark, tm
     values = house.frame(metric).orderBy("ts").toPandas()["value"].tolist()
     assert values == [1.0, 5.0, 1.0]
     # only the live write folders remain: the replaced one was removed
-    live = {p.split("/")[1] for p in house.manifest("orders")["days"].values()}
-    assert {p.name for p in (tmp_path / "leaves" / "orders" / "data").iterdir()} == live
+    assert_only_live_writes(house, "orders")
 
 
 def test_a_spark_job_failing_mid_window_leaves_the_previous_leaves(worlds, spark, tmp_path):
@@ -162,8 +168,7 @@ def test_a_spark_job_failing_mid_window_leaves_the_previous_leaves(worlds, spark
     house.write_window(metric, window, first.set_column(first.schema.get_field_index("value"), "value",
                                                         pa.array([7.0, 7.0, 7.0, 7.0])))
     assert house.frame(metric).toPandas()["value"].tolist() == [7.0] * 4
-    live = {p.split("/")[1] for p in house.manifest("orders")["days"].values()}
-    assert {p.name for p in (tmp_path / "leaves" / "orders" / "data").iterdir()} == live
+    assert_only_live_writes(house, "orders")
 
 
 def test_a_killed_driver_mid_window_leaves_the_previous_leaves(worlds, spark, tmp_path):
@@ -195,8 +200,7 @@ def test_a_killed_driver_mid_window_leaves_the_previous_leaves(worlds, spark, tm
     assert (tmp_path / "leaves" / "orders" / MANIFEST).read_text() == before
     assert house.frame(metric).orderBy("ts").toPandas()["value"].tolist() == [1.0, 2.0]
     house.write_window(metric, window, rows)  # the next write removes the orphans
-    live = {p.split("/")[1] for p in house.manifest("orders")["days"].values()}
-    assert {p.name for p in (tmp_path / "leaves" / "orders" / "data").iterdir()} == live
+    assert_only_live_writes(house, "orders")
     assert not list((tmp_path / "leaves" / "orders").glob(f".{MANIFEST}.*"))
 
 
