@@ -85,33 +85,44 @@ def screen_pairs(con, window: str, params: list, pair: tuple[str, str], *, n_buc
             long = long.read_all() if isinstance(long, pa.RecordBatchReader) else long
             if not long.num_rows:
                 continue
-            codes = long.column("code").to_numpy()
-            # dense row numbers of the pairs present, without sorting; keys come out sorted,
-            # so a row value's pairs are consecutive
-            present = np.zeros(len(values[a]) * width, bool)
-            present[codes] = True
-            keys = np.flatnonzero(present)
-            remap = np.cumsum(present) - 1
-            sid = remap[codes]
-            del present, remap
-            bucket = long.column("__bucket").to_numpy().astype(np.int64)
-            counts = np.zeros((len(keys), n_buckets + 1))
-            counts[sid, bucket + 1] = long.column("n").to_numpy(zero_copy_only=False)
-            np.cumsum(counts, axis=1, out=counts)
-            volume = np.zeros((len(keys), n_buckets + 1))
-            volume[sid, bucket + 1] = long.column("d").to_numpy(zero_copy_only=False)
-            np.cumsum(volume, axis=1, out=volume)
-            del long, codes, sid, bucket
-            p = _min_p(counts, volume, direction, rows=keys // width, cols=keys % width, columns=columns, tau2=tau2)
-            del counts, volume
-            hits = np.flatnonzero(p < alpha)
-            named = [{a: values[a][keys[i] // width], b: values[b][keys[i] % width]} for i in hits]
-            found += [(v[pair[0]], v[pair[1]], float(p[i])) for v, i in zip(named, hits)]
+            rows = {c: long.column(c).to_numpy(zero_copy_only=False) for c in ("code", "__bucket", "n", "d")}
+            del long  # flag_pairs frees the rows once they are scattered
+            hits, p = flag_pairs(rows, n_codes=len(values[a]) * width, width=width, n_buckets=n_buckets,
+                                 direction=direction, columns=columns, tau2=tau2, alpha=alpha)
+            named = [{a: values[a][code // width], b: values[b][code % width]} for code in hits]
+            found += [(v[pair[0]], v[pair[1]], float(q)) for v, q in zip(named, p)]
     finally:
         for d in pair:
             con.unregister(f"screen_{d}")
         con.execute("DROP TABLE IF EXISTS screen_long")
     return sorted(found, key=lambda f: f[2])[:MAX_CANDIDATES]
+
+
+def flag_pairs(rows: dict[str, np.ndarray], *, n_codes: int, width: int, n_buckets: int, direction: str,
+               columns: tuple[np.ndarray, np.ndarray], tau2: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, p-values) of the pairs below `alpha` among one chunk's rows ("code", "__bucket",
+    "n", "d" arrays; emptied here, so they are freed before the test); a pair's code is row
+    value x `width` + column value, `n_codes` the codes possible. The chunk must hold all pairs
+    of each of its row values (their pooled rate sees all of them)."""
+    codes = rows.pop("code")
+    # dense row numbers of the pairs present, without sorting; keys come out sorted, so a row
+    # value's pairs are consecutive
+    present = np.zeros(n_codes, bool)
+    present[codes] = True
+    keys = np.flatnonzero(present)
+    sid = (np.cumsum(present) - 1)[codes]
+    del present, codes
+    bucket = rows.pop("__bucket").astype(np.int64) + 1
+    counts = np.zeros((len(keys), n_buckets + 1))
+    counts[sid, bucket] = rows.pop("n")
+    np.cumsum(counts, axis=1, out=counts)
+    volume = np.zeros((len(keys), n_buckets + 1))
+    volume[sid, bucket] = rows.pop("d")
+    np.cumsum(volume, axis=1, out=volume)
+    del sid, bucket
+    p = _min_p(counts, volume, direction, rows=keys // width, cols=keys % width, columns=columns, tau2=tau2)
+    hit = np.flatnonzero(p < alpha)
+    return keys[hit], p[hit]
 
 
 def _column_sums(con, width: int, n_buckets: int) -> tuple[np.ndarray, np.ndarray]:

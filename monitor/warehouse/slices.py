@@ -187,21 +187,15 @@ def _flag(spark, window, long, summed, values, metric, dims, pair, ab, gid, keye
                  spark.sparkContext.defaultParallelism if hasattr(spark, "sparkContext") else MIN_SCREEN_TASKS,
                  MIN_SCREEN_TASKS)
 
-    def judge(frame: pd.DataFrame) -> pd.DataFrame:
-        from monitor.detect.screen import _min_p
+    n_codes = len(values[a]) * width
 
-        codes = frame["code"].to_numpy(np.int64)
-        keys, sid = np.unique(codes, return_inverse=True)
-        bucket = frame["__bucket"].to_numpy(np.int64)
-        counts = np.zeros((len(keys), n_buckets + 1))
-        counts[sid, bucket + 1] = frame["n"].to_numpy(float)
-        np.cumsum(counts, axis=1, out=counts)
-        volume = np.zeros((len(keys), n_buckets + 1))
-        volume[sid, bucket + 1] = frame["d"].to_numpy(float)
-        np.cumsum(volume, axis=1, out=volume)
-        p = _min_p(counts, volume, direction, rows=keys // width, cols=keys % width, columns=columns, tau2=t2)
-        hit = np.flatnonzero(p < alpha)
-        return pd.DataFrame({"code": keys[hit].astype(np.int64), "p": p[hit].astype(float)})
+    def judge(frame: pd.DataFrame) -> pd.DataFrame:
+        from monitor.detect.screen import flag_pairs
+
+        rows = {c: frame[c].to_numpy() for c in ("code", "__bucket", "n", "d")}
+        hits, p = flag_pairs(rows, n_codes=n_codes, width=width, n_buckets=n_buckets, direction=direction,
+                             columns=columns, tau2=t2, alpha=alpha)
+        return pd.DataFrame({"code": hits.astype(np.int64), "p": p.astype(float)})
 
     # a row value's pairs in one chunk, so its pooled rate sees all of them (as screen_pairs)
     flagged = (long.withColumn("__chunk", F.expr(f"(code div {width}) % {chunks}")).groupBy("__chunk")
