@@ -68,6 +68,7 @@ SETTINGS: dict[str, Setting] = {
     "heavy": replace(BASE, viewers=(3e5, 2e6)),
     "uneven": replace(BASE, uneven=0.7),
     "deep_causes": replace(BASE, layers=(2, 3)),
+    "no_cause": replace(BASE, causes=(0, 0)),  # every segment named is a false cause
 }
 
 
