@@ -17,7 +17,8 @@ of a cause unevenly).
 
 Settings vary one thing at a time from ``base`` and go beyond the dev cases' range (more
 dimensions and values, smaller and larger factors, more causes, noisier leaves, thinner and
-heavier traffic, more uneven effects). Per setting: F1 (RS/B0 rule, exact match), and per
+heavier traffic, more uneven effects, a rate move shared by a whole minute) and one setting has
+no cause at all. Per setting: F1 (RS/B0 rule, exact match), and per
 true cause what was named: exact, over-specific (the truth plus more dimensions), too coarse
 (a part of the truth), missed; plus the extra (false) causes named. "before" is ``localize`` at
 git revision ``--before``, "after" the working tree, on the same worlds in the same run.
@@ -53,6 +54,7 @@ class Setting:
     layers: tuple[int, ...] = (1, 1, 2, 2, 3)  # dimensions a cause fixes, drawn from these
     wobble: float = 0.15  # relative sd of a leaf's rate from minute to minute
     uneven: float = 0.3  # sd of log factor across a cause's leaves
+    shared: float = 0.0  # relative sd of a rate move shared by every leaf of a minute
 
 
 BASE = Setting()
@@ -68,6 +70,7 @@ SETTINGS: dict[str, Setting] = {
     "heavy": replace(BASE, viewers=(3e5, 2e6)),
     "uneven": replace(BASE, uneven=0.7),
     "deep_causes": replace(BASE, layers=(2, 3)),
+    "shared_noise": replace(BASE, shared=0.15),  # a whole minute a bit worse everywhere
     "no_cause": replace(BASE, causes=(0, 0)),  # every segment named is a false cause
 }
 
@@ -109,7 +112,8 @@ def world(seed: int, setting: Setting) -> tuple[pd.DataFrame, list[str], list[di
 
     def minute(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         den = rng.poisson(mean_den * rng.lognormal(0.0, 0.1))  # the whole minute breathes
-        p = np.clip(rate * f * rng.lognormal(0.0, setting.wobble, len(den)), 0.0, 0.95)
+        shared = rng.lognormal(0.0, setting.shared) if setting.shared else 1.0
+        p = np.clip(rate * f * shared * rng.lognormal(0.0, setting.wobble, len(den)), 0.0, 0.95)
         return rng.binomial(den, p).astype(float), den.astype(float)
 
     past = [minute(np.ones(len(codes))) for _ in range(HISTORY)]
