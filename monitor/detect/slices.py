@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from monitor.catalog import Metric
-from monitor.detect.screen import screen_pairs
+from monitor.detect.screen import MIN_HISTORY, Coded, code_leaves, screen_pairs
 from monitor.slices import slice_label
 from monitor.store import leaves_table
 
@@ -106,10 +106,17 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
     hits: set[tuple] = set()
     if pair_sets:
         _add_pairs(con, metric, window, window_params, dims, pair_sets, gid, select_keys, len(axis), num, den)
-        if metric.kind == "ratio":
-            for pair in pair_sets:
-                hits |= _add_screened(con, metric, window, window_params, dims, pair, gid, select_keys, len(axis),
-                                      num, den, budget_bytes)
+        if metric.kind == "ratio" and len(axis) > MIN_HISTORY:
+            # the window's leaves numbered once for every pair of dimensions (monitor.detect.screen)
+            screened_dims = [d for d in dims if any(d in pair for pair in pair_sets)]
+            coded = code_leaves(con, window, window_params, screened_dims, num=num, den=den,
+                                single_gids={d: gid((d,)) for d in screened_dims})
+            try:
+                for pair in pair_sets:
+                    hits |= _add_screened(con, metric, window, window_params, dims, pair, gid, select_keys,
+                                          len(axis), num, den, budget_bytes, coded)
+            finally:
+                coded.drop(con)
     rank = " ".join(f"WHEN {gid(s)} THEN {i}" for i, s in enumerate(sets))
     con.execute(f'CREATE OR REPLACE TEMP TABLE slice_keys AS SELECT __gid, {", ".join(quoted + [""])}'
                 f'row_number() OVER (ORDER BY CASE __gid {rank} END, {", ".join(quoted + ["__gid"])}) - 1 AS __sid'
@@ -201,12 +208,12 @@ def _add_pairs(con, metric: Metric, window: str, params: list, dims: list[str], 
 
 
 def _add_screened(con, metric: Metric, window: str, params: list, dims: list[str], pair, gid, select_keys,
-                  n_buckets: int, num: str, den: str, budget_bytes: int) -> set[tuple]:
+                  n_buckets: int, num: str, den: str, budget_bytes: int, coded: Coded) -> set[tuple]:
     """Per-bucket sums of the pairs of `pair` that the leaf screen flags and the floor left
     out, added to slice_agg; their keys (gid, value per dimension or None)."""
     found = screen_pairs(con, window, params, pair, n_buckets=n_buckets, num=num, den=den,
                          direction=metric.detect.direction, budget_bytes=budget_bytes,
-                         single_gids={d: gid((d,)) for d in pair})
+                         single_gids={d: gid((d,)) for d in pair}, coded=coded)
     if not found:
         return set()
     a, b = pair
