@@ -217,16 +217,20 @@ def _add_screened(con, metric: Metric, window: str, params: list, dims: list[str
     if not found:
         return set()
     a, b = pair
-    con.register("screen_hits", pa.table({a: [f[0] for f in found], b: [f[1] for f in found]}))
+    number = {d: {v: i for i, v in enumerate(coded.values[d])} for d in pair}
+    con.register("screen_hits", pa.table({a: [f[0] for f in found], b: [f[1] for f in found],
+                                          "__ia": [number[a][f[0]] for f in found],
+                                          "__ib": [number[b][f[1]] for f in found]}))
     try:
-        con.execute(f'CREATE OR REPLACE TEMP TABLE screen_new AS SELECT "{a}", "{b}" FROM screen_hits'
-                    f' EXCEPT SELECT "{a}", "{b}" FROM slice_agg WHERE __gid = {gid(pair)}')
+        con.execute(f'CREATE OR REPLACE TEMP TABLE screen_new AS SELECT DISTINCT * FROM screen_hits h WHERE NOT EXISTS'
+                    f' (SELECT 1 FROM slice_agg s WHERE s.__gid = {gid(pair)} AND s."{a}" = h."{a}" AND s."{b}" = h."{b}")')
     finally:
         con.unregister("screen_hits")
-    on = " AND ".join(f'c."{d}" = w."{d}"' for d in pair)
-    con.execute(f'INSERT INTO slice_agg WITH f AS ({window}) SELECT {gid(pair)}, {select_keys(pair)}, __bucket,'
-                f' sum("{num}"), sum("{den}") FROM f w SEMI JOIN screen_new c ON {on}'
-                f' GROUP BY w."{a}", w."{b}", __bucket', params)
+    # their sums from the numbered leaves: no other scan of the window
+    keys = ", ".join(f'c."{d}"' if d in pair else f'NULL::VARCHAR AS "{d}"' for d in dims)
+    con.execute(f"INSERT INTO slice_agg SELECT {gid(pair)}, {keys}, w.__bucket, sum(w.n), sum(w.d) FROM screen_codes w"
+                f" JOIN screen_new c ON w.{coded.columns[a]} = c.__ia AND w.{coded.columns[b]} = c.__ib"
+                f' GROUP BY c."{a}", c."{b}", w.__bucket')
     new = con.execute(f'SELECT "{a}", "{b}" FROM screen_new').fetchall()
     con.execute("DROP TABLE IF EXISTS screen_new")
     return {(gid(pair), *(x if d == a else y if d == b else None for d in dims)) for x, y in new}
