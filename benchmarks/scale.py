@@ -14,7 +14,9 @@ Poisson mean.
 Five seller x channel attacks (unless --null): that leaf's fraud rate x --boost (8) for 4
 days, on sellers chosen so the expected leaf-level z over the 4 days is about 6, 8, 11, 15
 and 21; each attack's realised leaf-level z is printed:
-    z = (frauds - p * orders) / sqrt(p (1 - p) orders), over the 4 days, p = the leaf's base rate.
+    z = (frauds - p * orders) / sqrt(p (1 - p) orders), over the 4 days, p = the leaf's base rate,
+beside the exact Poisson tail P(X >= frauds) at that rate and its z: a thin leaf's normal z
+overstates it, and the screen tests every seller x channel pair at about 0.5 / (pairs x 90).
 
 A temp project (monitor.toml + metrics/fraud_rate.sql, dimensions [merchant_id, country,
 channel]) reads the source. Each step runs as its own process, timed, with its peak RSS
@@ -57,6 +59,9 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scale_spark  # noqa: E402  (the --engine spark steps)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from monitor.detect import screen  # noqa: E402  (its threshold, printed beside each attack)
 
 ROOT = Path(__file__).resolve().parents[1]
 START = dt.datetime(2026, 1, 1)
@@ -189,14 +194,21 @@ def choose_attacks(sellers: int, days: int, seed: int, boost: float) -> list[dic
     return chosen
 
 
-def realised_z(source: Path, attack: dict) -> float:
+def realised_z(source: Path, attack: dict) -> tuple[float, float, float]:
+    """(leaf-level z, exact tail p, the z of that p): the normal z overstates a thin leaf's
+    evidence (10 frauds against 1.8 expected reads z 7.6, while P(X >= 10) = 2e-5, z 4.1)."""
+    from scipy.stats import norm, poisson
+
     with duckdb.connect(str(source), read_only=True) as con:
         frauds, orders = con.execute(
             "SELECT sum(frauds), sum(orders) FROM orders_daily WHERE merchant_id = ? AND channel = ? AND ts >= ? AND ts < ?",
             [attack["merchant_id"], attack["channel"], attack["start"], attack["start"] + dt.timedelta(days=ATTACK_DAYS)],
         ).fetchone()
     p = attack["p"]
-    return (frauds - p * orders) / ((p * (1 - p) * orders) ** 0.5) if orders else float("nan")
+    if not orders:
+        return float("nan"), float("nan"), float("nan")
+    tail = float(poisson.sf(frauds - 1, p * orders))  # P(X >= frauds) at the leaf's base rate
+    return (frauds - p * orders) / ((p * (1 - p) * orders) ** 0.5), tail, float(norm.isf(tail))
 
 
 @dataclass
@@ -315,9 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"world: {args.sellers:,} sellers x 3 channels x {args.days} days = {leaves:,} leaf rows"
           f"{' (null: no attack)' if args.null else ''}; generated in {time.perf_counter() - t0:.1f} s ({work})")
     for a in attacks:
+        z, tail, exact = realised_z(work / "source.duckdb", a)
         print(f"  attack {a['merchant_id']} & channel={a['channel']}: rate x {args.boost:g} from "
-              f"{a['start']:%Y-%m-%d} for {ATTACK_DAYS} days; leaf-level z {realised_z(work / 'source.duckdb', a):.1f}"
-              f" (expected {a['expected_z']:.1f})")
+              f"{a['start']:%Y-%m-%d} for {ATTACK_DAYS} days; leaf-level z {z:.1f} (expected {a['expected_z']:.1f});"
+              f" exact Poisson tail {tail:.1e} (z {exact:.1f}), against a screen threshold near "
+              f"{screen.ALPHA_PER_30 / (args.sellers * 3 * 30 * len(screen.WINDOWS)):.0e}"
+              f" ({screen.ALPHA_PER_30:g} false candidates / 30 days over every seller x channel pair)")
 
     python = sys.executable
     monitor = [python, "-m", "monitor.cli", "--config", str(work / "monitor.toml"), "--now", f"{end:%Y-%m-%d}"]

@@ -257,3 +257,40 @@ def test_a_pair_spread_over_several_leaves_per_bucket_is_summed(monkeypatch):
     whole = found(one)
     assert [(s, c) for s, c, _ in whole][:1] == [("S003", "app")]
     assert found(split) == pytest.approx(whole)
+
+
+def test_many_chunks_sorted_by_row_value_find_what_one_chunk_finds():
+    """A small budget makes >= SORT_CHUNKS chunks, read as ranges of a sorted copy of the
+    leaves: the same candidates and p-values as one chunk over every pair."""
+    import duckdb
+
+    rng = np.random.default_rng(8)
+    n_buckets, sellers = 50, 300
+    bucket, seller, channel = (a.ravel() for a in np.meshgrid(np.arange(n_buckets), np.arange(sellers), np.arange(3),
+                                                              indexing="ij"))
+    orders = rng.poisson(300.0 / (1 + seller / 10.0))
+    attacked = ((seller % 37 == 5) & (channel == 2) & (bucket >= 44)) | ((seller == 7) & (bucket >= 40))
+    frauds = rng.binomial(orders, 0.01 * np.where(attacked, 9, 1))
+    con = duckdb.connect()
+    con.register("leaves_in", pa.table({"merchant_id": [f"S{i:03d}" for i in seller],
+                                        "channel": np.array(["web", "app", "api"])[channel].tolist(),
+                                        "__bucket": bucket.astype(np.int32), "numerator": frauds, "denominator": orders}))
+    con.execute("CREATE TABLE leaves AS SELECT * FROM leaves_in")
+    con.execute("CREATE TEMP TABLE slice_agg AS SELECT DISTINCT 1 AS __gid, merchant_id, NULL::VARCHAR AS channel"
+                " FROM leaves UNION ALL SELECT DISTINCT 2, NULL, channel FROM leaves")
+    sorted_tables = []
+
+    def found(budget: int):
+        out = screen.screen_pairs(con, "SELECT * FROM leaves", [], ("merchant_id", "channel"), n_buckets=n_buckets,
+                                  num="numerator", den="denominator", direction="up", budget_bytes=budget,
+                                  single_gids={"merchant_id": 1, "channel": 2})
+        sorted_tables.append(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'screen_sorted'")
+                             .fetchone()[0])
+        return out
+
+    whole = found(10**9)
+    cells = sellers * 3 * (n_buckets + 1) * screen.CELL_BYTES
+    chunked = found(cells // (3 * screen.SORT_CHUNKS))  # about 3 x SORT_CHUNKS chunks
+    assert len(whole) >= 5
+    assert chunked == whole
+    assert sorted_tables == [0, 0]  # dropped afterwards

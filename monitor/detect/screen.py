@@ -33,6 +33,7 @@ in one chunk, so its pooled rate sees all of them.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -44,57 +45,119 @@ MIN_HISTORY = 21  # buckets of history before a window is tested (3 weekly cycle
 ALPHA_PER_30 = 0.5  # expected false candidates per 30 buckets over every screened pair: half the goal of 1 false page a month
 MAX_CANDIDATES = 200
 CELL_BYTES = 400  # numpy bytes per pair x bucket cell while screening (arrays and temporaries)
+# From this many chunks on, the leaves are sorted by row value once rather than scanned whole
+# per chunk (a sort cost about 15 scans at 20,000 sellers)
+SORT_CHUNKS = 16
 TAU2_MIN = 0.01  # the pooled rate is never trusted beyond a 10 % coefficient of variation
 PRIOR_EVENTS = 0.5  # half an event: a row value with no other event pulls its rate towards the column's
 
 
-def screen_pairs(con, window: str, params: list, pair: tuple[str, str], *, n_buckets: int, num: str, den: str,
-                 direction: str, budget_bytes: int, single_gids: dict[str, int]) -> list[tuple[str, str, float]]:
-    """(value of pair[0], value of pair[1], p-value) of the pairs whose window count is
-    improbable against their prediction, smallest p first. The values of each dimension
-    come from the one-dimension slices in slice_agg (`single_gids`: their GROUPING ids)."""
-    if n_buckets <= MIN_HISTORY:
-        return []
-    # each dimension's values numbered, so the pairs group by one integer (faster than strings)
-    values = {}
-    for d in pair:
+@dataclass
+class Coded:
+    """The window's leaves in the temp table screen_codes, each screened dimension as its
+    value's number: one scan of the leaves for every pair of dimensions."""
+
+    values: dict[str, list]  # sorted values per dimension; a value's number is its index
+    columns: dict[str, str]  # the column of screen_codes holding each dimension's numbers
+    rows: int
+
+    def drop(self, con) -> None:
+        con.execute("DROP TABLE IF EXISTS screen_codes")
+
+
+def code_leaves(con, window: str, params: list, dims, *, num: str, den: str, single_gids: dict[str, int]) -> Coded:
+    """The window's leaves numbered (see ``Coded``); the values of each dimension come from
+    the one-dimension slices in slice_agg (`single_gids`: their GROUPING ids). Integers group
+    and compare faster than strings, and no per-pair scan of the leaves is needed."""
+    values, columns = {}, {}
+    for i, d in enumerate(dims):
         values[d] = [r[0] for r in con.execute(
             f'SELECT DISTINCT "{d}" FROM slice_agg WHERE __gid = {single_gids[d]} ORDER BY 1').fetchall()]
-        con.register(f"screen_{d}", pa.table({d: values[d], "__i": np.arange(len(values[d]), dtype=np.int64)}))
+        columns[d] = f"__k{i}"
+        con.register(f"screen_{i}", pa.table({d: values[d], "__i": np.arange(len(values[d]), dtype=np.int32)}))
+    try:
+        keys = ", ".join(f"k{i}.__i AS {columns[d]}" for i, d in enumerate(dims))
+        joins = " ".join(f'JOIN screen_{i} k{i} ON k{i}."{d}" = w."{d}"' for i, d in enumerate(dims))
+        rows = con.execute(f'CREATE OR REPLACE TEMP TABLE screen_codes AS SELECT {keys}, __bucket, "{num}"::DOUBLE AS n,'
+                           f' "{den}"::DOUBLE AS d FROM ({window}) w {joins}', params).fetchone()[0]
+    finally:
+        for i in range(len(dims)):
+            con.unregister(f"screen_{i}")
+    return Coded(values, columns, rows)
+
+
+def screen_pairs(con, window: str, params: list, pair: tuple[str, str], *, n_buckets: int, num: str, den: str,
+                 direction: str, budget_bytes: int, single_gids: dict[str, int],
+                 coded: Coded | None = None) -> list[tuple[str, str, float]]:
+    """(value of pair[0], value of pair[1], p-value) of the pairs whose window count is
+    improbable against their prediction, smallest p first. The values of each dimension
+    come from the one-dimension slices in slice_agg (`single_gids`: their GROUPING ids).
+    `coded`: the window's leaves numbered by ``code_leaves``, shared by a metric's pairs
+    (made and dropped here without it)."""
+    if n_buckets <= MIN_HISTORY:
+        return []
+    own = coded is None
+    if own:
+        coded = code_leaves(con, window, params, pair, num=num, den=den, single_gids=single_gids)
+    try:
+        return _screen(con, coded, pair, n_buckets=n_buckets, direction=direction, budget_bytes=budget_bytes)
+    finally:
+        con.execute("DROP VIEW IF EXISTS screen_long")
+        con.execute("DROP TABLE IF EXISTS screen_grouped")
+        con.execute("DROP TABLE IF EXISTS screen_sorted")
+        if own:
+            coded.drop(con)
+
+
+def _screen(con, coded: Coded, pair: tuple[str, str], *, n_buckets: int, direction: str,
+            budget_bytes: int) -> list[tuple[str, str, float]]:
+    values = coded.values
     # rows: the dimension with more values (sellers), columns: the other (channels)
     a, b = sorted(pair, key=lambda d: -len(values[d]))
-    try:
-        width = len(values[b])
-        # a pair that is always one of its values (seller x the seller's country) is that
-        # value's own slice, judged already: counted before any per-bucket sums
-        n_pairs = con.execute(f'SELECT count(*) FROM (SELECT DISTINCT "{a}", "{b}" FROM ({window}))', params).fetchone()[0]
-        if not n_pairs or n_pairs in (len(values[a]), len(values[b])):
-            return []
-        con.execute(f'CREATE OR REPLACE TEMP TABLE screen_long AS SELECT ka.__i * {width} + kb.__i AS code, __bucket,'
-                    f' sum("{num}")::DOUBLE AS n, sum("{den}")::DOUBLE AS d FROM ({window}) w JOIN "screen_{a}" ka ON ka."{a}" = w."{a}"'
-                    f' JOIN "screen_{b}" kb ON kb."{b}" = w."{b}" GROUP BY ALL', params)
-        tests = n_pairs * min(30, n_buckets - MIN_HISTORY) * len(WINDOWS)
-        alpha = ALPHA_PER_30 / tests / (2 if direction == "both" else 1)
-        columns = _column_sums(con, width, n_buckets)
-        tau2 = _tau2(con, width)
-        chunks = max(1, math.ceil(n_pairs * (n_buckets + 1) * CELL_BYTES / max(budget_bytes, 1)))
-        found: list[tuple[str, str, float]] = []
-        for k in range(chunks):
-            where = f"WHERE (code // {width}) % {chunks} = {k}" if chunks > 1 else ""
-            long = con.execute(f"SELECT * FROM screen_long {where}").arrow()
-            long = long.read_all() if isinstance(long, pa.RecordBatchReader) else long
-            if not long.num_rows:
-                continue
-            rows = {c: long.column(c).to_numpy(zero_copy_only=False) for c in ("code", "__bucket", "n", "d")}
-            del long  # flag_pairs frees the rows once they are scattered
-            hits, p = flag_pairs(rows, n_codes=len(values[a]) * width, width=width, n_buckets=n_buckets,
-                                 direction=direction, columns=columns, tau2=tau2, alpha=alpha)
-            named = [{a: values[a][code // width], b: values[b][code % width]} for code in hits]
-            found += [(v[pair[0]], v[pair[1]], float(q)) for v, q in zip(named, p)]
-    finally:
-        for d in pair:
-            con.unregister(f"screen_{d}")
-        con.execute("DROP TABLE IF EXISTS screen_long")
+    ka, kb = coded.columns[a], coded.columns[b]
+    width = len(values[b])
+    # a pair that is always one of its values (seller x the seller's country) is that
+    # value's own slice, judged already: counted before any per-bucket sums
+    n_pairs = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {ka}, {kb} FROM screen_codes)").fetchone()[0]
+    if not n_pairs or n_pairs in (len(values[a]), len(values[b])):
+        return []
+    source = "screen_codes"
+    if 2 * n_pairs * n_buckets < coded.rows:
+        # many leaves per pair and bucket (country x channel): summed first, a far smaller table
+        con.execute(f"CREATE OR REPLACE TEMP TABLE screen_grouped AS SELECT {ka}, {kb}, __bucket, sum(n) AS n,"
+                    f" sum(d) AS d FROM screen_codes GROUP BY ALL")
+        source = "screen_grouped"
+    # else each leaf is its own row: flag_pairs sums a pair's leaves per bucket (no grouping of
+    # 10 M rows that are mostly one leaf per pair already)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW screen_long AS SELECT {ka}::BIGINT * {width} + {kb} AS code, __bucket,"
+                f" n, d, {ka} AS __row FROM {source}")
+    tests = n_pairs * min(30, n_buckets - MIN_HISTORY) * len(WINDOWS)
+    alpha = ALPHA_PER_30 / tests / (2 if direction == "both" else 1)
+    columns = _column_sums(con, width, n_buckets)
+    tau2 = _tau2(con, width)
+    chunks = max(1, math.ceil(n_pairs * (n_buckets + 1) * CELL_BYTES / max(budget_bytes, 1)))
+    table, n_rows = "screen_long", len(values[a])
+    if chunks >= SORT_CHUNKS:
+        # each chunk would scan every leaf (200,000 sellers: 45 scans of 54 M rows, most of the
+        # detect time): sorted by row value once, a chunk is a range the scan mostly skips
+        con.execute("CREATE OR REPLACE TEMP TABLE screen_sorted AS SELECT * FROM screen_long ORDER BY __row")
+        table = "screen_sorted"
+    found: list[tuple[str, str, float]] = []
+    for k in range(chunks):
+        if chunks == 1:
+            where = ""
+        elif table == "screen_sorted":  # a range of row values: all of a row value's pairs, as below
+            where = f"WHERE __row >= {k * n_rows // chunks} AND __row < {(k + 1) * n_rows // chunks}"
+        else:
+            where = f"WHERE __row % {chunks} = {k}"
+        got = con.execute(f"SELECT code, __bucket, n, d FROM {table} {where}").fetchnumpy()
+        rows = {c: np.asarray(got.pop(c)) for c in ("code", "__bucket", "n", "d")}
+        if not len(rows["code"]):
+            continue
+        hits, p = flag_pairs(rows, n_codes=len(values[a]) * width, width=width, n_buckets=n_buckets,
+                             direction=direction, columns=columns, tau2=tau2, alpha=alpha)
+        named = [{a: values[a][code // width], b: values[b][code % width]} for code in hits.tolist()]
+        found += [(v[pair[0]], v[pair[1]], float(q)) for v, q in zip(named, p)]
     return sorted(found, key=lambda f: f[2])[:MAX_CANDIDATES]
 
 
@@ -112,14 +175,15 @@ def flag_pairs(rows: dict[str, np.ndarray], *, n_codes: int, width: int, n_bucke
     keys = np.flatnonzero(present)
     sid = (np.cumsum(present) - 1)[codes]
     del present, codes
-    bucket = rows.pop("__bucket").astype(np.int64) + 1
-    counts = np.zeros((len(keys), n_buckets + 1))
-    counts[sid, bucket] = rows.pop("n")
+    # a pair's rows of one bucket are summed (its leaves, when the rows are not grouped)
+    cell = sid * (n_buckets + 1) + rows.pop("__bucket").astype(np.int64) + 1
+    del sid
+    size = len(keys) * (n_buckets + 1)
+    counts = np.bincount(cell, weights=rows.pop("n"), minlength=size).reshape(len(keys), n_buckets + 1)
     np.cumsum(counts, axis=1, out=counts)
-    volume = np.zeros((len(keys), n_buckets + 1))
-    volume[sid, bucket] = rows.pop("d")
+    volume = np.bincount(cell, weights=rows.pop("d"), minlength=size).reshape(len(keys), n_buckets + 1)
     np.cumsum(volume, axis=1, out=volume)
-    del sid, bucket
+    del cell
     p = _min_p(counts, volume, direction, rows=keys // width, cols=keys % width, columns=columns, tau2=tau2)
     hit = np.flatnonzero(p < alpha)
     return keys[hit], p[hit]

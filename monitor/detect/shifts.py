@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detect.changepoint import default_penalty, find_change_points, segment, standardise_rows
+from monitor.detect.changepoint import default_penalty, segment, standardise_rows
 
 SCREEN_FACTOR = 0.8
 BUMP_WIDTHS = (3, 7, 14, 28)
@@ -72,9 +72,29 @@ def find_batch(desea: np.ndarray, *, min_size: int = MIN_SIZE, screen: bool = Tr
                 if go[i]:
                     screened[row] = True
                     points[row] = segment(z[i], model="mean", penalty=pen, min_size=min_size)
-        # rows with gaps: the 1-D function drops NaN and maps indices back (rare, slower)
-        for row in rows[~complete[rows]]:
-            if np.sum(np.isfinite(desea[row])) >= 2 * min_size:
-                screened[row] = True
-                points[row] = find_change_points(desea[row], model="mean", period=None, min_size=min_size)
+        _gap_rows(desea, rows[~complete[rows]], points, screened, min_size=min_size)
     return ChangePoints(points, screened, gains, pen)
+
+
+def _gap_rows(desea: np.ndarray, rows: np.ndarray, points: list[list[int]], screened: np.ndarray, *,
+              min_size: int) -> None:
+    """Rows with gaps, as ``find_change_points(row, model="mean", period=None)`` judges them
+    (NaN dropped, its own penalty for the points left, indices mapped back), but standardised
+    together: rows with the same number of points are one matrix (thin slices below the volume
+    floor in some buckets: 3,667 rows at 20,000 sellers, one Python call each before)."""
+    if not rows.size:
+        return
+    finite = np.isfinite(desea[rows])
+    counts = finite.sum(axis=1)
+    for n in np.unique(counts[counts >= 2 * min_size]).tolist():
+        group = rows[counts == n]
+        mask = finite[counts == n]
+        valid = np.nonzero(mask)[1].reshape(len(group), n)  # each row's finite positions, in order
+        xv = desea[group][mask].reshape(len(group), n)
+        screened[group] = True
+        flat = np.ptp(xv, axis=1) == 0
+        z, sigma = standardise_rows(xv)
+        pen = default_penalty(n, "mean")
+        for i in np.flatnonzero(~flat & (sigma > 0)).tolist():
+            cps = segment(z[i], model="mean", penalty=pen, min_size=min_size)
+            points[group[i]] = sorted({int(valid[i, c]) for c in cps if 0 < c < n})

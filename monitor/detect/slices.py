@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from monitor.catalog import Metric
-from monitor.detect.screen import screen_pairs
+from monitor.detect.screen import MIN_HISTORY, Coded, code_leaves, screen_pairs
 from monitor.slices import slice_label
 from monitor.store import leaves_table
 
@@ -106,10 +106,17 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
     hits: set[tuple] = set()
     if pair_sets:
         _add_pairs(con, metric, window, window_params, dims, pair_sets, gid, select_keys, len(axis), num, den)
-        if metric.kind == "ratio":
-            for pair in pair_sets:
-                hits |= _add_screened(con, metric, window, window_params, dims, pair, gid, select_keys, len(axis),
-                                      num, den, budget_bytes)
+        if metric.kind == "ratio" and len(axis) > MIN_HISTORY:
+            # the window's leaves numbered once for every pair of dimensions (monitor.detect.screen)
+            screened_dims = [d for d in dims if any(d in pair for pair in pair_sets)]
+            coded = code_leaves(con, window, window_params, screened_dims, num=num, den=den,
+                                single_gids={d: gid((d,)) for d in screened_dims})
+            try:
+                for pair in pair_sets:
+                    hits |= _add_screened(con, metric, window, window_params, dims, pair, gid, select_keys,
+                                          len(axis), num, den, budget_bytes, coded)
+            finally:
+                coded.drop(con)
     rank = " ".join(f"WHEN {gid(s)} THEN {i}" for i, s in enumerate(sets))
     con.execute(f'CREATE OR REPLACE TEMP TABLE slice_keys AS SELECT __gid, {", ".join(quoted + [""])}'
                 f'row_number() OVER (ORDER BY CASE __gid {rank} END, {", ".join(quoted + ["__gid"])}) - 1 AS __sid'
@@ -201,25 +208,29 @@ def _add_pairs(con, metric: Metric, window: str, params: list, dims: list[str], 
 
 
 def _add_screened(con, metric: Metric, window: str, params: list, dims: list[str], pair, gid, select_keys,
-                  n_buckets: int, num: str, den: str, budget_bytes: int) -> set[tuple]:
+                  n_buckets: int, num: str, den: str, budget_bytes: int, coded: Coded) -> set[tuple]:
     """Per-bucket sums of the pairs of `pair` that the leaf screen flags and the floor left
     out, added to slice_agg; their keys (gid, value per dimension or None)."""
     found = screen_pairs(con, window, params, pair, n_buckets=n_buckets, num=num, den=den,
                          direction=metric.detect.direction, budget_bytes=budget_bytes,
-                         single_gids={d: gid((d,)) for d in pair})
+                         single_gids={d: gid((d,)) for d in pair}, coded=coded)
     if not found:
         return set()
     a, b = pair
-    con.register("screen_hits", pa.table({a: [f[0] for f in found], b: [f[1] for f in found]}))
+    number = {d: {v: i for i, v in enumerate(coded.values[d])} for d in pair}
+    con.register("screen_hits", pa.table({a: [f[0] for f in found], b: [f[1] for f in found],
+                                          "__ia": [number[a][f[0]] for f in found],
+                                          "__ib": [number[b][f[1]] for f in found]}))
     try:
-        con.execute(f'CREATE OR REPLACE TEMP TABLE screen_new AS SELECT "{a}", "{b}" FROM screen_hits'
-                    f' EXCEPT SELECT "{a}", "{b}" FROM slice_agg WHERE __gid = {gid(pair)}')
+        con.execute(f'CREATE OR REPLACE TEMP TABLE screen_new AS SELECT DISTINCT * FROM screen_hits h WHERE NOT EXISTS'
+                    f' (SELECT 1 FROM slice_agg s WHERE s.__gid = {gid(pair)} AND s."{a}" = h."{a}" AND s."{b}" = h."{b}")')
     finally:
         con.unregister("screen_hits")
-    on = " AND ".join(f'c."{d}" = w."{d}"' for d in pair)
-    con.execute(f'INSERT INTO slice_agg WITH f AS ({window}) SELECT {gid(pair)}, {select_keys(pair)}, __bucket,'
-                f' sum("{num}"), sum("{den}") FROM f w SEMI JOIN screen_new c ON {on}'
-                f' GROUP BY w."{a}", w."{b}", __bucket', params)
+    # their sums from the numbered leaves: no other scan of the window
+    keys = ", ".join(f'c."{d}"' if d in pair else f'NULL::VARCHAR AS "{d}"' for d in dims)
+    con.execute(f"INSERT INTO slice_agg SELECT {gid(pair)}, {keys}, w.__bucket, sum(w.n), sum(w.d) FROM screen_codes w"
+                f" JOIN screen_new c ON w.{coded.columns[a]} = c.__ia AND w.{coded.columns[b]} = c.__ib"
+                f' GROUP BY c."{a}", c."{b}", w.__bucket')
     new = con.execute(f'SELECT "{a}", "{b}" FROM screen_new').fetchall()
     con.execute("DROP TABLE IF EXISTS screen_new")
     return {(gid(pair), *(x if d == a else y if d == b else None for d in dims)) for x, y in new}
