@@ -25,8 +25,11 @@ configuration that is best on all 12 ("dev best", optimistic), and the leave-one
 ("LOO"), with the configuration each fold chose. ``--synthetic N`` adds, in the same run,
 each family's default on the synthetic sets of ``benchmarks/tcpd_synthetic.py`` (N
 series with changes, N no-change series, N short series, N smooth-growth series, N
-multiplicative-growth series); ``--all-configs`` adds every configuration of "ours" there,
-``--families ours,ours_s6,zero`` restricts the run. After the summary, a per-series table
+multiplicative-growth series, N short yearly trending series scored against 5 simulated
+annotators); ``--all-configs`` adds every configuration of "ours" there,
+``--families ours,ours_s8,ours_bic,zero`` restricts the run (``ours_s8``: main before the
+typed search of short trends; ``ours_bic``: that search with a location priced as one
+parameter). After the summary, a per-series table
 for "ours" and "ours_s6" (session 6's grid, the before): false / missed / offset.
 """
 from __future__ import annotations

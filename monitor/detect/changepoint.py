@@ -70,6 +70,20 @@ principle rather than a tuned number:
   read charts on the values' scale, and on the dev series it costs F1 (changes in growth
   rate at low levels that nobody marks), so it stays an option.
 
+- Short trending series (``TYPED_MAX_N`` = 120 points or fewer, not seasonal): a reader
+  marks where a yearly trend bends or breaks, and a bend is one parameter (a slope change,
+  the line stays continuous), not the two of a new line per segment; so one smooth trend
+  nearly always beat a change there. The selection's answer therefore also competes with
+  the best line with at most 2 typed changes (``trend_breaks``: kink or jump 1 parameter,
+  break 2, each location ``TYPED_LOCATION`` = 2 more, regimes of at least
+  ``TYPED_MIN_SIZE`` = 5 points), found exhaustively, in one criterion with the line, one
+  smooth trend and that answer, all with phi profiled up to 0.9 (the short-series cap
+  would let persistent noise pass for bends). A location costs two parameters because it
+  is the best of ~n places; at one (plain BIC) the search flags persistent noise
+  (benchmarks/tcpd.py: ``ours_bic``). Measured on the yearly family of
+  benchmarks/tcpd_synthetic.py (simulated annotators) and the other synthetic sets, and by
+  leave-one-out over the dev series, where it changes nothing.
+
 Indices are 0-based positions where a new regime starts, in the caller's index space
 (NaN positions are dropped for the search and mapped back).
 """
@@ -532,7 +546,8 @@ def _select_ar1(z, refit, *, penalty, max_ar, min_size, smooth, resolution, curv
     phi there (not the short-series cap) keeps persistent noise from passing for bends."""
     best, crit = _select_plain(z, refit, penalty=penalty, max_ar=max_ar, min_size=min_size, smooth=smooth,
                                resolution=resolution, curvature=curvature, prune=prune)
-    if z.size > typed_max_n:
+    if z.size > typed_max_n or not robust_sd(np.diff(z)) > 0:
+        # (most steps exactly 0: a flat line with isolated values has no trend to bend)
         return best, crit
     from monitor.detect.trend_breaks import best_typed_changes
 
