@@ -25,8 +25,11 @@ configuration that is best on all 12 ("dev best", optimistic), and the leave-one
 ("LOO"), with the configuration each fold chose. ``--synthetic N`` adds, in the same run,
 each family's default on the synthetic sets of ``benchmarks/tcpd_synthetic.py`` (N
 series with changes, N no-change series, N short series, N smooth-growth series, N
-multiplicative-growth series); ``--all-configs`` adds every configuration of "ours" there,
-``--families ours,ours_s6,zero`` restricts the run. After the summary, a per-series table
+multiplicative-growth series, N short yearly trending series scored against 5 simulated
+annotators); ``--all-configs`` adds every configuration of "ours" there,
+``--families ours,ours_s8,ours_bic,zero`` restricts the run (``ours_s8``: main before the
+typed search of short trends; ``ours_bic``: that search with a location priced as one
+parameter). After the summary, a per-series table
 for "ours" and "ours_s6" (session 6's grid, the before): false / missed / offset.
 """
 from __future__ import annotations
@@ -194,7 +197,7 @@ def load(data: Path):
 PENALTY_SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
 # Before issue 18 item 4 (session 6): the grid its LOO figure was measured on; the new
 # options are pinned off, so this family reproduces it in the same run.
-S6_OPTIONS = {"scale": None, "curvature": False, "prune": False}
+S6_OPTIONS = {"scale": None, "curvature": False, "prune": False, "typed_max_n": 0}
 S6_DEFAULT = {"penalty_scale": 1.0, "short_max_ar": 0.5, "resolution": 0.005, "smooth": True, **S6_OPTIONS}
 S6_GRID = [
     {"penalty_scale": p, "short_max_ar": a, "resolution": r, "smooth": True, **S6_OPTIONS}
@@ -210,7 +213,13 @@ OURS_GRID = [
     {"curvature": True, "prune": False, "scale": None},
     {**OURS_DEFAULT, "scale": "auto"},
     {"curvature": False, "prune": False, "scale": None},  # = session 6's default
+    # short trending series: lines with at most 2 typed changes (kink, jump, break) in the
+    # same criterion, the location priced as one parameter (BIC) or two
+    {**OURS_DEFAULT, "typed_location": 1.0},
+    {**OURS_DEFAULT, "typed_max_n": 0},  # = session 8's default (main before the typed search)
 ]
+# Session 8's default (main before issue 18's typed search), for before/after in one run.
+S8_DEFAULT = {"curvature": False, "prune": True, "scale": None, "typed_max_n": 0}
 
 
 def _ours(kwargs: dict):
@@ -228,6 +237,9 @@ def families() -> dict[str, list[tuple[str, object]]]:
         "ours": [(_label(g), _ours(g)) for g in grid],
         # session 6's default and grid, for before/after in the same run
         "ours_s6": [(_label(g), _ours(g)) for g in s6],
+        "ours_s8": [(_label(S8_DEFAULT), _ours(S8_DEFAULT))],
+        # the typed search with the location priced as one regular parameter (plain BIC)
+        "ours_bic": [("typed_location=1.0", _ours({**OURS_DEFAULT, "typed_location": 1.0}))],
         # the default before issue 18 (no smooth check, no resolution, short series keep the
         # refit answer), for comparison: one configuration, so its LOO equals its dev figure
         "ours_before": [("before", _ours({"short_max_ar": None, "resolution": 0.0, "smooth": False, **S6_OPTIONS}))],
@@ -299,7 +311,7 @@ def loo_report(cases, processes: int, synthetic: int, seed: int = 0, verbose: bo
         if len(configs) > 1:
             chosen = ", ".join(f"{real[i][0]}:{picks[i]}" for i in range(len(real)))
             print(f"{'':<16}fold choices (config index): {chosen}")
-        if fam in ("ours", "ours_s6"):
+        if fam in ("ours", "ours_s6", "ours_s8"):
             tables.append((fam, S, picks))
     for fam, S, picks in tables:
         print(f"\n{fam}, per series: default on all 12, then the fold's leave-one-out choice"
@@ -326,10 +338,11 @@ def synthetic_report(fams, n_series: int, seed: int, processes: int, all_configs
         "short": [(x, {"truth": c}) for x, c, _ in ts.make_short_set(n_series, seed)],
         "smooth": [(x, {"truth": []}) for x, _, _ in ts.make_smooth_set(n_series, seed)],
         "growth": [(x, {"truth": c}) for x, c, _ in ts.make_growth_set(n_series, seed)],
+        "yearly": [(x, a) for x, a, _ in ts.make_yearly_set(n_series, seed)],
     }
     print(f"\nsynthetic (benchmarks/tcpd_synthetic.py, seed {seed}, {n_series} series per set; defaults only)")
-    print(f"{'family':<16}" + "".join(f"{k + ' F1':>11}{'cover':>7}" for k in ("syn", "short", "growth"))
-          + f"{'null FA':>9}{'short FA*':>10}{'smooth FA':>10}")
+    print(f"{'family':<16}" + "".join(f"{k + ' F1':>11}{'cover':>7}" for k in ("syn", "short", "growth", "yearly"))
+          + f"{'null FA':>9}{'short FA*':>10}{'smooth FA':>10}{'yearly FA*':>11}")
     rows = [(fam, configs[0][1]) for fam, configs in fams.items()]  # each family's default first
     if all_configs and "ours" in fams:
         rows += [(f"ours [{j}]", fn) for j, (_, fn) in enumerate(fams["ours"]) if j > 0]
@@ -338,13 +351,15 @@ def synthetic_report(fams, n_series: int, seed: int, processes: int, all_configs
         for name, cases in sets.items():
             res[name] = np.array([r[:3] for r in _parallel([(fn, v, a) for v, a in cases], processes)])
         short_null = np.array([len(a["truth"]) == 0 for _, a in sets["short"]])
+        yearly_null = np.array([not any(a.values()) for _, a in sets["yearly"]])
         print(
             f"{fam:<16}"
-            + "".join(f"{res[k][:, 0].mean():>11.3f}{res[k][:, 1].mean():>7.3f}" for k in ("syn", "short", "growth"))
+            + "".join(f"{res[k][:, 0].mean():>11.3f}{res[k][:, 1].mean():>7.3f}" for k in ("syn", "short", "growth", "yearly"))
             + f"{(res['null'][:, 2] > 0).mean():>9.3f}{(res['short'][short_null, 2] > 0).mean():>10.3f}"
-            + f"{(res['smooth'][:, 2] > 0).mean():>10.3f}"
+            + f"{(res['smooth'][:, 2] > 0).mean():>10.3f}{(res['yearly'][yearly_null, 2] > 0).mean():>11.3f}"
         )
-    print("FA = share of no-change series with any detected change; short FA* = on the short set's no-change series")
+    print("FA = share of no-change series with any detected change; short FA* / yearly FA* = on that set's"
+          " series without change (yearly: no annotator marked any)")
 
 
 def main(argv: list[str] | None = None) -> int:

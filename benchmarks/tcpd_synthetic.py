@@ -206,6 +206,78 @@ def make_growth_set(n_series: int, seed: int):
     return [make_growth_series(rng) for _ in range(n_series)]
 
 
+YEARLY_ANNOTATORS = 5
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def make_yearly_series(rng: np.random.Generator) -> tuple[np.ndarray, dict, dict]:
+    """Short yearly trending series as the held-out TCPD ones look (public debt, GDP, home
+    runs, rail lines): 20..120 points that always trend (a base slope moving the line by
+    3..30 noise sds), 0 (20 %), 1 (40 %) or 2 (40 %) changes at least ``max(5, n // 8)``
+    points apart and from the ends, each a slope break that keeps the line continuous
+    (40 %), a peak (the slope turns to 0.5..1.5 times its opposite, 20 %), a level jump
+    (25 %) or a jump and a slope break (15 %); breaks move the line by 3..25 noise sds over
+    the next segment, jumps are 3..20 sds (both log-uniform: such series are smooth next to
+    their bends); AR(1) noise with phi in 0..0.9 (economic years wander); growth on the log
+    scale in 40 % (the series is exp of that, rising or falling 1.5..20-fold).
+
+    Returned with 5 simulated annotators instead of one truth: each marks nothing at all
+    with probability 0.15 (some readers see one smooth trend), otherwise each change with
+    probability 0.85, one or two points off in half the cases (a bend has no exact
+    point). Scored like TCPD against them."""
+    n = int(round(math.exp(rng.uniform(math.log(20), math.log(120)))))
+    gap = max(5, n // 8)
+    k = int(rng.choice([0, 1, 2], p=[0.2, 0.4, 0.4]))
+    k = min(k, n // gap - 1)
+    cps = _positions(rng, n, k, gap)
+    bounds = [0, *cps, n]
+    slope = rng.choice([-1.0, 1.0]) * _log_uniform(rng, 3.0, 30.0) / n
+    signal = np.empty(n)
+    level = 0.0
+    kinds = []
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if i > 0:
+            kind = str(rng.choice(["slope", "peak", "level", "both"], p=[0.4, 0.2, 0.25, 0.15]))
+            kinds.append(kind)
+            if kind in ("level", "both"):
+                level += rng.choice([-1.0, 1.0]) * _log_uniform(rng, 3.0, 20.0)
+            if kind in ("slope", "both"):
+                slope += rng.choice([-1.0, 1.0]) * _log_uniform(rng, 3.0, 25.0) / (b - a)
+            if kind == "peak":
+                turned = -slope * rng.uniform(0.5, 1.5)
+                # a peak must also be visible: at least 3 sds of bend over the next segment
+                if abs(turned - slope) * (b - a) < 3.0:
+                    turned = slope - np.sign(slope or 1.0) * 3.0 / (b - a)
+                slope = turned
+        signal[a:b] = level + slope * np.arange(b - a)
+        level = level + slope * (b - a)
+    phi = rng.uniform(0.0, 0.9)
+    x = signal + _ar1_noise(rng, n, phi)
+    log_scale = rng.random() < 0.4
+    if log_scale:
+        x = math.exp(rng.uniform(-2.0, 8.0)) * np.exp(rng.uniform(math.log(1.5), math.log(20.0)) * x / np.ptp(x))
+    else:
+        x = rng.uniform(-100, 100) + math.exp(rng.uniform(-3, 5)) * x
+    annotators = {}
+    for j in range(YEARLY_ANNOTATORS):
+        if rng.random() < 0.15:
+            annotators[str(j)] = []
+            continue
+        marks = [c + int(rng.choice([-2, -1, 1, 2])) if rng.random() < 0.5 else c
+                 for c in cps if rng.random() < 0.85]
+        annotators[str(j)] = sorted({m for m in marks if 0 < m < n})
+    meta = {"n": n, "k": len(cps), "phi": phi, "period": None, "spikes": 0, "kinds": kinds, "log": log_scale}
+    return x, annotators, meta
+
+
+def make_yearly_set(n_series: int, seed: int):
+    rng = family_rng(seed, 5)
+    return [make_yearly_series(rng) for _ in range(n_series)]
+
+
 def family_rng(seed: int, family: int) -> np.random.Generator:
     """A family's own stream (child of ``seed``), so adding one leaves the others unchanged."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(family,)))

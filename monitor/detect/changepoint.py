@@ -70,6 +70,20 @@ principle rather than a tuned number:
   read charts on the values' scale, and on the dev series it costs F1 (changes in growth
   rate at low levels that nobody marks), so it stays an option.
 
+- Short trending series (``TYPED_MAX_N`` = 120 points or fewer, not seasonal): a reader
+  marks where a yearly trend bends or breaks, and a bend is one parameter (a slope change,
+  the line stays continuous), not the two of a new line per segment; so one smooth trend
+  nearly always beat a change there. The selection's answer therefore also competes with
+  the best line with at most 2 typed changes (``trend_breaks``: kink or jump 1 parameter,
+  break 2, each location ``TYPED_LOCATION`` = 2 more, regimes of at least
+  ``TYPED_MIN_SIZE`` = 5 points), found exhaustively, in one criterion with the line, one
+  smooth trend and that answer, all with phi profiled up to 0.9 (the short-series cap
+  would let persistent noise pass for bends). A location costs two parameters because it
+  is the best of ~n places; at one (plain BIC) the search flags persistent noise
+  (benchmarks/tcpd.py: ``ours_bic``). Measured on the yearly family of
+  benchmarks/tcpd_synthetic.py (simulated annotators) and the other synthetic sets, and by
+  leave-one-out over the dev series, where it changes nothing.
+
 Indices are 0-based positions where a new regime starts, in the caller's index space
 (NaN positions are dropped for the search and mapped back).
 """
@@ -105,6 +119,15 @@ SCALE = None
 # against lines that share one smooth curvature is an option (see ``_select_ar1``).
 CURVATURE = False
 PRUNE = True
+# Series of at most this many points also try every line with at most 2 typed changes
+# (kink, jump, break; ``trend_breaks``) in the same criterion; 0 = off.
+TYPED_MAX_N = 120
+# Shortest regime of that search: on a yearly chart a run of fewer points reads as an
+# episode (an outlier cluster, a cycle's residue), not a new trend.
+TYPED_MIN_SIZE = 5
+# Parameters a change's location costs there (2: it is chosen among ~n places by an
+# exhaustive search, which a regular parameter's log(n) underprices on short series).
+TYPED_LOCATION = 2.0
 
 
 @dataclass(frozen=True)
@@ -514,7 +537,38 @@ def trend_deviance(
 
 
 def _select_ar1(z, refit, *, penalty, max_ar, min_size, smooth, resolution, curvature=False,
-                prune=False) -> tuple[list[int], float]:
+                prune=False, typed_max_n=0, typed_location=1.0, typed_max_ar=None) -> tuple[list[int], float]:
+    """``_select_plain``; then, on series of at most ``typed_max_n`` points, the best line with
+    at most 2 typed changes (``trend_breaks.best_typed_changes``: a kink or a jump pays one
+    parameter, a break two, plus ``typed_location`` for the location) replaces that answer
+    when, with phi profiled up to ``typed_max_ar`` (default ``max_ar``), it beats the line,
+    one smooth trend (with ``smooth``) and that answer in one criterion. The full range of
+    phi there (not the short-series cap) keeps persistent noise from passing for bends."""
+    best, crit = _select_plain(z, refit, penalty=penalty, max_ar=max_ar, min_size=min_size, smooth=smooth,
+                               resolution=resolution, curvature=curvature, prune=prune)
+    if z.size > typed_max_n or not robust_sd(np.diff(z)) > 0:
+        # (most steps exactly 0: a flat line with isolated values has no trend to bend)
+        return best, crit
+    from monitor.detect.trend_breaks import best_typed_changes
+
+    cap = max_ar if typed_max_ar is None else typed_max_ar
+    floor_var = (resolution * float(np.ptp(z))) ** 2
+    typed, typed_crit, line = best_typed_changes(z, max_ar=cap, min_size=max(min_size, TYPED_MIN_SIZE), floor_var=floor_var,
+                                                 location_cost=typed_location)
+    if not typed:
+        return best, crit
+    rivals = [line]
+    if smooth:
+        rivals.append(smooth_deviance(z, max_ar=cap, floor_var=floor_var))
+    if best:
+        rivals.append(ar1_deviance(z, best, max_ar=cap, floor_var=floor_var)[0] + penalty * len(best))
+    if typed_crit < min(rivals):
+        return typed, typed_crit
+    return best, crit
+
+
+def _select_plain(z, refit, *, penalty, max_ar, min_size, smooth, resolution, curvature=False,
+                  prune=False) -> tuple[list[int], float]:
     """``select_ar1`` and the criterion of its answer (deviance + penalties, in units of z).
 
     The answer is "no change" whenever the straight-line selection says so (no candidate
@@ -586,7 +640,8 @@ def _standardise(xv: np.ndarray, season: int | None, *, spike_window: int, spike
 
 def _linear_search(z: np.ndarray, *, pen: float, length_weight: float, size: int, refits: int, max_ar: float,
                    select_cap: float | None, smooth: bool, resolution: float, curvature: bool = False,
-                   prune: bool = False) -> tuple[list[int], float | None]:
+                   prune: bool = False, typed_max_n: int = 0, typed_location: float = 1.0,
+                   typed_max_ar: float | None = None) -> tuple[list[int], float | None]:
     """Piecewise-linear change points of a standardised series (search, noise refits, then
     the AR(1) selection when ``select_cap`` is set), and the selection's criterion in units
     of ``z`` (None without a selection)."""
@@ -604,7 +659,8 @@ def _linear_search(z: np.ndarray, *, pen: float, length_weight: float, size: int
         return cps, None
     return _select_ar1(
         z, [c for c in cps if 0 < c < n], penalty=pen, max_ar=select_cap, min_size=size, smooth=smooth,
-        resolution=resolution, curvature=curvature, prune=prune,
+        resolution=resolution, curvature=curvature, prune=prune, typed_max_n=typed_max_n,
+        typed_location=typed_location, typed_max_ar=typed_max_ar,
     )
 
 
@@ -628,6 +684,9 @@ def find_change_points(
     scale: str | None = SCALE,
     curvature: bool = CURVATURE,
     prune: bool = PRUNE,
+    typed_max_n: int = TYPED_MAX_N,
+    typed_location: float = TYPED_LOCATION,
+    typed_max_ar: float | None = 0.9,
 ) -> list[int]:
     """0-based indices where a new regime starts (sorted, unique, within 1..n-1).
 
@@ -685,8 +744,11 @@ def find_change_points(
     cap = None
     if select == "ar1" and penalty is None:
         cap = max_ar if n >= AR1_SELECT_MIN_N else short_max_ar
+    if season:  # the typed search is for yearly-like trends; a seasonal series is not one
+        typed_max_n = 0
     search = dict(pen=pen, length_weight=length_weight, size=max(min_size, 3), refits=refits, max_ar=max_ar,
-                  select_cap=cap, smooth=smooth, resolution=resolution, curvature=curvature, prune=prune)
+                  select_cap=cap, smooth=smooth, resolution=resolution, curvature=curvature, prune=prune,
+                  typed_max_n=typed_max_n, typed_location=typed_location, typed_max_ar=typed_max_ar)
     cps, crit = _linear_search(z, **search)
     if scale == "auto" and crit is not None and xv.min() > 0:
         # Same model on log(x): -2 log L of x is that of z plus 2 log sigma per
