@@ -44,9 +44,11 @@ MIN_TAIL_SAMPLE = 40  # residuals needed to see a tail at all (the 95th percenti
 TAIL_PROBS = (0.75, 0.95, 0.99)  # lower percentile; the upper one lies between the last two
 TAIL_BEYOND = 5  # residuals beyond the upper percentile: what its estimate rests on
 MAX_TAIL = 25.0  # bound on the heavy-tail factor: past it, the tail estimate is noise
-# |residual| histogram: bin 0 is [0, 1e-4), then geometric bins 5 % wide up to 1e6 core sd
-# (a value read from them is within 2.5 %, far below a percentile's sampling error)
-HIST_EDGES = np.concatenate([[0.0], np.geomspace(1e-4, 1e6, int(round(np.log(1e10) / np.log(1.05))) + 1)])
+# |residual| histogram: bin 0 is [0, 1e-3), then geometric bins 10 % wide up to 1e5 core sd
+# (a value read from them is within 5 %, below the sampling error of a 99th percentile
+# of 500 residuals; the factor is capped at MAX_TAIL long before 1e5)
+HIST_STEP = 1.1
+HIST_EDGES = np.concatenate([[0.0], np.geomspace(1e-3, 1e5, int(round(np.log(1e8) / np.log(HIST_STEP))) + 1)])
 MAX_DF = 4096  # beyond this the Student-t factor is 1 to 3 decimals
 # Asymptotic efficiency of the MAD as a scale estimate for normal data (vs the sd): the
 # warm-up's MAD of n differences is as precise as a variance from 0.37 n residuals.
@@ -94,11 +96,10 @@ class TailHistory:
     def from_residuals(cls, u: np.ndarray) -> "TailHistory":
         """From an (N, n) block of residuals (NaN = none), e.g. the warm-up's."""
         n_series = u.shape[0]
-        counts = np.zeros((n_series, HIST_EDGES.size))
         rows, cols = np.nonzero(np.isfinite(u))
-        if rows.size:
-            np.add.at(counts, (rows, _bin(np.abs(u[rows, cols]))), 1.0)
-        return cls(counts)
+        flat = rows * HIST_EDGES.size + _bin(np.abs(u[rows, cols]))
+        counts = np.bincount(flat, minlength=n_series * HIST_EDGES.size).astype(float)
+        return cls(counts.reshape(n_series, HIST_EDGES.size))
 
     def add(self, rows: np.ndarray, u: np.ndarray) -> None:
         """One residual ``u`` for each series where ``rows`` (bool) and u is finite."""
@@ -112,14 +113,15 @@ class TailHistory:
         the k-th smallest |u| is placed inside its bin by its rank there (geometrically)."""
         cum = np.cumsum(self.counts, axis=1)
         m = cum[:, -1]
-        q = np.full((m.size, 3), np.nan)
-        enough = m >= MIN_TAIL_SAMPLE
-        if enough.any():
-            c, cn, mm = cum[enough], self.counts[enough], m[enough]
-            hi = np.clip(1.0 - TAIL_BEYOND / mm, TAIL_PROBS[1], TAIL_PROBS[2])
-            q[enough, 0] = _hist_quantile(c, cn, mm, np.full(mm.shape, TAIL_PROBS[0]))
-            q[enough, 1] = _hist_quantile(c, cn, mm, hi)
-            q[enough, 2] = hi
+        hi = np.clip(1.0 - TAIL_BEYOND / np.maximum(m, 1.0), TAIL_PROBS[1], TAIL_PROBS[2])
+        # every row's cumulative counts lifted above the previous row's: one sorted array,
+        # where one binary search per row finds the bin holding a rank
+        lift = np.arange(m.size) * (float(m.max(initial=0.0)) + 1.0)
+        flat = (cum + lift[:, None]).ravel()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q = np.stack([_hist_quantile(flat, lift, self.counts, m, np.full(m.shape, TAIL_PROBS[0])),
+                          _hist_quantile(flat, lift, self.counts, m, hi), hi], axis=1)
+        q[m < MIN_TAIL_SAMPLE] = np.nan
         return q
 
 
@@ -133,23 +135,27 @@ def _bin(a: np.ndarray) -> np.ndarray:
     return np.searchsorted(HIST_EDGES, a, side="right") - 1
 
 
-def _hist_quantile(cum: np.ndarray, counts: np.ndarray, m: np.ndarray, p: np.ndarray) -> np.ndarray:
+def _hist_quantile(flat: np.ndarray, lift: np.ndarray, counts: np.ndarray, m: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Linear interpolation between the order statistics around rank p (m - 1), as numpy's
     default; each placed inside its bin by its rank there (geometrically; linearly in bin 0)."""
     k = p * (m - 1)
     lo = np.floor(k)
-    a, b = _hist_order(cum, counts, lo), _hist_order(cum, counts, np.minimum(lo + 1, m - 1))
+    a = _hist_order(flat, lift, counts, lo)
+    b = _hist_order(flat, lift, counts, np.minimum(lo + 1, m - 1))
     return a + (k - lo) * (b - a)
 
 
-def _hist_order(cum: np.ndarray, counts: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """The k-th smallest value (0-based) of each row's histogram."""
-    b = np.argmax(cum > k[:, None], axis=1)  # the bin holding rank k
-    rows = np.arange(cum.shape[0])
-    before = np.where(b > 0, cum[rows, np.maximum(b - 1, 0)], 0.0)
+def _hist_order(flat: np.ndarray, lift: np.ndarray, counts: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The k-th smallest value (0-based) of each row's histogram (``flat``: the lifted
+    cumulative counts of all rows, see ``TailHistory.quantiles``)."""
+    n_bins = counts.shape[1]
+    rows = np.arange(counts.shape[0])
+    pos = np.minimum(np.searchsorted(flat, k + lift, side="right"), flat.size - 1)
+    b = np.clip(pos - rows * n_bins, 0, n_bins - 1)  # the bin holding rank k
+    before = np.where(b > 0, flat[np.maximum(pos - 1, 0)] - lift, 0.0)
     frac = (k - before + 0.5) / counts[rows, b]
     lo = HIST_EDGES[b]
-    hi = np.append(HIST_EDGES[1:], HIST_EDGES[-1] * 1.05)[b]
+    hi = np.append(HIST_EDGES[1:], HIST_EDGES[-1] * HIST_STEP)[b]
     return np.where(b == 0, hi * frac, lo * (hi / np.where(lo > 0, lo, 1.0)) ** frac)
 
 
