@@ -269,9 +269,10 @@ def _params(name, options: BatchOptions, spike_threshold, spikes, shifts, warmup
         },
         "noise": "ratio: binomial p(1-p)/den + over-dispersion tau^2 from history; sum: robust residual variance "
                  "(Poisson floor for whole-number series only)",
-        "band": "sd = core sd x heavy-tail factor (warm-up 75th/95th percentiles of |residual| extrapolated as an "
-                "exponential tail, over a Gaussian's, 1..25) x Student-t factor for the residuals the variance rests "
-                "on (wide while the baseline is young)",
+        "band": "sd = core sd x heavy-tail factor (75th/upper percentiles of |residual|, from the warm-up, re-read "
+                "daily (weekly for daily data) from every judged residual so far, extrapolated as an exponential "
+                "tail, over a Gaussian's, 1..25) x Student-t factor for the residuals the variance rests on (wide "
+                "while the baseline is young)",
         "hold_buckets": HOLD_BUCKETS_SUBDAILY if buckets_per_day(options.period) > 1 else 0,
         "score": "signed (observed - expected) / sd (band sd)",
     }

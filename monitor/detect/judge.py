@@ -20,7 +20,7 @@ from monitor.detect.noise import day_ratio_df, day_variance_ratio, noise_lambda
 from monitor.detect.regimes import ShiftPlan, Shifts
 from monitor.detect.rules import Rules
 from monitor.detect.state import Baseline, buckets_per_day
-from monitor.detect.tails import predictive_factor, tail_factor, variance_df
+from monitor.detect.tails import predictive_factor, refresh_every, tail_factor, variance_df
 from monitor.detect.verdicts import Judgement, Verdicts
 from monitor.detect.warmup import initial_baseline, min_learnt, show_warmup, start_late_series, warmup_length
 
@@ -45,6 +45,7 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
     # the band is the core sd x a factor for heavy tails and for a young baseline (tails.py);
     # the score is in band sd, so the spike threshold keeps its promised tail probability
     tail = tail_factor(baseline.noise.tail_q, rules.threshold)
+    tails, every = baseline.noise.tails, refresh_every(buckets_per_day(period))
     lag = P if P > 1 else 1
     # sums: the variance memory is a span of time (bursty hourly counts); ratio metrics keep
     # 20 buckets: their binomial part is known per bucket, and a 20-day over-dispersion
@@ -71,6 +72,10 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         for t in range(W, n):
             j, x, excluded = phase[t], obs[:, t], excl[:, t]
+            if t > W and t % every == 0:
+                # the tail re-read from every residual so far (tails.py); on absolute bucket
+                # numbers, so a run on buckets 0..t judges t as the longer run did
+                tail = tail_factor(tails.quantiles(), rules.threshold)
             # ---- predict
             pred = baseline.expected(j, ratio)
             sd, b = baseline.sd(pred, j, den[:, t] if ratio else None)
@@ -96,6 +101,9 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
             spike_up = (z >= rules.threshold) if rules.up_ok else np.zeros(n_series, dtype=bool)
             spike_down = (z <= -rules.threshold) if rules.down_ok else np.zeros(n_series, dtype=bool)
             anom = judged & (in_shift | spike_up | spike_down)
+            # the tail learns one residual per surprise: normal buckets and the first
+            # bucket of a run of spikes, nothing inside a level shift
+            tails.add(judged & ~excluded & ~in_shift & ~(anom & (runs.length > 0)), r / (sd * young))
             if anom.any():
                 direction = np.where(in_shift, shifts.direction, np.where(spike_up, 1, -1))
                 out.flag(t, anom, direction, in_shift, shifts.stat)

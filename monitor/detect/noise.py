@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.detect.seasonal import compose, decompose, quiet
-from monitor.detect.tails import MAD_EFFICIENCY, tail_quantiles
+from monitor.detect.tails import MAD_EFFICIENCY, TailHistory, tail_quantiles
 
 LAMBDA = 0.05  # variance smoothing: ~20-bucket memory (daily buckets; see noise_lambda)
 HUBER = 2.0  # residuals are clipped at this many sd before updating the state
@@ -52,6 +52,7 @@ class Noise:
     binvar: np.ndarray  # average binomial part of it (ratio metrics)
     counts: np.ndarray  # bool: a sum metric of whole numbers (Poisson floor)
     tail_q: np.ndarray  # (N, 3) 75th and upper percentile of |warm-up residual| in core sd, its probability
+    tails: TailHistory | None = None  # |residuals| so far (warm-up first), the tail is re-read from them
 
     @classmethod
     def from_warmup(cls, desea: np.ndarray, lag: int, block: np.ndarray, den: np.ndarray | None,
@@ -85,7 +86,7 @@ class Noise:
             whole = np.all(~np.isfinite(block) | (block == np.round(block)), axis=1)
         # a row with no warm-up data (a sparse slice, late) is taken as counts, as before
         counts = whole & (den is None)
-        return cls(var, binvar, counts, tail_q)
+        return cls(var, binvar, counts, tail_q, TailHistory.from_residuals(u))
 
     def row(self, i: int) -> "Noise":
         return Noise(self.var[i], self.binvar[i], self.counts[i], self.tail_q[i])

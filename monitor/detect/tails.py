@@ -19,6 +19,15 @@ the band (the score is divided by it, so a score of 4 keeps meaning "p"):
   about 20 times a month. A few anomalies in the warm-up move the 75th percentile hardly,
   the upper one by a few residuals' worth. Needs ``MIN_TAIL_SAMPLE`` residuals; with
   fewer the tail is taken as Gaussian.
+- *Learnt live*: the warm-up holds few residuals (a new hourly metric: 48 to 336
+  differences), and the first weeks of tweet volumes paged 2-3 times more than later, all
+  on spikes. So the percentiles are re-read as judged residuals accrue
+  (``TailHistory``): every judged bucket's |residual| in core sd goes into a per-series
+  histogram, spikes included (a tail that forgets its own exceedances keeps promising a
+  rate the series does not keep), once per run of anomalous buckets (runs declustering,
+  as in extreme-value practice: a burst of hours is one surprise, and a labelled anomaly
+  of 20 hours must not make the series deaf for a month), level-shift buckets not at all.
+  The factor is re-read once a day (``refresh_every``), from the day's start on.
 - *Few observations* (cold start): a variance estimated from df residuals predicts the next
   one with Student-t tails (df), not Gaussian ones; df grows with the buckets the baseline
   has learnt from (``variance_df``), so bands start wide and narrow as it learns, and a
@@ -35,6 +44,11 @@ MIN_TAIL_SAMPLE = 40  # residuals needed to see a tail at all (the 95th percenti
 TAIL_PROBS = (0.75, 0.95, 0.99)  # lower percentile; the upper one lies between the last two
 TAIL_BEYOND = 5  # residuals beyond the upper percentile: what its estimate rests on
 MAX_TAIL = 25.0  # bound on the heavy-tail factor: past it, the tail estimate is noise
+# |residual| histogram: bin 0 is [0, 1e-3), then geometric bins 10 % wide up to 1e5 core sd
+# (a value read from them is within 5 %, below the sampling error of a 99th percentile
+# of 500 residuals; the factor is capped at MAX_TAIL long before 1e5)
+HIST_STEP = 1.1
+HIST_EDGES = np.concatenate([[0.0], np.geomspace(1e-3, 1e5, int(round(np.log(1e8) / np.log(HIST_STEP))) + 1)])
 MAX_DF = 4096  # beyond this the Student-t factor is 1 to 3 decimals
 # Asymptotic efficiency of the MAD as a scale estimate for normal data (vs the sd): the
 # warm-up's MAD of n differences is as precise as a variance from 0.37 n residuals.
@@ -68,6 +82,81 @@ def _quantile_sorted(a: np.ndarray, m: np.ndarray, p: np.ndarray) -> np.ndarray:
     hi = np.minimum(lo + 1, m - 1)
     rows = np.arange(a.shape[0])
     return a[rows, lo] + (pos - lo) * (a[rows, hi] - a[rows, lo])
+
+
+class TailHistory:
+    """Per series, a histogram of the |residuals| seen so far (core sd units, ``HIST_EDGES``):
+    what the tail percentiles are re-read from as a series ages. Adding a bucket is O(series);
+    reading the percentiles O(series x bins)."""
+
+    def __init__(self, counts: np.ndarray):
+        self.counts = counts  # (N, bins + 1): the last column holds |u| beyond the last edge
+
+    @classmethod
+    def from_residuals(cls, u: np.ndarray) -> "TailHistory":
+        """From an (N, n) block of residuals (NaN = none), e.g. the warm-up's."""
+        n_series = u.shape[0]
+        rows, cols = np.nonzero(np.isfinite(u))
+        flat = rows * HIST_EDGES.size + _bin(np.abs(u[rows, cols]))
+        counts = np.bincount(flat, minlength=n_series * HIST_EDGES.size).astype(float)
+        return cls(counts.reshape(n_series, HIST_EDGES.size))
+
+    def add(self, rows: np.ndarray, u: np.ndarray) -> None:
+        """One residual ``u`` for each series where ``rows`` (bool) and u is finite."""
+        ok = rows & np.isfinite(u)
+        if ok.any():
+            idx = np.flatnonzero(ok)
+            self.counts[idx, _bin(np.abs(u[idx]))] += 1.0  # one bucket per series: no repeats
+
+    def quantiles(self) -> np.ndarray:
+        """As ``tail_quantiles`` (NaN rows below ``MIN_TAIL_SAMPLE``), read off the histogram:
+        the k-th smallest |u| is placed inside its bin by its rank there (geometrically)."""
+        cum = np.cumsum(self.counts, axis=1)
+        m = cum[:, -1]
+        hi = np.clip(1.0 - TAIL_BEYOND / np.maximum(m, 1.0), TAIL_PROBS[1], TAIL_PROBS[2])
+        # every row's cumulative counts lifted above the previous row's: one sorted array,
+        # where one binary search per row finds the bin holding a rank
+        lift = np.arange(m.size) * (float(m.max(initial=0.0)) + 1.0)
+        flat = (cum + lift[:, None]).ravel()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q = np.stack([_hist_quantile(flat, lift, self.counts, m, np.full(m.shape, TAIL_PROBS[0])),
+                          _hist_quantile(flat, lift, self.counts, m, hi), hi], axis=1)
+        q[m < MIN_TAIL_SAMPLE] = np.nan
+        return q
+
+
+def refresh_every(per_day: int) -> int:
+    """Buckets between two readings of a series' tail: a day of hours; a week of days (the
+    daily tail moves slowly, and a reading costs O(series x bins))."""
+    return per_day if per_day > 1 else 7
+
+
+def _bin(a: np.ndarray) -> np.ndarray:
+    return np.searchsorted(HIST_EDGES, a, side="right") - 1
+
+
+def _hist_quantile(flat: np.ndarray, lift: np.ndarray, counts: np.ndarray, m: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Linear interpolation between the order statistics around rank p (m - 1), as numpy's
+    default; each placed inside its bin by its rank there (geometrically; linearly in bin 0)."""
+    k = p * (m - 1)
+    lo = np.floor(k)
+    a = _hist_order(flat, lift, counts, lo)
+    b = _hist_order(flat, lift, counts, np.minimum(lo + 1, m - 1))
+    return a + (k - lo) * (b - a)
+
+
+def _hist_order(flat: np.ndarray, lift: np.ndarray, counts: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The k-th smallest value (0-based) of each row's histogram (``flat``: the lifted
+    cumulative counts of all rows, see ``TailHistory.quantiles``)."""
+    n_bins = counts.shape[1]
+    rows = np.arange(counts.shape[0])
+    pos = np.minimum(np.searchsorted(flat, k + lift, side="right"), flat.size - 1)
+    b = np.clip(pos - rows * n_bins, 0, n_bins - 1)  # the bin holding rank k
+    before = np.where(b > 0, flat[np.maximum(pos - 1, 0)] - lift, 0.0)
+    frac = (k - before + 0.5) / counts[rows, b]
+    lo = HIST_EDGES[b]
+    hi = np.append(HIST_EDGES[1:], HIST_EDGES[-1] * HIST_STEP)[b]
+    return np.where(b == 0, hi * frac, lo * (hi / np.where(lo > 0, lo, 1.0)) ** frac)
 
 
 def tail_factor(q: np.ndarray, threshold: float) -> np.ndarray:
