@@ -40,7 +40,7 @@ class WarehouseStore(Store):
 
         The leaves are replaced atomically (see LeafWarehouse); a failure before the run is
         logged leaves the window not 'ok', so the next run computes it again (idempotent)."""
-        empty = rows.num_rows == 0 if isinstance(rows, pa.Table) else rows.isEmpty()
+        empty = rows.num_rows == 0 if hasattr(rows, "num_rows") else rows.isEmpty()  # Arrow, staged, Spark
         if empty and not allow_empty:
             held = self.warehouse.frame(metric, start=window.start, end=window.end)
             held = 0 if held is None else held.count()
@@ -75,13 +75,18 @@ class WarehouseStore(Store):
 
     def source_rows(self, engine, metric: Metric, window: Window):
         """The window's rows from the source `engine`: a Spark DataFrame checked on Spark when
-        the source runs in the warehouse's Spark application (never collected on the driver),
-        else the engine's Arrow table (one window at a time)."""
+        the source runs in the warehouse's Spark application (never collected on the driver);
+        from a DuckDB source, the rows staged as Parquet a batch at a time (the driver never
+        holds the window); else the engine's Arrow table (one window at a time)."""
         if hasattr(engine, "spark_sql") and metric.kind in ("sum", "ratio"):
             from monitor.warehouse.incoming import checked_frame, same_application
 
             if same_application(engine.session(), self.warehouse.spark):
                 return checked_frame(engine, metric, window)
+        if hasattr(engine, "batches") and metric.kind in ("sum", "ratio"):
+            from monitor.warehouse.staging import stage_window
+
+            return stage_window(engine, metric, window, self.warehouse.folder(metric.name))
         return engine.run(metric, window)
 
     # -- what detection, attribution and the stale check ask of warehouse mode (they find these
