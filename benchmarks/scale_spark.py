@@ -2,7 +2,7 @@
 
 The project gets ``[store] leaves = "spark"`` (Parquet under <workdir>/leaves, a local Spark
 session with --master, local[2] by default): backfill writes the leaves to Spark a chunk of
---chunk days at a time (so the driver holds one chunk, never all leaves), and detect builds the
+--chunk days at a time (the driver holds one record batch of a chunk, never all leaves), and detect builds the
 slices, judges them on the executors and attributes on Spark. The store file keeps incidents,
 so the scoring is the DuckDB path's.
 
@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK_DAYS = 14
-CHUNK_ROWS = 1_500_000  # leaf rows per backfill window at most: the driver holds one window's Arrow table
+CHUNK_ROWS = 1_500_000  # leaf rows per backfill window at most: the source query's aggregate in the driver
+# (the rows themselves go to Spark staged a batch at a time, monitor.warehouse.staging)
 POLL_SECONDS = 0.2
 
 

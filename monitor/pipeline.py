@@ -82,7 +82,7 @@ def compute(config: ProjectConfig, plan: list[tuple[Metric, Window]], *, trigger
                     continue
                 try:
                     # warehouse mode may keep a Spark source's rows on Spark (monitor.warehouse)
-                    rows = (store.source_rows(engine, metric, window) if hasattr(store, "source_rows")
+                    rows = (store.leaf_engine.source_rows(engine, metric, window) if store.leaf_engine is not None
                             else engine.run(metric, window))
                     error = None
                 except Exception as exc:  # noqa: BLE001 - one metric's failure must not stop the others

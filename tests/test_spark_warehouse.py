@@ -107,6 +107,9 @@ def test_leaves_in_the_warehouse_not_in_the_store_file(worlds):
         metric = worlds.catalog.metrics[name]
         days = worlds.ware_store.warehouse.manifest(name)["days"]
         assert len(days) == DAYS, name  # one folder per day
+        # the DuckDB source's rows came staged as Parquet (monitor.warehouse.staging), removed once written
+        incoming = worlds.ware_store.warehouse.folder(name) / "incoming"
+        assert incoming.is_dir() and not list(incoming.iterdir()), name
         got = worlds.ware_store.read_leaves(metric)
         want = worlds.duck_store.read_leaves(metric)
         keys = ["ts", *metric.dimensions]

@@ -49,8 +49,8 @@ def incident_leaves(store: Store, metric: Metric, *, start: dt.datetime, end: dt
            f"WHERE {where} {group}")
     params = [p for _ in measures for p in (start, end)] + [p for _ in measures for p in before_params]
     params += [start - BASELINE_WEEKS * week, end, *segment.values()]
-    if hasattr(store, "leaf_queries"):  # warehouse mode (monitor.warehouse): the same queries, run on Spark
-        con = store.leaf_queries(metric, start=start - BASELINE_WEEKS * week, end=end)
+    if store.leaf_engine is not None:  # warehouse mode (monitor.warehouse): the same queries, run on Spark
+        con = store.leaf_engine.leaf_queries(metric, start=start - BASELINE_WEEKS * week, end=end)
     if con is None:
         with store.connect(read_only=True) as own:
             frame = own.execute(sql, params).df()

@@ -72,8 +72,8 @@ def load_slices(store: Store, metric: Metric, *, end: dt.datetime,
     axis, aggregated by the database (see ``monitor.detect.slices``). Half of `memory_limit`
     bytes is DuckDB's (it spills past it; at least DUCKDB_MIN_MEMORY, below which its
     in-memory temp tables fail), half numpy's for the chunks of screened pairs."""
-    if hasattr(store, "build_slices"):  # warehouse mode (monitor.warehouse): the leaves are on Spark
-        return store.build_slices(metric, start=end - HISTORY[metric.grain], end=end, step=GRAIN_STEP[metric.grain],
+    if store.leaf_engine is not None:  # warehouse mode (monitor.warehouse): the leaves are on Spark
+        return store.leaf_engine.build_slices(metric, start=end - HISTORY[metric.grain], end=end, step=GRAIN_STEP[metric.grain],
                                   budget_bytes=int(memory_limit) // 2)
     with store.connect(read_only=True) as con:
         con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2, DUCKDB_MIN_MEMORY) // 2**20}MiB'")
@@ -97,7 +97,7 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
     if not metric.detect.enabled or not store.has_leaves(metric.name):
         return result
     if metric.kind in ("mean", "distribution"):
-        if hasattr(store, "batch_detector"):
+        if store.leaf_engine is not None:
             raise MonitorError(f"{metric.name}: kind '{metric.kind}' is not supported with [store] leaves = "
                                "\"spark\" yet; keep this metric in a project with DuckDB leaves")
         return _detect_kind(store, metric, now=now, memory_limit=memory_limit, result=result)
@@ -163,7 +163,7 @@ def _detect_kind(store: Store, metric: Metric, *, now: dt.datetime, memory_limit
 
 def _batch_detector(store: Store):
     """None (detect_batch here), or in warehouse mode detect_batch run on the Spark executors."""
-    return store.batch_detector() if hasattr(store, "batch_detector") else None
+    return store.leaf_engine.batch_detector() if store.leaf_engine is not None else None
 
 
 def _second_pass(first, second, excluded: np.ndarray, *, screened: bool):

@@ -95,10 +95,21 @@ class DuckDBEngine:
         try:
             return self.connection().execute(metric.sql, {"start": window.start, "end": window.end}).to_arrow_table()
         except duckdb.Error as exc:
-            raise MetricRunError(
-                f"{metric.name} failed for {window}: {first_line(exc)} ({metric.path}:{metric.sql_line})",
-                evidence=metric.sql,
-            ) from exc
+            raise query_failed(metric, window, exc) from exc
+
+    def batches(self, metric: Metric, window: Window, rows: int) -> pa.RecordBatchReader:
+        """The raw result as a stream of record batches of at most `rows` rows, unchecked: DuckDB
+        makes the next batch when it is read, so the caller never holds the whole window. A
+        failure while reading is wrapped by the caller with ``query_failed``."""
+        try:
+            self.views_for(metric)
+        except ConfigError as exc:
+            raise MetricRunError(f"{metric.name} failed for {window}: {exc}", evidence=metric.sql) from exc
+        try:
+            return self.connection().execute(metric.sql, {"start": window.start, "end": window.end}) \
+                .to_arrow_reader(rows)
+        except duckdb.Error as exc:
+            raise query_failed(metric, window, exc) from exc
 
     def run(self, metric: Metric, window: Window) -> pa.Table:
         """Leaf rows for the window: ts, dimensions as strings, measures as doubles, checked."""
@@ -154,12 +165,31 @@ def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
     problems = schema_problems(metric, table.schema)
     if problems:
         raise bad_rows(metric, window, problems[0].split(": ", 1)[1])
-    ts = table.column("ts").cast(pa.timestamp("us"))
-    columns = {"ts": ts}
+    columns = normalised(metric, table)
+    problem = row_problem(metric, window, row_counts(metric, columns))
+    if problem is None and table.num_rows and metric.kind in ("mean", "distribution"):
+        from monitor.engine.kinds import kind_problem
+
+        problem = kind_problem(metric, columns)
+    if problem:
+        raise bad_rows(metric, window, problem)
+    return pa.table(columns)
+
+
+def normalised(metric: Metric, table) -> dict[str, pa.ChunkedArray]:
+    """The columns as stored: ts in microseconds, dimensions as labels, measures as doubles
+    (`table`: an Arrow table or record batch with the right columns)."""
+    columns = {"ts": table.column("ts").cast(pa.timestamp("us"))}
     for d in metric.keys:
         columns[d] = dimension_labels(table.column(d).cast(pa.string()))
     for m in metric.measures:
         columns[m] = table.column(m).cast(pa.float64())
+    return columns
+
+
+def row_counts(metric: Metric, columns: dict) -> dict:
+    """The counts ``row_problem`` judges, over normalised columns."""
+    ts = columns["ts"]
 
     def count(mask) -> int:
         return pc.sum(mask).as_py() or 0  # nulls in the mask are skipped; 0 rows sum to null
@@ -172,14 +202,12 @@ def check_result(metric: Metric, window: Window, table: pa.Table) -> pa.Table:
                   f"neg_{m}": count(pc.less(col, 0))}
     if metric.kind == "ratio" and metric.bounded:
         found["over"] = count(pc.greater(columns["numerator"], columns["denominator"]))
-    problem = row_problem(metric, window, found)
-    if problem is None and table.num_rows and metric.kind in ("mean", "distribution"):
-        from monitor.engine.kinds import kind_problem
+    return found
 
-        problem = kind_problem(metric, columns)
-    if problem:
-        raise bad_rows(metric, window, problem)
-    return pa.table(columns)
+
+def query_failed(metric: Metric, window: Window, exc: BaseException) -> MetricRunError:
+    return MetricRunError(f"{metric.name} failed for {window}: {first_line(exc)} ({metric.path}:{metric.sql_line})",
+                          evidence=metric.sql)
 
 
 def row_problem(metric: Metric, window: Window, found: dict) -> str | None:

@@ -121,7 +121,7 @@ def _read(store: Store, metric: Metric) -> tuple[dt.datetime | None, dt.datetime
                             " AND definition_hash = ?", [metric.name, metric.definition_hash]).fetchone()[0]
         sql = (f'SELECT max(ts) FROM (SELECT ts FROM "{table}" GROUP BY ts HAVING sum("denominator") > 0)'
                if metric.kind == "ratio" else f'SELECT max(ts) FROM "{table}"')
-        if hasattr(store, "leaf_queries"):  # warehouse mode (monitor.warehouse): the leaves are on Spark
-            con = store.leaf_queries(metric)
+        if store.leaf_engine is not None:  # warehouse mode (monitor.warehouse): the leaves are on Spark
+            con = store.leaf_engine.leaf_queries(metric)
         last = con.execute(sql).fetchone()[0]
     return until, last

@@ -65,6 +65,11 @@ def schema_tables() -> set[str]:
 
 
 class Store:
+    # None: the leaves are in this file and every step queries them with DuckDB. In warehouse
+    # mode, the engine that holds them (monitor.warehouse.leaf_engine): compute, detection,
+    # attribution and the stale check hand it their heavy steps.
+    leaf_engine = None
+
     def __init__(self, path: Path | str, *, lock_wait: float = LOCK_WAIT_SECONDS, max_hold: float = MAX_HOLD_SECONDS):
         self.path = Path(path)
         self.lock_wait = lock_wait

@@ -26,7 +26,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             choices=LEAVES),
     Setting("path", "warehouse", "path",
             "With leaves = \"spark\": the folder (relative to monitor.toml) under which each metric's leaves are "
-            "kept, <path>/<metric>/; a file system both the driver and the executors reach."),
+            "kept, <path>/<metric>/; a file system both the driver and the executors reach (a mounted folder: "
+            "URLs such as s3a:// and catalog tables are not supported yet)."),
     Setting("options", {}, "table",
             "With leaves = \"spark\": the Spark session, as in [source.options] (master, remote, app_name, conf, "
             "timezone). Empty: the session of [source.options] when [source] engine = \"spark\", else local[*]."),
@@ -43,6 +44,9 @@ def store_settings(config: ProjectConfig) -> dict[str, Any]:
     values = {name: section.get(name, s.default) for name, s in SETTINGS.items()}
     if values["leaves"] not in LEAVES:
         raise ConfigError(f"[store] leaves = {values['leaves']!r}: expected one of {', '.join(LEAVES)}.")
+    if "://" in str(values["path"]):  # would silently become a local folder named "s3a:"
+        raise ConfigError(f"[store] path = {values['path']!r}: a URL is not supported yet; use a folder both the "
+                          "monitor process and the executors mount (NFS, or the bucket mounted with FUSE).")
     if not isinstance(values["options"], dict) or set(values["options"]) - set(SESSION_KEYS):
         raise ConfigError(f"[store] options: expected a table with keys among {', '.join(SESSION_KEYS)}.")
     engine = (config.section("detect") or {}).get("engine")

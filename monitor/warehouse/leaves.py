@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from monitor.catalog import Metric
 from monitor.engine.windows import Window
+from monitor.warehouse.staging import StagedWindow, remove_stale
 
 MANIFEST = "_manifest.json"
 DATA = "data"
@@ -159,6 +160,8 @@ class LeafWarehouse:
         days.update({d: f"{DATA}/{write_id}/day={d}" for d in written})
         self._commit(metric.name, {"columns": columns, "days": days})
         staged.unpersist()
+        if isinstance(rows, StagedWindow):
+            rows.remove()  # read into the checkpoint: no longer needed
         self._remove_orphans(metric.name)
         return int(stored)
 
@@ -166,7 +169,9 @@ class LeafWarehouse:
         """`rows` as a Spark DataFrame in the stored types."""
         from pyspark.sql import functions as F
 
-        if isinstance(rows, pa.Table):
+        if isinstance(rows, StagedWindow):  # read by the executors from the staged Parquet
+            frame = rows.frame(self.spark, self._schema(metric))
+        elif isinstance(rows, pa.Table):
             # straight from Arrow (no pandas copy with a Python string per dimension value)
             frame = self.spark.createDataFrame(rows, schema=self._schema(metric)) if rows.num_rows else \
                 self.spark.createDataFrame([], self._schema(metric))
@@ -186,7 +191,9 @@ class LeafWarehouse:
         os.replace(staging, path)
 
     def _remove_orphans(self, metric_name: str) -> None:
-        """Write folders no day of the manifest points to: replaced days, or a killed write's."""
+        """Write folders no day of the manifest points to: replaced days, or a killed write's;
+        staged source rows a killed backfill left (monitor.warehouse.staging)."""
+        remove_stale(self.folder(metric_name))
         data = self.folder(metric_name) / DATA
         if not data.exists():
             return

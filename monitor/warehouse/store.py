@@ -2,9 +2,8 @@
 
 ``WarehouseStore`` is a ``Store`` whose leaf methods go to the ``LeafWarehouse``; the run log,
 metric definitions, incidents, explanations, expectations, change points and alerts stay in
-the DuckDB file as in the default mode. Detection, attribution and the stale check find
-``build_slices``, ``batch_detector`` and ``leaf_queries`` on the store and run their heavy
-steps on Spark through them.
+the DuckDB file as in the default mode. Its ``leaf_engine`` (``SparkLeafEngine``) runs the
+heavy steps of compute, detection, attribution and the stale check on Spark.
 """
 from __future__ import annotations
 
@@ -12,13 +11,13 @@ import datetime as dt
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 
 from monitor.catalog import Metric
 from monitor.clock import utc_naive
 from monitor.engine.windows import Window
 from monitor.errors import EmptyResultError
 from monitor.store import Store
+from monitor.warehouse.leaf_engine import SparkLeafEngine
 from monitor.warehouse.leaves import LeafWarehouse
 
 
@@ -26,6 +25,7 @@ class WarehouseStore(Store):
     def __init__(self, path: Path | str, warehouse: LeafWarehouse, **kwargs):
         super().__init__(path, **kwargs)
         self.warehouse = warehouse
+        self.leaf_engine = SparkLeafEngine(warehouse)
 
     def prepare_reader(self, con) -> None:
         """Read connections see the leaves as DuckDB views (no Spark): the dashboard and the
@@ -40,7 +40,7 @@ class WarehouseStore(Store):
 
         The leaves are replaced atomically (see LeafWarehouse); a failure before the run is
         logged leaves the window not 'ok', so the next run computes it again (idempotent)."""
-        empty = rows.num_rows == 0 if isinstance(rows, pa.Table) else rows.isEmpty()
+        empty = rows.num_rows == 0 if hasattr(rows, "num_rows") else rows.isEmpty()  # Arrow, staged, Spark
         if empty and not allow_empty:
             held = self.warehouse.frame(metric, start=window.start, end=window.end)
             held = 0 if held is None else held.count()
@@ -72,31 +72,6 @@ class WarehouseStore(Store):
         except BaseException:
             con.execute("ROLLBACK")
             raise
-
-    def source_rows(self, engine, metric: Metric, window: Window):
-        """The window's rows from the source `engine`: a Spark DataFrame checked on Spark when
-        the source runs in the warehouse's Spark application (never collected on the driver),
-        else the engine's Arrow table (one window at a time)."""
-        if hasattr(engine, "spark_sql") and metric.kind in ("sum", "ratio"):
-            from monitor.warehouse.incoming import checked_frame, same_application
-
-            if same_application(engine.session(), self.warehouse.spark):
-                return checked_frame(engine, metric, window)
-        return engine.run(metric, window)
-
-    # -- what detection, attribution and the stale check ask of warehouse mode (they find these
-    # methods on the store, so no step below this package imports it)
-    def build_slices(self, metric: Metric, **window):
-        from monitor.warehouse.slices import build_slices_spark
-        return build_slices_spark(self.warehouse, metric, **window)
-
-    def batch_detector(self):
-        from monitor.warehouse.judge import executor_batch
-        return executor_batch(self.warehouse.spark)
-
-    def leaf_queries(self, metric: Metric, *, start: dt.datetime | None = None, end: dt.datetime | None = None):
-        from monitor.warehouse.queries import SparkLeafQueries
-        return SparkLeafQueries(self.warehouse, metric, start=start, end=end)
 
     def has_leaves(self, metric_name: str) -> bool:
         return self.warehouse.has_leaves(metric_name)
