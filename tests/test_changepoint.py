@@ -21,6 +21,8 @@ from monitor.detect.changepoint import (
 )
 from monitor.detect.shifts import find_batch
 
+from ar_noise import ar1 as _ar1
+
 # derandomize: the examples are the same on every run, so a failure is reproducible and
 # a pass is not luck of the draw
 FAST = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -240,16 +242,6 @@ def test_length_term_makes_the_search_more_conservative():
     loose = segment_linear(x, penalty=2.0 * math.log(300), min_size=3)
     strict = segment_linear(x, penalty=2.0 * math.log(300), min_size=3, length_weight=1.0)
     assert len(strict) <= len(loose)
-
-
-def _ar1(seed: int, n: int, phi: float) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    e = rng.normal(0, math.sqrt(1 - phi * phi), n)
-    x = np.empty(n)
-    x[0] = rng.normal()
-    for i in range(1, n):
-        x[i] = phi * x[i - 1] + e[i]
-    return x
 
 
 def test_residual_noise_recovers_ar_coefficient_and_long_run_sd():

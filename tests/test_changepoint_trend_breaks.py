@@ -11,15 +11,7 @@ import pytest
 from monitor.detect.changepoint import ar1_deviance, ar1_deviance_design, find_change_points
 from monitor.detect.trend_breaks import TYPE_PARAMS, best_typed_changes
 
-
-def _ar1(seed: int, n: int, phi: float) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    e = rng.normal(0, math.sqrt(1 - phi * phi), n)
-    x = np.empty(n)
-    x[0] = rng.normal()
-    for i in range(1, n):
-        x[i] = phi * x[i - 1] + e[i]
-    return x
+from ar_noise import ar1 as _ar1
 
 
 def _design(n: int, changes) -> np.ndarray:
