@@ -125,3 +125,65 @@ def test_bad_rows_fail_the_window_with_check_results_message_and_keep_the_old_le
     assert "decline_rate returned bad rows for" in result.failures[0][2]
     assert "not aligned to the day grain" in result.failures[0][2]
     assert store.read_leaves(metric).equals(before)
+
+
+def test_spark_connect_source_and_warehouse_in_one_process(spark, tmp_path):
+    """[source] and the warehouse on one Spark Connect URL: two Connect sessions in the monitor
+    process (the source engine's and the warehouse's). The window is written whole, with the rows
+    the classic session gives. Before monitor.warehouse.checkpoint the warehouse's checkpoint
+    was bound to the other session and the write failed (DATAFRAME_NOT_FOUND). The client runs in
+    a subprocess: pyspark does not mix a classic and a Connect session in one process."""
+    import os
+    import subprocess
+    import sys
+
+    from monitor.config import SourceConfig
+    from monitor.engine.spark_engine import SparkEngine
+    from monitor.warehouse import open_store
+    from spark_session import connect_server_jar, importable, require
+
+    require(all(importable(m) for m in ("grpc", "grpc_status", "zstandard")),
+            "the Spark Connect client (pip install 'pyspark[connect]')")
+    if not connect_server_jar():
+        pytest.skip("this pyspark ships no Spark Connect server to test against (pyspark < 4)")
+    url = f"sc://127.0.0.1:{spark.conf.get('spark.connect.grpc.binding.port')}"
+    toml = _project(tmp_path / "p")
+    toml.write_text(toml.read_text().replace('master = "local[2]"', f'remote = "{url}"'))
+    window = Window(START, START + dt.timedelta(days=DAYS))
+    code = textwrap.dedent(f"""
+        import datetime as dt, os, sys, traceback
+        from pathlib import Path
+        from monitor.config import load_config
+        from monitor.engine import Window
+        from monitor.pipeline import compute, load_project_catalog
+        from monitor.warehouse import open_store
+        try:
+            config = load_config(Path({str(toml)!r}))
+            metric = load_project_catalog(config).metrics["decline_rate"]
+            store = open_store(config)
+            window = Window(dt.datetime.fromisoformat({window.start.isoformat()!r}),
+                            dt.datetime.fromisoformat({window.end.isoformat()!r}))
+            result = compute(config, [(metric, window)], trigger="backfill", store=store)
+            assert not result.failures, result.failures
+            assert type(store.warehouse.spark).__module__.startswith("pyspark.sql.connect")
+            print(result.rows, flush=True)
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(1)
+        # with two Connect sessions the client can hang closing its gRPC channel at exit (docs/spark.md)
+        os._exit(0)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    config, metric = _load(toml)
+    with SparkEngine(SourceConfig(None, dict(config.source.views), "spark", {}), session=spark) as engine:
+        want = engine.run(metric, window)
+    got = pa.Table.from_pandas(open_store(config, session=spark).read_leaves(metric), preserve_index=False)
+    keys = ["ts", *metric.dimensions]
+    got, want = got.sort_by([(k, "ascending") for k in keys]), want.sort_by([(k, "ascending") for k in keys])
+    assert int(done.stdout.split()[-1]) == got.num_rows == want.num_rows > 0
+    assert got.select(keys).to_pylist() == want.select(keys).to_pylist()
+    for m in metric.measures:
+        assert got.column(m).to_pylist() == want.column(m).to_pylist()

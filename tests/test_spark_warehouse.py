@@ -22,7 +22,7 @@ import pytest
 
 from monitor.engine import Window
 
-from spark_session import require_spark
+from spark_session import connect_server_jar, importable, require, require_spark
 
 pytestmark = pytest.mark.spark
 
@@ -239,6 +239,49 @@ def test_detection_parity_same_incidents_and_top_causes(worlds):
     for a, b in zip(ware, duck):
         assert a == b, a["incident_id"]
     assert any(r["top_causes"] for r in duck)  # attribution found causes, on both paths alike
+
+
+def test_detection_parity_over_spark_connect(worlds, spark, tmp_path):
+    """Warehouse mode reached by a Spark Connect URL ([store.options] remote = "sc://..."), as on a
+    real cluster: backfill, detect and attribute on the demo world give the DuckDB path's
+    incidents. The Connect server runs in this test session's JVM; the client runs in a
+    subprocess, as pyspark does not mix a classic and a Connect session in one process."""
+    from monitor.store import Store
+
+    require(all(importable(m) for m in ("grpc", "grpc_status", "zstandard")),
+            "the Spark Connect client (pip install 'pyspark[connect]')")
+    if not connect_server_jar():
+        pytest.skip("this pyspark ships no Spark Connect server to test against (pyspark < 4)")
+    url = f"sc://127.0.0.1:{spark.conf.get('spark.connect.grpc.binding.port')}"
+    code = textwrap.dedent(f"""
+        import dataclasses, datetime as dt
+        from pathlib import Path
+        from monitor.config import load_config
+        from monitor.pipeline import backfill_plan, compute, detect_and_attribute, load_project_catalog
+        from monitor.warehouse import open_store
+        duck = load_config(Path({str(worlds.duck.root)!r}))
+        folder = Path({str(tmp_path)!r})
+        store_section = {{"leaves": "spark", "path": str(folder / "leaves"), "options": {{"remote": {url!r}}}}}
+        config = dataclasses.replace(duck, store_path=folder / "ware.duckdb",
+                                     sections={{**duck.sections, "store": store_section}})
+        catalog = load_project_catalog(config).select({METRICS!r})
+        store = open_store(config)  # no session given: the warehouse opens its own, from the URL
+        end = dt.datetime.fromisoformat({worlds.end.isoformat()!r})
+        plan = backfill_plan(catalog, end - dt.timedelta(days={DAYS}), end, chunk={DAYS * 24})
+        result = compute(config, plan, trigger="backfill", store=store)
+        assert not result.failures, result.failures
+        assert type(store.warehouse.spark).__module__.startswith("pyspark.sql.connect"), type(store.warehouse.spark)
+        cycle = detect_and_attribute(config, catalog, now=end, store=store)
+        assert not cycle.detect_failures, cycle.detect_failures
+    """)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1500, env=env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    duck, remote = _incidents(worlds.duck_store), _incidents(Store(tmp_path / "ware.duckdb"))
+    assert len(duck) >= 5
+    assert [r["incident_id"] for r in remote] == [r["incident_id"] for r in duck]
+    for a, b in zip(remote, duck):
+        assert a == b, a["incident_id"]
 
 
 def test_follows_reads_the_same_leads_and_segment_series_from_the_warehouse(worlds):

@@ -15,6 +15,7 @@ from monitor.engine.duckdb_engine import NULL_LABEL, bad_rows, row_problem, sche
 from monitor.engine.transpile import bind_window
 from monitor.engine.windows import Window
 from monitor.errors import MetricRunError
+from monitor.warehouse.checkpoint import local_checkpoint
 
 
 def same_application(a, b) -> bool:
@@ -53,7 +54,7 @@ def checked_frame(engine, metric: Metric, window: Window):
           .alias(d) for d in metric.keys),
         *(F.col(m).cast("double").alias(m) for m in metric.measures))
     try:
-        frame = frame.localCheckpoint(eager=True)  # the query runs once: checked and written from here
+        frame = local_checkpoint(frame)  # the query runs once: checked and written from here
     except Exception as exc:  # noqa: BLE001
         raise MetricRunError(f"{metric.name} failed on Spark for {window}: {exc} ({metric.path}:{metric.sql_line})",
                              evidence=query) from exc

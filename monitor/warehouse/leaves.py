@@ -28,6 +28,7 @@ import pyarrow as pa
 from monitor.catalog import Metric
 from monitor.engine.windows import Window
 from monitor.warehouse.staging import StagedWindow, remove_stale
+from monitor.warehouse.checkpoint import local_checkpoint
 
 MANIFEST = "_manifest.json"
 DATA = "data"
@@ -151,7 +152,7 @@ class LeafWarehouse:
         target = folder / DATA / write_id
         staged = incoming.withColumn("day", F.date_format("ts", "yyyy-MM-dd"))
         # materialised once: the rows are counted and written from the same computation
-        staged = staged.localCheckpoint(eager=True)
+        staged = local_checkpoint(staged)
         stored = staged.where((F.col("ts") >= ntz(window.start))
                               & (F.col("ts") < ntz(window.end))).count()
         written = [r[0] for r in staged.select("day").distinct().collect()]

@@ -24,6 +24,7 @@ import pandas as pd
 from monitor.catalog import Metric
 from monitor.detect import screen as screen_mod
 from monitor.detect.slices import DEFAULT_BUDGET, PAIR_DIRECT, PAIR_MIN_SHARE, SliceSeries, _kept_pairs
+from monitor.warehouse.checkpoint import local_checkpoint
 from monitor.warehouse.leaves import LeafWarehouse, ntz
 from monitor.warehouse.remote import RemoteSlice, SliceTable
 
@@ -53,7 +54,7 @@ def build_slices_spark(warehouse: LeafWarehouse, metric: Metric, *, start: dt.da
     offset = F.unix_micros(F.col("ts").cast("timestamp")) - F.unix_micros(ntz(first).cast("timestamp"))
     window = (leaves.where(offset % step_us == 0)
               .select(*dims, num, *([den] if den != num else []), (offset / step_us).cast("int").alias("__bucket")))
-    window = window.localCheckpoint(eager=True)  # read once; every later query starts here
+    window = local_checkpoint(window)  # read once; every later query starts here
     single_sets = [()] + ([(d,) for d in dims] if depth >= 1 else [])
     pair_sets = list(itertools.combinations(dims, 2)) if depth >= 2 and len(dims) >= 2 else []
     tag = uuid.uuid4().hex[:12]
@@ -79,7 +80,7 @@ def build_slices_spark(warehouse: LeafWarehouse, metric: Metric, *, start: dt.da
             f" FROM {name} GROUP BY GROUPING SETS ({sets})")
     else:
         singles = keyed(window, ())
-    parts = [singles.localCheckpoint(eager=True)]
+    parts = [local_checkpoint(singles)]
     hits: set[tuple] = set()
     if pair_sets:
         pairs = _pairs(window, parts[0], metric, dims, pair_sets, gid, keyed, len(axis), num, den)
@@ -119,8 +120,8 @@ def _pairs(window, singles, metric: Metric, dims, pair_sets, gid, keyed, n_bucke
     nonnegative = (low if low is not None else 0) >= 0
     single_gids = [gid((d,)) for d in dims]
     ones = singles.where(F.col("__gid").isin(single_gids))
-    parents = (ones.groupBy("__gid", *dims).agg(F.sum("__den").alias("__v")).where(F.col("__v") >= threshold)
-               .drop("__v").localCheckpoint(eager=True))
+    parents = local_checkpoint(ones.groupBy("__gid", *dims).agg(F.sum("__den").alias("__v"))
+                               .where(F.col("__v") >= threshold).drop("__v"))
     counts = {r[0]: r[1] for r in parents.groupBy("__gid").count().collect()}
     # rows per gid, as the DuckDB version counts them (a filter is then nearly always applied;
     # it never changes which pairs can pass the floor)
@@ -143,7 +144,7 @@ def _pairs(window, singles, metric: Metric, dims, pair_sets, gid, keyed, n_bucke
             heavy = (filtered.groupBy(*pair).agg(F.sum(den).alias("__v")).where(F.col("__v") >= threshold)
                      .drop("__v"))
             filtered = filtered.join(heavy, on=list(pair), how="left_semi")
-        out[pair] = keyed(filtered, pair).localCheckpoint(eager=True)
+        out[pair] = local_checkpoint(keyed(filtered, pair))
     return out
 
 
@@ -173,6 +174,19 @@ def _screened(spark, window, summed, values: dict, metric: Metric, dims, pair, g
         long.unpersist()
 
 
+def _parallelism(spark) -> int:
+    """The cluster's task slots: SparkContext.defaultParallelism on a classic session; a Spark
+    Connect session has no SparkContext, so there the server's spark.default.parallelism if set."""
+    try:
+        return spark.sparkContext.defaultParallelism
+    except Exception:  # noqa: BLE001 - Connect: PySparkAttributeError (JVM_ATTRIBUTE_NOT_SUPPORTED)
+        pass
+    try:
+        return int(spark.conf.get("spark.default.parallelism", None) or MIN_SCREEN_TASKS)
+    except Exception:  # noqa: BLE001 - a server that does not expose it
+        return MIN_SCREEN_TASKS
+
+
 def _flag(spark, window, long, summed, values, metric, dims, pair, ab, gid, keyed, n_pairs, n_buckets, budget_bytes):
     from pyspark.sql import functions as F
 
@@ -184,8 +198,7 @@ def _flag(spark, window, long, summed, values, metric, dims, pair, ab, gid, keye
     alpha = screen_mod.ALPHA_PER_30 / tests / (2 if direction == "both" else 1)
     # as many chunks as the memory budget asks for on one executor, and enough to use them all
     chunks = max(math.ceil(n_pairs * (n_buckets + 1) * screen_mod.CELL_BYTES / max(budget_bytes, 1)),
-                 spark.sparkContext.defaultParallelism if hasattr(spark, "sparkContext") else MIN_SCREEN_TASKS,
-                 MIN_SCREEN_TASKS)
+                 _parallelism(spark), MIN_SCREEN_TASKS)
 
     n_codes = len(values[a]) * width
 
@@ -211,7 +224,7 @@ def _flag(spark, window, long, summed, values, metric, dims, pair, ab, gid, keye
     if new.empty:
         return [], set()
     chosen = spark.createDataFrame(new)
-    added = keyed(window.join(F.broadcast(chosen), on=[a, b], how="left_semi"), pair).localCheckpoint(eager=True)
+    added = local_checkpoint(keyed(window.join(F.broadcast(chosen), on=[a, b], how="left_semi"), pair))
     keys = {(gid(pair), *(x if d == a else y if d == b else None for d in dims)) for x, y in zip(new[a], new[b])}
     return [added], keys
 
@@ -285,7 +298,7 @@ def _assemble(spark, metric: Metric, axis: pd.DatetimeIndex, long, dims, sets, p
         order = np.arange(len(gids))
         values, volume = _dense(spark, long, gids, columns, dims, np.array([0]), n, ratio)
         held = {0: (values[0], volume[0])}
-    table = SliceTable(_keyed(spark, long, gids, columns, dims, order).localCheckpoint(eager=True), n, ratio=ratio)
+    table = SliceTable(local_checkpoint(_keyed(spark, long, gids, columns, dims, order)), n, ratio=ratio)
     series = []
     for pos, sid in enumerate(order.tolist()):
         segment = {d: columns[d][sid] for d in dims if columns[d][sid] is not None}
