@@ -88,26 +88,22 @@ class DuckDBEngine:
 
     def execute(self, metric: Metric, window: Window) -> pa.Table:
         """The raw result of the metric's SQL for the window, unchecked."""
-        try:
-            self.views_for(metric)
-        except ConfigError as exc:
-            raise MetricRunError(f"{metric.name} failed for {window}: {exc}", evidence=metric.sql) from exc
-        try:
-            return self.connection().execute(metric.sql, {"start": window.start, "end": window.end}).to_arrow_table()
-        except duckdb.Error as exc:
-            raise query_failed(metric, window, exc) from exc
+        return self._fetch(metric, window, lambda result: result.to_arrow_table())
 
     def batches(self, metric: Metric, window: Window, rows: int) -> pa.RecordBatchReader:
         """The raw result as a stream of record batches of at most `rows` rows, unchecked: DuckDB
         makes the next batch when it is read, so the caller never holds the whole window. A
         failure while reading is wrapped by the caller with ``query_failed``."""
+        return self._fetch(metric, window, lambda result: result.to_arrow_reader(rows))
+
+    def _fetch(self, metric: Metric, window: Window, fetch):
+        """`fetch` of the metric's SQL run for the window, its errors as MetricRunError."""
         try:
             self.views_for(metric)
         except ConfigError as exc:
             raise MetricRunError(f"{metric.name} failed for {window}: {exc}", evidence=metric.sql) from exc
         try:
-            return self.connection().execute(metric.sql, {"start": window.start, "end": window.end}) \
-                .to_arrow_reader(rows)
+            return fetch(self.connection().execute(metric.sql, {"start": window.start, "end": window.end}))
         except duckdb.Error as exc:
             raise query_failed(metric, window, exc) from exc
 
