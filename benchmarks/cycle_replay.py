@@ -16,11 +16,21 @@ Reported per metric:
 - *revised verdicts*: for each cycle, which (slice, direction) are in an incident on its
   newest bucket, against what the full detect says about that bucket. A full detect that
   revises the newest bucket's verdict once later buckets are seen is what no cycle that
-  keeps its stored verdicts for older buckets can reproduce.
+  keeps its stored verdicts for older buckets can reproduce;
+- *revision depth*: between two consecutive cycles, the oldest bucket (before the first
+  cycle's end) whose verdict the second cycle changed, in buckets back from the first
+  cycle's newest bucket (1 = its newest bucket). A cycle that resumed a judge state stored
+  K buckets back could only give a full detect's verdicts if K covers every such depth
+  (a lower bound: the state at K back must also be the same, not only the verdicts), and
+  a change near the window's start (the HISTORY window slides with the cycle once the
+  stored history is longer) counts as deep as it is. The cause is the slice kind (total,
+  one dimension, pair) and what changed: a verdict dated back (an incident found later,
+  with a start before the previous end), or one withdrawn/moved.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import datetime as dt
 import shutil
 import sys
@@ -58,6 +68,61 @@ def on_bucket(rows, bucket: dt.datetime, step: dt.timedelta) -> set[tuple[str, s
             if r["start_ts"] <= bucket and (r["end_ts"] is None or bucket < r["end_ts"])}
 
 
+def covered(rows, before: dt.datetime, step: dt.timedelta) -> dict[tuple[str, str], set[dt.datetime]]:
+    """(slice, direction) -> the buckets before `before` its incidents cover."""
+    out: dict[tuple[str, str], set[dt.datetime]] = defaultdict(set)
+    for r in rows:
+        t = r["start_ts"]
+        end = before if r["end_ts"] is None else min(r["end_ts"], before)
+        while t < end:
+            out[(r["slice"], r["direction"])].add(t)
+            t += step
+    return out
+
+
+def revision_depths(earlier, later, before: dt.datetime, step: dt.timedelta) -> list[tuple[int, str, str]]:
+    """Per (slice, direction) whose verdict on a bucket before `before` differs between the
+    incident rows `earlier` and `later`: (depth in buckets back from the newest bucket
+    before `before`, the slice, "dated back" when `later` covers a bucket `earlier` did not,
+    else "withdrawn")."""
+    a, b = covered(earlier, before, step), covered(later, before, step)
+    out = []
+    for key in set(a) | set(b):
+        gained, lost = b.get(key, set()) - a.get(key, set()), a.get(key, set()) - b.get(key, set())
+        if gained or lost:
+            oldest = min(gained | lost)
+            out.append((int((before - oldest) / step), key[0], "dated back" if oldest in gained else "withdrawn"))
+    return out
+
+
+def slice_kind(label: str) -> str:
+    return "total" if not label else ("pair" if "&" in label else "one dimension")
+
+
+def depth_report(depths: list[tuple[str, int, str, str]], unit: str) -> None:
+    """Revision depths per metric: how many, the deepest, and the buckets back K must
+    reach to cover 50/90/100 % of them, with the deepest causes."""
+    if not depths:
+        print("revision depth: no verdict on an earlier bucket changed between consecutive cycles")
+        return
+    print(f"revision depth (buckets back from the previous cycle's newest {unit}; K must cover it):")
+    print(f"{'metric':<28} {'revised':>7} {'p50':>5} {'p90':>5} {'max':>5}   deepest (kind, what)")
+    by_metric: dict[str, list] = defaultdict(list)
+    for metric, depth, label, what in depths:
+        by_metric[metric].append((depth, label, what))
+    for metric in [*sorted(by_metric), "all"]:
+        rows = sorted(d for m, *d in depths) if metric == "all" else sorted(by_metric[metric])
+        ks = sorted(d[0] for d in rows)
+        q = lambda p: ks[min(len(ks) - 1, int(math.ceil(p * len(ks))) - 1)]  # noqa: E731
+        deepest = rows[-1]
+        print(f"{metric:<28} {len(ks):7d} {q(0.5):5d} {q(0.9):5d} {ks[-1]:5d}   "
+              f"{slice_kind(deepest[1])}, {deepest[2]} ({deepest[1] or 'total'})")
+    kinds: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for _, depth, label, what in depths:
+        kinds[(slice_kind(label), what)].append(depth)
+    print("  by cause: " + "; ".join(f"{k} {w}: {len(v)} (max {max(v)})" for (k, w), v in sorted(kinds.items())))
+
+
 def stored(store: Store, metric: str) -> dict[str, tuple]:
     with store.connect(read_only=True) as con:
         return {r[0]: r[1:] for r in con.execute(f"SELECT {FIELDS} FROM incidents WHERE metric = ?", [metric]).fetchall()}
@@ -81,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         cycles = fresh_copy(config.store_path, Path(tmp) / "cycles.duckdb")
         full = fresh_copy(config.store_path, Path(tmp) / "full.duckdb")
         newest: dict[str, dict[dt.datetime, set]] = defaultdict(dict)
+        previous: dict[str, tuple[dt.datetime, list]] = {}
+        depths: list[tuple[str, int, str, str]] = []
         seconds = 0.0
         now, runs = args.start, 0
         while now <= args.end:
@@ -89,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
                 result = detect_metric(cycles, m, now=now, memory_limit=limit)
                 seconds += time.process_time() - t0
                 newest[m.name][now - step] = on_bucket(result.incidents, now - step, step)
+                if m.name in previous:
+                    before, rows = previous[m.name]
+                    depths += [(m.name, *d) for d in revision_depths(rows, result.incidents, before, step)]
+                previous[m.name] = (now, result.incidents)
             now += step
             runs += 1
         t0 = time.process_time()
@@ -116,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    only in cycles: {a[i][1] or 'total'} {a[i][2]} {a[i][3]:%Y-%m-%d %H:%M} status {a[i][5]}/{a[i][6]}")
         print(f"{'all':<28} {totals['full']:5d} {totals['cycles']:6d} {totals['same']:5d} {totals['only_a']:11d} "
               f"{totals['only_b']:9d} {totals['changed']:7d} {totals['revised']:8d}/{runs * len(metrics):<6d}")
+        depth_report(depths, args.step)
     return 0
 
 
