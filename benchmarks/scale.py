@@ -35,7 +35,10 @@ Scoring:
   days after the detector's 21-day warm-up (3 weekly cycles), less attack windows.
 
     nice -n 10 .venv/bin/python benchmarks/scale.py --sellers 20000 --days 180 [--null]
-        [--workdir DIR] [--keep] [--profile detect.prof] [--boost 8] [--seed 7] [--memory-limit 400MB]
+        [--workdir DIR] [--keep] [--parts 7 30] [--profile detect.prof] [--boost 8] [--seed 7] [--memory-limit 400MB]
+
+--parts [K ...] then times each part of the cycle's detection in-process and what a cycle
+resumed from judge state stored K days back would cost (benchmarks/cycle_parts.py).
 
 --profile runs `monitor detect` once more under cProfile with a CPU clock (process time,
 all threads), after the timed steps.
@@ -293,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="After the timed steps, run `monitor detect` again under cProfile into this file.")
     parser.add_argument("--boost", type=float, default=8.0, help="Fraud-rate multiplier of an attacked leaf.")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--parts", type=int, nargs="*", default=None, metavar="K",
+                        help="After the daily cycle, what each part of its detection costs and what a cycle resumed "
+                             "from judge state stored K days back would (benchmarks/cycle_parts.py; default K 7 30).")
     parser.add_argument("--memory-limit", default=None, help="[detect] memory_limit of the project (default: its default).")
     parser.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
                         help="spark: warehouse mode, leaves on Spark (see benchmarks/scale_spark.py).")
@@ -382,6 +388,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {cycle.name:<22} {cycle.seconds:7.1f} s wall  {cycle.cpu_seconds:7.1f} s CPU "
               f"({cycle.cpu_seconds / detect_cpu:5.2f}x the full detect)  peak RSS {cycle.max_rss_mb:6.0f} MB"
               f"{'' if cycle.returncode == 0 else '  FAILED'}")
+        if args.parts is not None:
+            parts = run_step("cycle parts", [python, str(ROOT / "benchmarks" / "cycle_parts.py"), "--folder", str(work),
+                                             "--now", f"{end + dt.timedelta(days=1):%Y-%m-%d}",
+                                             "--horizon", *map(str, args.parts or [7, 30])], cwd=work, env=env)
+            print("\n".join("    " + line for line in parts.output.strip().splitlines()))
+            # what any cycle pays besides detection: starting Python with the toolkit, and computing
+            # the new day (the same day again: the cycle stored it already)
+            nxt = end + dt.timedelta(days=1)
+            floor = [run_step("imports", [python, "-c", "import monitor.cli, monitor.pipeline, monitor.attribute"],
+                              cwd=work, env=env),
+                     run_step("compute the new day", [python, "-m", "monitor.cli", "--config", str(work / "monitor.toml"),
+                                                      "--now", f"{nxt:%Y-%m-%d}", "backfill", "--start", f"{end:%Y-%m-%d}",
+                                                      "--end", f"{nxt:%Y-%m-%d}", "--no-detect"], cwd=work, env=env)]
+            for s in floor:
+                print(f"  {s.name:<22} {s.seconds:7.1f} s wall  {s.cpu_seconds:7.1f} s CPU "
+                      f"({s.cpu_seconds / detect_cpu:5.2f}x the full detect){'' if s.returncode == 0 else '  FAILED'}")
     if not args.keep and args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if all(s.returncode == 0 for s in steps) else 1
