@@ -1,7 +1,8 @@
 """RS-like root-cause worlds: how ``localize`` does on cases like RS that nobody tuned it on.
 
-Usage: ``.venv/bin/python benchmarks/rca_rs_synthetic.py [--worlds 25] [--before REV]
-[--settings base many_dims ...]``
+Usage: ``.venv/bin/python benchmarks/rca_rs_synthetic.py [--worlds 25] [--seeds 0 1]
+[--before REV] [--settings base many_dims ...]`` (``--seeds``: blocks of worlds, 0 = the
+original ones; two blocks show how much a figure moves with the draw of worlds)
 
 Built from the RS data's documented structure (``/work/shared/data/README.md`` and the shapes of
 the dev files, not their answers): a stall rate (stalled / all viewers) over 3-5 dimensions of
