@@ -40,7 +40,7 @@ partition + risk score). What this one does differently:
    of one-dimension segments, since real leaf noise is correlated; the leaves' one-event noise
    floors count once per segment, not once per leaf; the spread is read on the leaves that no
    pick claims, so one cause does not hide another; and the bar is Bonferroni over every
-   segment searched, so a world with no cause names none 95 % of the time) and worth at
+   segment searched, so a world with no cause names none about 95 % of the time) and worth at
    least one fully anomalous leaf (or, on thin data, pass the count test above); further
    causes need more (they must stand on their own). A later cause that contains an earlier
    one replaces it. Then, for event counts, a cause whose parent's other leaves moved with
