@@ -195,13 +195,24 @@ METHODS: dict[str, Callable[..., list[dict[str, str]]]] = {
 def load_before(rev: str) -> Callable[..., list[dict[str, str]]]:
     """``localize`` as it was at git revision ``rev`` (for before/after figures in one run)."""
     root = Path(__file__).resolve().parents[1]
-    source = subprocess.run(
-        ["git", "show", f"{rev}:monitor/attribute/localize.py"], cwd=root, check=True,
-        capture_output=True, text=True,
-    ).stdout
-    module = types.ModuleType(f"localize_{rev}")
-    sys.modules[module.__name__] = module  # dataclasses look their module up by name
-    exec(compile(source, f"localize@{rev}", "exec"), module.__dict__)
+
+    def at_rev(name: str) -> types.ModuleType | None:
+        shown = subprocess.run(
+            ["git", "show", f"{rev}:monitor/attribute/{name}.py"], cwd=root,
+            capture_output=True, text=True,
+        )
+        if shown.returncode != 0:  # the file did not exist yet
+            return None
+        module = types.ModuleType(f"{name}_{rev}")
+        sys.modules[module.__name__] = module  # dataclasses look their module up by name
+        exec(compile(shown.stdout, f"{name}@{rev}", "exec"), module.__dict__)
+        return module
+
+    counts = at_rev("count_evidence")
+    module = at_rev("localize")
+    if counts is not None and "count_evidence" in module.__dict__:
+        # the helper module as it was at ``rev`` too, not the working tree's
+        module.__dict__["count_evidence"] = counts
     return module.localize
 
 

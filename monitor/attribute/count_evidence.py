@@ -55,6 +55,12 @@ def threshold(n_segments: int) -> float:
     return float(chi2.isf(FAMILY_ALPHA / max(n_segments, 1), 1))
 
 
+def z_threshold(n_segments: int) -> float:
+    """The same family-wise bar on the z scale: |z| a segment needs when ``n_segments`` were
+    searched (two-sided Bonferroni; z^2 is a chi-square of one degree of freedom)."""
+    return float(np.sqrt(threshold(n_segments)))
+
+
 def child_evidence(
     child: tuple[np.ndarray, np.ndarray, np.ndarray],
     parent: tuple[float, float, float],
