@@ -28,10 +28,8 @@ class SparkLeafEngine:
         """The window's rows from the source `engine`: a Spark DataFrame checked on Spark when
         the source runs in the warehouse's Spark application (never collected on the driver);
         from a DuckDB source, the rows staged as Parquet a batch at a time (the driver never
-        holds the window); else the engine's Arrow table (one window at a time). A mean's or
-        distribution's rows from a Spark source take that last way: their own row rules
-        (``monitor.engine.kinds``) are checked on Arrow, and have no Spark version."""
-        if hasattr(engine, "spark_sql") and metric.kind in ("sum", "ratio"):
+        holds the window); else the engine's Arrow table (one window at a time)."""
+        if hasattr(engine, "spark_sql"):
             from monitor.warehouse.incoming import checked_frame, same_application
 
             if same_application(engine.session(), self.warehouse.spark):
