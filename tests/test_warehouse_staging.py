@@ -130,3 +130,31 @@ def test_a_dropped_window_removes_its_folder_and_stale_folders_of_killed_runs_go
     os.utime(killed, (old, old))
     staging.remove_stale(tmp_path / "leaves")
     assert not killed.exists() and live.exists()
+
+
+MEAN_HEADER = METRIC.replace("name: decline_rate", "name: amount_mean").replace("kind: ratio", "kind: mean")
+
+
+@pytest.mark.parametrize("count", ["denominator", "CASE WHEN country IN ('C01', 'C07') THEN -denominator"
+                                                   " ELSE denominator END"])
+def test_a_mean_window_is_staged_with_its_kind_rules_over_every_batch(world, tmp_path, count):
+    """A mean's own row rules (monitor.engine.kinds) hold for the staged window as for engine.run:
+    good rows staged alike; negative counts in many batches fail with engine.run's message,
+    which counts the rows of every batch."""
+    body = (f"SELECT ts, country, method, numerator AS value_sum, {count} AS value_count,"
+            " numerator * numerator AS value_sq_sum FROM t WHERE ts >= $start AND ts < $end ORDER BY ts, country")
+    metric, problems = parse_metric(MEAN_HEADER.rsplit("--- */", 1)[0] + "--- */\n" + body, tmp_path / "amount_mean.sql")
+    assert not problems and metric.kind == "mean"
+    with DuckDBEngine(SourceConfig(world)) as engine:
+        if count == "denominator":
+            want = engine.run(metric, WINDOW)
+            got = staging.stage_window(engine, metric, WINDOW, tmp_path / "leaves", batch_rows=50)
+            assert sort(staged_rows(got)).equals(sort(want)) and want.num_rows == 360
+            return
+        with pytest.raises(MetricRunError) as want:
+            engine.run(metric, WINDOW)
+        with pytest.raises(MetricRunError) as got:
+            staging.stage_window(engine, metric, WINDOW, tmp_path / "leaves", batch_rows=25)
+    assert str(got.value) == str(want.value)
+    assert "negative value_count in 60 row(s)" in str(got.value)
+    assert not list((tmp_path / "leaves" / staging.INCOMING).iterdir())

@@ -39,7 +39,8 @@ def distribution_leaves(con, metric: Metric, *, start: dt.datetime, end: dt.date
         f' sum("count") FILTER (WHERE {before}) AS before FROM "{table}" WHERE {where} GROUP BY ALL',
         [start, end, *before_params, start - weeks * week, end, *segment.values()]).df().fillna(0.0)
     weeks = con.execute(
-        f'SELECT count(DISTINCT (epoch(ts) - epoch(?::TIMESTAMP)) // {int(week.total_seconds())})'
+        # floor(/): DuckDB's // on the DOUBLE epoch() divides without flooring (24 "weeks" in 4)
+        f'SELECT count(DISTINCT floor((epoch(ts) - epoch(?::TIMESTAMP)) / {int(week.total_seconds())}))'
         f' FROM "{table}" WHERE ({before})', [start - weeks * week, *before_params]).fetchone()[0]
     frame["before"] = frame["before"] / max(int(weeks or 0), 1)
     frame[bucket] = frame[bucket].astype(str)
@@ -58,6 +59,8 @@ def explain_distribution_incident(store: Store, metric: Metric, incident, *, wee
     end = incident.end_ts or (incident.last_ts + step)
     end = min(end, start + step * max_buckets)
     segment = dict(incident.segment)
+    if store.leaf_engine is not None:  # warehouse mode (monitor.warehouse): the same queries, run on Spark
+        con = store.leaf_engine.leaf_queries(metric, start=start - weeks * dt.timedelta(days=7), end=end)
     if con is None:
         with store.connect(read_only=True) as own:
             frame, dims = distribution_leaves(own, metric, start=start, end=end, segment=segment, weeks=weeks)

@@ -43,7 +43,6 @@ from monitor.detect.options import DetectOptions, sensitivity_multiplier
 from monitor.detect.slices import (DEFAULT_BUDGET, MAX_PAIR_SLICES, PAIR_MIN_SHARE, SliceSeries,  # noqa: F401
                                    build_slices)
 from monitor.engine import GRAIN_STEP
-from monitor.errors import MonitorError
 from monitor.store import Store
 from monitor.store.staging import Staging
 
@@ -97,9 +96,6 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
     if not metric.detect.enabled or not store.has_leaves(metric.name):
         return result
     if metric.kind in ("mean", "distribution"):
-        if store.leaf_engine is not None:
-            raise MonitorError(f"{metric.name}: kind '{metric.kind}' is not supported with [store] leaves = "
-                               "\"spark\" yet; keep this metric in a project with DuckDB leaves")
         return _detect_kind(store, metric, now=now, memory_limit=memory_limit, result=result)
     axis, series = load_slices(store, metric, end=now, memory_limit=memory_limit)
     if not series:
@@ -150,7 +146,8 @@ def _detect_kind(store: Store, metric: Metric, *, now: dt.datetime, memory_limit
     with store.connect(read_only=True) as con:
         con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2, DUCKDB_MIN_MEMORY) // 2**20}MiB'")
         axis, series, detections = kind_detections(con, metric, start=now - HISTORY[metric.grain], end=now,
-                                                   memory_limit=memory_limit, widen=slice_sensitivity)
+                                                   memory_limit=memory_limit, widen=slice_sensitivity,
+                                                   leaf_engine=store.leaf_engine)
     if not series:
         return result
     rows = tag_rows(metric, _incident_rows(metric, axis, series, detections, now))

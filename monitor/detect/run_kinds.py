@@ -20,14 +20,24 @@ from monitor.engine import GRAIN_STEP
 
 
 def kind_detections(con, metric: Metric, *, start: dt.datetime, end: dt.datetime, memory_limit: int,
-                    widen) -> tuple[pd.DatetimeIndex, list, list]:
+                    widen, leaf_engine=None) -> tuple[pd.DatetimeIndex, list, list]:
     """(axis, series, detections) of a mean or distribution metric over [start, end);
     ``widen(sensitivity, n_slices)`` makes the slices stricter (run_detection's
-    ``slice_sensitivity``). ``run_detection`` turns them into incidents."""
+    ``slice_sensitivity``). ``run_detection`` turns them into incidents. With a `leaf_engine`
+    (warehouse mode) the same series are aggregated where the leaves are, and `con` is unused."""
     step = GRAIN_STEP[metric.grain]
     labels = None
-    if metric.kind == "mean":
-        axis, series, extra = _mean_series(con, metric, start=start, end=end, step=step, memory_limit=memory_limit)
+    if leaf_engine is not None:
+        axis, series, extra, labels = leaf_engine.kind_series(metric, start=start, end=end, step=step,
+                                                              memory_limit=memory_limit)
+    elif metric.kind == "mean":
+        from monitor.detect.slices import build_slices
+
+        def build(columns=None):
+            return build_slices(con, metric, start=start, end=end, step=step, budget_bytes=int(memory_limit) // 2,
+                                columns=columns)
+
+        axis, series, extra = mean_series(build)
     else:
         from monitor.detect.distribution_slices import build_histograms
 
@@ -73,14 +83,12 @@ def judge_kind(metric: Metric, series, extra: np.ndarray, options: DetectOptions
     return out
 
 
-def _mean_series(con, metric: Metric, *, start, end, step, memory_limit):
+def mean_series(build):
     """The series of sums and counts, and their sums of squares over the same slices (a
-    second pass of the slice builder; the slices depend on counts only, so they match)."""
-    from monitor.detect.slices import build_slices
-
-    axis, series = build_slices(con, metric, start=start, end=end, step=step, budget_bytes=int(memory_limit) // 2)
-    _, squares = build_slices(con, metric, start=start, end=end, step=step, budget_bytes=int(memory_limit) // 2,
-                              columns=("value_sq_sum", "value_count"))
+    second pass of the slice builder; the slices depend on counts only, so they match).
+    ``build(columns)``: a slice builder over the leaves (DuckDB's, or Spark's in warehouse mode)."""
+    axis, series = build()
+    _, squares = build(columns=("value_sq_sum", "value_count"))
     by_label = {s.label: s.values for s in squares}
     extra = np.vstack([by_label.get(s.label, np.full(len(axis), np.nan)) for s in series]) if series else None
     return axis, series, extra

@@ -9,6 +9,8 @@ See docs/spark.md.
 """
 from __future__ import annotations
 
+import atexit
+
 from typing import Any
 
 from monitor.config import ProjectConfig
@@ -95,7 +97,14 @@ def _session_opener(config: ProjectConfig, settings: dict):
 
         engine = SparkEngine(SourceConfig(None, {}, "spark", options), tables_required=False)
         open_session.engine = engine  # kept: the session lives as long as the process
-        return engine.session()
+        session = engine.session()
+        if engine.remote:
+            # Closed while the interpreter still runs. Left to its __del__ at exit, a Spark Connect
+            # session that is not pyspark's default one (with a Spark source on Connect, the source
+            # engine's came first) closes its gRPC channel during finalization, and that close
+            # waits forever for gRPC's own threads, which no longer run (docs/spark.md).
+            atexit.register(engine.close)
+        return session
 
     return open_session
 

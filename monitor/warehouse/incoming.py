@@ -6,12 +6,14 @@ normalisation of ``monitor.engine.duckdb_engine.check_result`` (which works on a
 the driver) are made here by one Spark aggregate over the materialised result, with the same
 messages: ts set, inside the window and on the grain; measures set and finite; a ratio's parts
 not negative (and the numerator within the denominator when bounded); dimensions as stored
-('(null)' for NULL, a real '(null)' text escaped).
+('(null)' for NULL, a real '(null)' text escaped). A mean's or distribution's own row rules
+(``monitor.engine.kinds``) are judged by the executors on Arrow batches with ``kind_problem`` itself.
 """
 from __future__ import annotations
 
 from monitor.catalog import Metric
 from monitor.engine.duckdb_engine import NULL_LABEL, bad_rows, row_problem, schema_problems
+from monitor.engine.kinds import kind_problem
 from monitor.engine.transpile import bind_window
 from monitor.engine.windows import Window
 from monitor.errors import MetricRunError
@@ -69,6 +71,25 @@ def checked_frame(engine, metric: Metric, window: Window):
     if metric.kind == "ratio" and metric.bounded:
         checks.append(F.count(F.when(F.col("numerator") > F.col("denominator"), 1)).alias("over"))
     problem = row_problem(metric, window, frame.agg(*checks).collect()[0].asDict())
+    if problem is None and metric.kind in ("mean", "distribution") and _kind_broken(frame, metric):
+        # worded over the whole window, as check_result words it (its counts are of every row):
+        # only a window that breaks a rule comes to the driver
+        whole = _to_arrow(frame)
+        problem = kind_problem(metric, dict(zip(whole.column_names, whole.columns)))
     if problem:
         raise bad_rows(metric, window, problem)
     return frame
+
+
+def _kind_broken(frame, metric: Metric) -> bool:
+    """Whether some rows break the kind's own rules (``monitor.engine.kinds.kind_problem``, run
+    by the executors on each Arrow batch)."""
+    def flags(batches):
+        import pyarrow as pa
+
+        for batch in batches:
+            table = pa.Table.from_batches([batch])
+            broken = batch.num_rows > 0 and kind_problem(metric, dict(zip(table.column_names, table.columns))) is not None
+            yield pa.RecordBatch.from_pydict({"broken": [broken]})
+
+    return bool(frame.mapInArrow(flags, "broken boolean").where("broken").limit(1).count())

@@ -5,7 +5,8 @@ DuckDB there). In warehouse mode it is a ``SparkLeafEngine``, and the four place
 otherwise read the leaves in-process ask it instead:
 
 - compute (``monitor.pipeline``): ``source_rows``, a window's rows on their way to the warehouse;
-- detection (``monitor.detect.run_detection``): ``build_slices`` and ``batch_detector``;
+- detection (``monitor.detect.run_detection``): ``build_slices`` and ``batch_detector``; for a
+  mean or distribution metric (``monitor.detect.run_kinds``) ``kind_series``;
 - attribution and the stale check: ``leaf_queries``, their SQL run on Spark.
 
 One object, named on the base store, instead of each step probing the store for methods.
@@ -28,12 +29,12 @@ class SparkLeafEngine:
         the source runs in the warehouse's Spark application (never collected on the driver);
         from a DuckDB source, the rows staged as Parquet a batch at a time (the driver never
         holds the window); else the engine's Arrow table (one window at a time)."""
-        if hasattr(engine, "spark_sql") and metric.kind in ("sum", "ratio"):
+        if hasattr(engine, "spark_sql"):
             from monitor.warehouse.incoming import checked_frame, same_application
 
             if same_application(engine.session(), self.warehouse.spark):
                 return checked_frame(engine, metric, window)
-        if hasattr(engine, "batches") and metric.kind in ("sum", "ratio"):
+        if hasattr(engine, "batches"):
             from monitor.warehouse.staging import stage_window
 
             return stage_window(engine, metric, window, self.warehouse.folder(metric.name))
@@ -42,6 +43,11 @@ class SparkLeafEngine:
     def build_slices(self, metric: Metric, **window):
         from monitor.warehouse.slices import build_slices_spark
         return build_slices_spark(self.warehouse, metric, **window)
+
+    def kind_series(self, metric: Metric, **window):
+        """A mean's or distribution's series, aggregated on Spark (``monitor.detect.run_kinds``)."""
+        from monitor.warehouse.kinds import kind_series_spark
+        return kind_series_spark(self.warehouse, metric, **window)
 
     def batch_detector(self):
         from monitor.warehouse.judge import executor_batch

@@ -93,10 +93,11 @@ class LeafWarehouse:
 
     # -- reading ------------------------------------------------------------------------------
     def frame(self, metric: Metric, *, start: dt.datetime | None = None, end: dt.datetime | None = None):
-        """The stored leaves with start <= ts < end as a Spark DataFrame (ts, dimensions, measures);
-        only the day folders that can hold such rows are read. None without any."""
+        """The stored leaves with start <= ts < end as a Spark DataFrame (ts, keys, measures; the keys
+        are the dimensions and a distribution's bucket); only the day folders that can hold such
+        rows are read. None without any."""
         manifest = self.manifest(metric.name)
-        columns = ["ts", *metric.dimensions, *metric.measures]
+        columns = ["ts", *metric.keys, *metric.measures]
         if manifest["columns"] != columns:
             return None  # the dimensions or kind changed: the old rows cannot be re-sliced
         days = [d for d in sorted(manifest["days"])
@@ -120,13 +121,13 @@ class LeafWarehouse:
         from pyspark.sql import types as T
 
         return T.StructType([T.StructField("ts", T.TimestampNTZType(), False),
-                             *(T.StructField(d, T.StringType(), False) for d in metric.dimensions),
+                             *(T.StructField(d, T.StringType(), False) for d in metric.keys),
                              *(T.StructField(m, T.DoubleType(), False) for m in metric.measures)])
 
     # -- writing ------------------------------------------------------------------------------
     def write_window(self, metric: Metric, window: Window, rows) -> int:
         """Replace the leaves of [window.start, window.end) by `rows` (an Arrow table or a Spark
-        DataFrame with ts, dimensions, measures); duplicate leaves are summed. Returns rows stored."""
+        DataFrame with ts, keys, measures); duplicate leaves are summed. Returns rows stored."""
         from pyspark.sql import functions as F
 
         spark = self.spark
@@ -134,11 +135,11 @@ class LeafWarehouse:
         folder.mkdir(parents=True, exist_ok=True)
         self._remove_orphans(metric.name)
         manifest = self.manifest(metric.name)
-        columns = ["ts", *metric.dimensions, *metric.measures]
+        columns = ["ts", *metric.keys, *metric.measures]
         if manifest["columns"] != columns:
             manifest = {"columns": columns, "days": {}}  # a changed definition restarts the history
         incoming = self._incoming(metric, rows)
-        keys = [F.col("ts"), *(F.col(d) for d in metric.dimensions)]
+        keys = [F.col("ts"), *(F.col(d) for d in metric.keys)]
         incoming = incoming.groupBy(*keys).agg(*(F.sum(m).alias(m) for m in metric.measures))
         first_day, last_day = window.start.date(), (window.end - dt.timedelta(microseconds=1)).date()
         touched = [d for d in manifest["days"] if first_day.isoformat() <= d <= last_day.isoformat()]
@@ -179,7 +180,7 @@ class LeafWarehouse:
         else:
             frame = rows
         return frame.select(F.col("ts").cast("timestamp_ntz").alias("ts"),
-                            *(F.col(d).cast("string").alias(d) for d in metric.dimensions),
+                            *(F.col(d).cast("string").alias(d) for d in metric.keys),
                             *(F.col(m).cast("double").alias(m) for m in metric.measures))
 
     def _commit(self, metric_name: str, manifest: dict) -> None:

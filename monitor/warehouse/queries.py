@@ -62,7 +62,26 @@ def to_spark(sql: str, params: list) -> str:
     tree = sqlglot.parse_one(numbered, read="duckdb")
     for node in list(tree.find_all(exp.Placeholder)):
         node.replace(_literal(params[int(node.name[1:])]))
+    for node in list(tree.find_all(exp.Anonymous)):
+        if node.name.lower() == "epoch_us":  # DuckDB's micros since 1970 of a naive ts; the session is UTC
+            node.replace(exp.func("unix_micros", exp.cast(node.expressions[0], exp.DataType.build("TIMESTAMP"))))
+    for node in list(tree.find_all(exp.Grouping)):
+        if len(node.expressions) > 1:
+            node.replace(_grouping_bits(node.expressions))
     return tree.sql(dialect="spark")
+
+
+def _grouping_bits(columns: list):
+    """DuckDB's GROUPING(a, b, c) (one bit per column, the first highest) in Spark SQL, whose
+    grouping() takes one column and whose grouping_id() must name every grouping column."""
+    from sqlglot import exp
+
+    terms = [exp.Mul(this=exp.Grouping(expressions=[c.copy()]), expression=exp.Literal.number(1 << (len(columns) - 1 - i)))
+             for i, c in enumerate(columns)]
+    out = terms[0]
+    for term in terms[1:]:
+        out = exp.Add(this=out, expression=term)
+    return exp.Paren(this=out)
 
 
 def _literal(value):

@@ -23,7 +23,8 @@ import pandas as pd
 
 from monitor.catalog import Metric
 from monitor.detect import screen as screen_mod
-from monitor.detect.slices import DEFAULT_BUDGET, PAIR_DIRECT, PAIR_MIN_SHARE, SliceSeries, _kept_pairs
+from monitor.detect.slices import DEFAULT_BUDGET, PAIR_DIRECT, PAIR_MIN_SHARE, SERIES_COLUMNS, SliceSeries, \
+    _kept_pairs
 from monitor.warehouse.checkpoint import local_checkpoint
 from monitor.warehouse.leaves import LeafWarehouse, ntz
 from monitor.warehouse.remote import RemoteSlice, SliceTable
@@ -33,9 +34,10 @@ MIN_SCREEN_TASKS = 2
 
 
 def build_slices_spark(warehouse: LeafWarehouse, metric: Metric, *, start: dt.datetime, end: dt.datetime,
-                       step: dt.timedelta, budget_bytes: int = DEFAULT_BUDGET
-                       ) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
-    """What ``monitor.detect.slices.build_slices`` returns, aggregated on Spark."""
+                       step: dt.timedelta, budget_bytes: int = DEFAULT_BUDGET,
+                       columns: tuple[str, str] | None = None) -> tuple[pd.DatetimeIndex, list[SliceSeries]]:
+    """What ``monitor.detect.slices.build_slices`` returns, aggregated on Spark (`columns`: the
+    (values, volume) leaf columns, as there)."""
     from pyspark.sql import functions as F
 
     spark = warehouse.spark
@@ -47,8 +49,7 @@ def build_slices_spark(warehouse: LeafWarehouse, metric: Metric, *, start: dt.da
         return pd.DatetimeIndex([]), []
     axis = pd.date_range(first, last, freq=pd.Timedelta(step))
     step_us = int(step / dt.timedelta(microseconds=1))
-    num = "numerator" if metric.kind == "ratio" else "value"
-    den = "denominator" if metric.kind == "ratio" else "value"
+    num, den = columns or SERIES_COLUMNS[metric.kind]
     dims = list(metric.dimensions)
     depth = metric.detect.max_slice_depth
     offset = F.unix_micros(F.col("ts").cast("timestamp")) - F.unix_micros(ntz(first).cast("timestamp"))
@@ -98,7 +99,8 @@ def build_slices_spark(warehouse: LeafWarehouse, metric: Metric, *, start: dt.da
     long = parts[0]
     for part in parts[1:]:
         long = long.unionByName(part)
-    out = _assemble(spark, metric, axis, long, dims, single_sets + pair_sets, pair_sets, gid, hits)
+    out = _assemble(spark, metric, axis, long, dims, single_sets + pair_sets, pair_sets, gid, hits,
+                    two=num != den)
     if len(single_sets) > 1:
         spark.catalog.dropTempView(f"slice_w_{tag}")
     return out
@@ -263,11 +265,11 @@ def _pooled(long, width: int, n_buckets: int) -> tuple[tuple[np.ndarray, np.ndar
 
 
 def _assemble(spark, metric: Metric, axis: pd.DatetimeIndex, long, dims, sets, pair_sets, gid,
-              hits: set[tuple]) -> tuple[pd.DatetimeIndex, list]:
+              hits: set[tuple], *, two: bool) -> tuple[pd.DatetimeIndex, list]:
     """The series in ``build_slices``'s order: the total and the kept pairs whole on the driver,
-    every other slice a ``RemoteSlice`` whose rows stay in one checkpointed Spark table."""
+    every other slice a ``RemoteSlice`` whose rows stay in one checkpointed Spark table
+    (`two`: values and volume are two columns, as a ratio's or a mean's)."""
     n = len(axis)
-    ratio = metric.kind == "ratio"
     rank = {gid(s): i for i, s in enumerate(sets)}
     keys = long.select("__gid", *dims).distinct().toPandas()  # one row per series: labels, no buckets
     keys = keys.assign(__rank=keys["__gid"].map(rank)).sort_values(
@@ -285,7 +287,7 @@ def _assemble(spark, metric: Metric, axis: pd.DatetimeIndex, long, dims, sets, p
         # the pair floor and the duplicate test read the pairs, their parents and the total
         parents = _parent_links(gids, columns, dims, pair_sets, gid)
         local = np.unique(np.concatenate([[0], np.flatnonzero(is_pair), parents[:, 1]]))
-        values, volume = _dense(spark, long, gids, columns, dims, local, n, ratio)
+        values, volume = _dense(spark, long, gids, columns, dims, local, n, two)
         compact = np.full(len(gids), -1, np.int64)
         compact[local] = np.arange(len(local))
         picked = local[_kept_pairs(metric, values, volume, is_pair[local],
@@ -296,9 +298,9 @@ def _assemble(spark, metric: Metric, axis: pd.DatetimeIndex, long, dims, sets, p
         del values, volume
     else:
         order = np.arange(len(gids))
-        values, volume = _dense(spark, long, gids, columns, dims, np.array([0]), n, ratio)
+        values, volume = _dense(spark, long, gids, columns, dims, np.array([0]), n, two)
         held = {0: (values[0], volume[0])}
-    table = SliceTable(local_checkpoint(_keyed(spark, long, gids, columns, dims, order)), n, ratio=ratio)
+    table = SliceTable(local_checkpoint(_keyed(spark, long, gids, columns, dims, order)), n, ratio=two)
     series = []
     for pos, sid in enumerate(order.tolist()):
         segment = {d: columns[d][sid] for d in dims if columns[d][sid] is not None}

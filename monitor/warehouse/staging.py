@@ -4,7 +4,8 @@ The driver never holds a whole window: the source query is read as record batche
 BATCH_ROWS rows, each normalised and counted as ``check_result`` does and appended to one
 Parquet file under ``<prefix>/<metric>/incoming/<id>/``, which Spark's executors then read (the
 prefix is a file system both reach). The window is judged on the summed counts by the same
-``row_problem``, so a bad window fails with check_result's message and stages nothing. The staged
+``row_problem`` (and a mean's or distribution's by ``kind_problem``), so a bad window fails with
+check_result's message and stages nothing. The staged
 file is only input: the window is replaced by ``LeafWarehouse.write_window``'s manifest commit as
 before, so a job killed while staging or writing leaves the old leaves of the window.
 """
@@ -60,12 +61,14 @@ def stage_window(engine, metric: Metric, window: Window, folder: Path, *,
     staged = StagedWindow(target, 0)  # from here on the folder is removed on any failure
     target.mkdir(parents=True)
     found: dict | None = None
+    kind_broken = False  # a mean's or distribution's own row rules (monitor.engine.kinds)
     writer = None
     try:
         try:
             for batch in reader:
                 columns = normalised(metric, batch)
                 found = merged(found, row_counts(metric, columns))
+                kind_broken = kind_broken or _kind_problem(metric, columns) is not None
                 rows = pa.table(columns)
                 if writer is None:
                     writer = pq.ParquetWriter(str(target / "part-0.parquet"), rows.schema)
@@ -78,6 +81,11 @@ def stage_window(engine, metric: Metric, window: Window, folder: Path, *,
         staged.remove()
         raise query_failed(metric, window, exc) from exc
     problem = row_problem(metric, window, found) if found else None
+    if problem is None and kind_broken:
+        # worded over the whole window, as check_result words it (its counts are of every row);
+        # only a window that breaks a rule is read back whole
+        whole = pq.read_table(str(target))
+        problem = _kind_problem(metric, dict(zip(whole.column_names, whole.columns)))
     if problem:
         staged.remove()
         raise bad_rows(metric, window, problem)
@@ -86,6 +94,14 @@ def stage_window(engine, metric: Metric, window: Window, folder: Path, *,
         return pa.table({"ts": pa.array([], pa.timestamp("us")), **{d: pa.array([], pa.string()) for d in metric.keys},
                          **{m: pa.array([], pa.float64()) for m in metric.measures}})
     return staged
+
+
+def _kind_problem(metric: Metric, columns: dict) -> str | None:
+    if metric.kind not in ("mean", "distribution"):
+        return None
+    from monitor.engine.kinds import kind_problem
+
+    return kind_problem(metric, columns)
 
 
 def merged(total: dict | None, part: dict) -> dict:

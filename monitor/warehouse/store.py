@@ -83,7 +83,7 @@ class WarehouseStore(Store):
     def read_leaves(self, metric: Metric, *, start=None, end=None, con=None) -> pd.DataFrame:
         frame = self.warehouse.frame(metric, start=start, end=end)
         if frame is None:
-            return pd.DataFrame(columns=["ts", *metric.dimensions, *metric.measures])
+            return pd.DataFrame(columns=["ts", *metric.keys, *metric.measures])
         return frame.orderBy("ts").toPandas()
 
     def series(self, metric: Metric, *, by: tuple[str, ...] = (), start=None, end=None, con=None) -> pd.DataFrame:
