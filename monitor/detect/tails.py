@@ -32,6 +32,15 @@ the band (the score is divided by it, so a score of 4 keeps meaning "p"):
   one with Student-t tails (df), not Gaussian ones; df grows with the buckets the baseline
   has learnt from (``variance_df``), so bands start wide and narrow as it learns, and a
   new metric pages only on a large change in its first days.
+- *What a band really promises*: ``gpd_fit`` fits a Generalized Pareto tail to a series'
+  |residual| histogram (``gpd_rate``, ``gpd_quantile``). On real hourly series its shape is
+  heavy (xi 0.3-0.4 on the NAB dev |scores|), so the exponential extrapolation above
+  promises far less than it keeps: ~1 false page per series-month measured where the
+  threshold promises 0.002 (``benchmarks/nab_calibration.py``). Judging at the GPD
+  quantile of the promised rate comes closer (0.2 later) but leaves most labelled NAB
+  anomalies inside the band (live replay: 20 of 77 dev windows hit instead of 45, NAB
+  standard 19.9 instead of 46.4), so the judge keeps the exponential factor and the GPD
+  measures what it promises.
 """
 from __future__ import annotations
 
@@ -49,6 +58,13 @@ MAX_TAIL = 25.0  # bound on the heavy-tail factor: past it, the tail estimate is
 # of 500 residuals; the factor is capped at MAX_TAIL long before 1e5)
 HIST_STEP = 1.1
 HIST_EDGES = np.concatenate([[0.0], np.geomspace(1e-3, 1e5, int(round(np.log(1e8) / np.log(HIST_STEP))) + 1)])
+# Generalized Pareto tail (``gpd_fit``, what a band promises on a series' own tail):
+# fitted to the top GPD_EXCESS of the |residuals|; with few excesses the shape leans on a
+# heavy-tailed prior: xi = 0.25, a Student-t(4) tail (the usual robust default; the |score|
+# tails of the NAB dev series measure 0.2-0.37 by category), worth GPD_PRIOR_K excesses
+GPD_EXCESS = 0.10
+GPD_XI_PRIOR = 0.25
+GPD_PRIOR_K = 10.0
 MAX_DF = 4096  # beyond this the Student-t factor is 1 to 3 decimals
 # Asymptotic efficiency of the MAD as a scale estimate for normal data (vs the sd): the
 # warm-up's MAD of n differences is as precise as a variance from 0.37 n residuals.
@@ -131,6 +147,10 @@ def refresh_every(per_day: int) -> int:
     return per_day if per_day > 1 else 7
 
 
+_HIST_MID = np.sqrt(HIST_EDGES * np.append(HIST_EDGES[1:], HIST_EDGES[-1] * HIST_STEP))  # geometric bin middles
+_HIST_MID[0] = HIST_EDGES[1] / 2.0
+
+
 def _bin(a: np.ndarray) -> np.ndarray:
     return np.searchsorted(HIST_EDGES, a, side="right") - 1
 
@@ -177,6 +197,65 @@ def tail_factor(q: np.ndarray, threshold: float) -> np.ndarray:
         gauss = g_hi + (g_hi - GAUSS_Q[0]) * out
         f = data / gauss
     return np.where(np.isfinite(f), np.clip(f, 1.0, MAX_TAIL), 1.0)
+
+
+def gpd_fit(counts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Generalized Pareto tail of each row's |residual| histogram: the excesses over the
+    edge ``u0`` below which ``1 - GPD_EXCESS`` of the residuals lie (k of them, a fraction
+    ``zeta``), shape xi by probability-weighted moments (Hosking & Wallis 1987; residuals
+    of one bin tied at its geometric middle) shrunk toward ``GPD_XI_PRIOR`` with the weight
+    of ``GPD_PRIOR_K`` excesses, scale from the mean excess given that shape. Returns
+    (u0, zeta, xi, sigma, k, xi_hat); xi_hat is the unshrunk estimate (NaN below 2 excesses)."""
+    n_series, n_bins = counts.shape
+    rows = np.arange(n_series)
+    m = counts.sum(axis=1)
+    above = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]  # residuals in bins >= b
+    # the lowest bin edge with at most GPD_EXCESS of the residuals beyond it
+    b0 = np.argmax(above <= np.maximum(GPD_EXCESS * m, 1.0)[:, None], axis=1)
+    u0 = HIST_EDGES[b0]
+    k = above[rows, b0]
+    c = np.where(np.arange(n_bins)[None, :] >= b0[:, None], counts, 0.0)
+    y = np.maximum(_HIST_MID[None, :] - u0[:, None], 0.0)
+    kk = np.maximum(k, 1.0)
+    below = np.cumsum(c, axis=1) - c  # excesses in lower bins: the ranks of a bin's ties
+    # sum over a bin's ranks i of 1 - (i - 0.35) / k, the plotting position's complement
+    w = c * (1.0 + 0.35 / kk[:, None]) - (c * below + c * (c + 1.0) / 2.0) / kk[:, None]
+    a0 = (c * y).sum(axis=1) / kk
+    a1 = (w * y).sum(axis=1) / kk
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xi_hat = np.where(k >= 2, np.clip(2.0 - a0 / (a0 - 2.0 * a1), -0.5, 0.9), np.nan)
+    xi = (np.nan_to_num(xi_hat, nan=0.0) * np.where(k >= 2, k, 0.0) + GPD_PRIOR_K * GPD_XI_PRIOR) / (
+        np.where(k >= 2, k, 0.0) + GPD_PRIOR_K)
+    sigma = a0 * (1.0 - xi)  # a GPD's mean excess is sigma / (1 - xi)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        zeta = k / m
+    return u0, zeta, xi, sigma, k, xi_hat
+
+
+def gpd_quantile(counts: np.ndarray, rate: float) -> np.ndarray:
+    """Per row of ``TailHistory.counts``: the |residual| exceeded with probability ``rate``
+    under the row's GPD tail (``gpd_fit``); the empirical edge u0 where ``rate`` is not
+    beyond it. NaN below ``MIN_TAIL_SAMPLE`` residuals."""
+    u0, zeta, xi, sigma, _, _ = gpd_fit(counts)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        steps = np.maximum(np.log(zeta / rate), 0.0)  # log of the extrapolation
+        grow = np.where(np.abs(xi) > 1e-9, np.expm1(xi * steps) / xi, steps)
+        q = u0 + sigma * grow
+    return np.where(counts.sum(axis=1) >= MIN_TAIL_SAMPLE, q, np.nan)
+
+
+def gpd_rate(counts: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per row: P(|residual| > x) under the row's GPD tail (the empirical fraction where x
+    is below the tail's edge u0, from the histogram); NaN below ``MIN_TAIL_SAMPLE``."""
+    u0, zeta, xi, sigma, _, _ = gpd_fit(counts)
+    x = np.broadcast_to(np.asarray(x, dtype=float), u0.shape)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        y = np.maximum(x - u0, 0.0) / sigma
+        tail = np.where(np.abs(xi) > 1e-9, np.maximum(1.0 + xi * y, 0.0) ** (-1.0 / xi), np.exp(-y))
+        beyond = counts[:, ::-1].cumsum(axis=1)[:, ::-1]  # residuals in bins >= b
+        inside = beyond[np.arange(u0.size), np.clip(_bin(x), 0, counts.shape[1] - 1)] / counts.sum(axis=1)
+        r = np.where(x >= u0, zeta * tail, inside)
+    return np.where(counts.sum(axis=1) >= MIN_TAIL_SAMPLE, r, np.nan)
 
 
 def variance_df(learnt: np.ndarray, warm: np.ndarray, lag: int) -> np.ndarray:
