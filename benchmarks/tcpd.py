@@ -250,6 +250,8 @@ def families() -> dict[str, list[tuple[str, object]]]:
         "ours_s9": [(_label(S9_DEFAULT), _ours(S9_DEFAULT))],
         # session 10's log-scale check alone (seasonality by the fixed bound, as before)
         "ours_log": [("season_alpha=None", _ours({**OURS_DEFAULT, "season_alpha": None}))],
+        # the smooth rival also tries cubic splines with 1..4 knots (logistic rises)
+        "ours_spline": [("smooth_knots=4", _ours({**OURS_DEFAULT, "smooth_knots": 4}))],
         # the typed search with the location priced as one regular parameter (plain BIC)
         "ours_bic": [("typed_location=1.0", _ours({**OURS_DEFAULT, "typed_location": 1.0}))],
         # the default before issue 18 (no smooth check, no resolution, short series keep the

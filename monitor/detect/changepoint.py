@@ -150,6 +150,9 @@ TYPED_LOCATION = 2.0
 LOG_SMOOTH = True
 # Family-wise level of the seasonality test over the lags searched (``detect_period``).
 SEASON_ALPHA = 0.05
+# Interior knots (1..this) of the cubic splines that the smooth rival also tries; 0 = the
+# polynomials alone (an option: on synthetic it lets a logistic rise pass, see tcpd.py).
+SMOOTH_KNOTS = 0
 
 
 @dataclass(frozen=True)
@@ -518,17 +521,24 @@ def ar1_deviance_design(
     return float(dev[i]), float(phis[i])
 
 
-def smooth_deviance(y: np.ndarray, *, max_ar: float, floor_var: float = 0.0) -> float:
+def smooth_deviance(y: np.ndarray, *, max_ar: float, floor_var: float = 0.0, knots: int = 0) -> float:
     """Best BIC-penalised ``ar1_deviance_design`` of a single smooth trend, a polynomial of
     degree ``SMOOTH_DEGREES``, counted against a single line: each extra coefficient costs
     log(n). Growth that bends smoothly (a population, a cumulative count) is then not cut
-    into straight pieces unless the pieces explain it better than a curve does."""
+    into straight pieces unless the pieces explain it better than a curve does.
+    ``knots`` > 0 also tries cubic regression splines with 1..knots equally spaced
+    interior knots (log(n) per coefficient beyond the line): an S-shaped rise (logistic)
+    that no single cubic follows."""
     n = y.size
     u = np.linspace(-1.0, 1.0, n)
-    return min(
+    best = min(
         ar1_deviance_design(y, np.vander(u, d + 1), max_ar=max_ar, floor_var=floor_var)[0] + (d - 1) * math.log(n)
         for d in SMOOTH_DEGREES
     )
+    for k in range(1, knots + 1):
+        X = np.column_stack([np.vander(u, 4)] + [np.maximum(u - c, 0.0) ** 3 for c in np.linspace(-1, 1, k + 2)[1:-1]])
+        best = min(best, ar1_deviance_design(y, X, max_ar=max_ar, floor_var=floor_var)[0] + (k + 2) * math.log(n))
+    return best
 
 
 def select_ar1(
@@ -571,7 +581,8 @@ def trend_deviance(
 
 
 def _select_ar1(z, refit, *, penalty, max_ar, min_size, smooth, resolution, curvature=False,
-                prune=False, typed_max_n=0, typed_location=1.0, typed_max_ar=None) -> tuple[list[int], float]:
+                prune=False, typed_max_n=0, typed_location=1.0, typed_max_ar=None,
+                knots=0) -> tuple[list[int], float]:
     """``_select_plain``; then, on series of at most ``typed_max_n`` points, the best line with
     at most 2 typed changes (``trend_breaks.best_typed_changes``: a kink or a jump pays one
     parameter, a break two, plus ``typed_location`` for the location) replaces that answer
@@ -579,7 +590,7 @@ def _select_ar1(z, refit, *, penalty, max_ar, min_size, smooth, resolution, curv
     one smooth trend (with ``smooth``) and that answer in one criterion. The full range of
     phi there (not the short-series cap) keeps persistent noise from passing for bends."""
     best, crit = _select_plain(z, refit, penalty=penalty, max_ar=max_ar, min_size=min_size, smooth=smooth,
-                               resolution=resolution, curvature=curvature, prune=prune)
+                               resolution=resolution, curvature=curvature, prune=prune, knots=knots)
     if z.size > typed_max_n or not robust_sd(np.diff(z)) > 0:
         # (most steps exactly 0: a flat line with isolated values has no trend to bend)
         return best, crit
@@ -593,7 +604,7 @@ def _select_ar1(z, refit, *, penalty, max_ar, min_size, smooth, resolution, curv
         return best, crit
     rivals = [line]
     if smooth:
-        rivals.append(smooth_deviance(z, max_ar=cap, floor_var=floor_var))
+        rivals.append(smooth_deviance(z, max_ar=cap, floor_var=floor_var, knots=knots))
     if best:
         rivals.append(ar1_deviance(z, best, max_ar=cap, floor_var=floor_var)[0] + penalty * len(best))
     if typed_crit < min(rivals):
@@ -602,7 +613,7 @@ def _select_ar1(z, refit, *, penalty, max_ar, min_size, smooth, resolution, curv
 
 
 def _select_plain(z, refit, *, penalty, max_ar, min_size, smooth, resolution, curvature=False,
-                  prune=False) -> tuple[list[int], float]:
+                  prune=False, knots=0) -> tuple[list[int], float]:
     """``select_ar1`` and the criterion of its answer (deviance + penalties, in units of z).
 
     The answer is "no change" whenever the straight-line selection says so (no candidate
@@ -632,7 +643,7 @@ def _select_plain(z, refit, *, penalty, max_ar, min_size, smooth, resolution, cu
     if not best:
         return [], best_crit
     if smooth:
-        smooth_crit = smooth_deviance(z, max_ar=max_ar, floor_var=floor_var)
+        smooth_crit = smooth_deviance(z, max_ar=max_ar, floor_var=floor_var, knots=knots)
         if smooth_crit < best_crit:
             return [], smooth_crit
     crit_of = curved if (curvature and smooth) else plain
@@ -675,7 +686,7 @@ def _standardise(xv: np.ndarray, season: int | None, *, spike_window: int, spike
 def _linear_search(z: np.ndarray, *, pen: float, length_weight: float, size: int, refits: int, max_ar: float,
                    select_cap: float | None, smooth: bool, resolution: float, curvature: bool = False,
                    prune: bool = False, typed_max_n: int = 0, typed_location: float = 1.0,
-                   typed_max_ar: float | None = None) -> tuple[list[int], float | None]:
+                   typed_max_ar: float | None = None, knots: int = 0) -> tuple[list[int], float | None]:
     """Piecewise-linear change points of a standardised series (search, noise refits, then
     the AR(1) selection when ``select_cap`` is set), and the selection's criterion in units
     of ``z`` (None without a selection)."""
@@ -694,7 +705,7 @@ def _linear_search(z: np.ndarray, *, pen: float, length_weight: float, size: int
     return _select_ar1(
         z, [c for c in cps if 0 < c < n], penalty=pen, max_ar=select_cap, min_size=size, smooth=smooth,
         resolution=resolution, curvature=curvature, prune=prune, typed_max_n=typed_max_n,
-        typed_location=typed_location, typed_max_ar=typed_max_ar,
+        typed_location=typed_location, typed_max_ar=typed_max_ar, knots=knots,
     )
 
 
@@ -723,6 +734,7 @@ def find_change_points(
     typed_max_ar: float | None = 0.9,
     log_smooth: bool = LOG_SMOOTH,
     season_alpha: float | None = SEASON_ALPHA,
+    smooth_knots: int = SMOOTH_KNOTS,
 ) -> list[int]:
     """0-based indices where a new regime starts (sorted, unique, within 1..n-1).
 
@@ -745,7 +757,8 @@ def find_change_points(
     its likelihood (with the Jacobian of the log) is higher (see ``SCALE``); None = the
     values as they are. ``log_smooth``: for a positive series, no change when the same
     selection on log(x) finds none and has the higher likelihood (see ``LOG_SMOOTH``). ``season_alpha``: level of the seasonality test of
-    ``detect_period`` (None = its fixed autocorrelation bound alone).
+    ``detect_period`` (None = its fixed autocorrelation bound alone). ``smooth_knots``:
+    the smooth rival also tries cubic splines with up to that many knots (0 = off).
     """
     if select not in ("ar1", None):
         raise ValueError(f"select must be 'ar1' or None, got {select!r}")
@@ -786,7 +799,8 @@ def find_change_points(
         typed_max_n = 0
     search = dict(pen=pen, length_weight=length_weight, size=max(min_size, 3), refits=refits, max_ar=max_ar,
                   select_cap=cap, smooth=smooth, resolution=resolution, curvature=curvature, prune=prune,
-                  typed_max_n=typed_max_n, typed_location=typed_location, typed_max_ar=typed_max_ar)
+                  typed_max_n=typed_max_n, typed_location=typed_location, typed_max_ar=typed_max_ar,
+                  knots=smooth_knots)
     cps, crit = _linear_search(z, **search)
     if log_smooth and cps and crit is not None and xv.min() > 0 and scale != "auto":
         # Is there a change at all is asked on the likelier scale (see ``LOG_SMOOTH``); the
