@@ -29,7 +29,8 @@ multiplicative-growth series, N short yearly trending series scored against 5 si
 annotators); ``--all-configs`` adds every configuration of "ours" there,
 ``--families ours,ours_s8,ours_bic,zero`` restricts the run (``ours_s8``: main before the
 typed search of short trends; ``ours_s9``: main before session 10's log-scale check and
-seasonality test; ``ours_log``: the log-scale check alone;
+seasonality test; ``ours_log``: the log-scale check alone; ``ours_spline``: the smooth rival
+with cubic splines of 1..4 knots (an option: dev 0.781 / 0.705);
 ``ours_bic``: that search with a location priced as one parameter). After the summary, a per-series table
 for "ours" and "ours_s6" (session 6's grid, the before): false / missed / offset.
 """
