@@ -30,7 +30,8 @@ annotators); ``--all-configs`` adds every configuration of "ours" there,
 ``--families ours,ours_s8,ours_bic,zero`` restricts the run (``ours_s8``: main before the
 typed search of short trends; ``ours_s9``: main before session 10's log-scale check and
 seasonality test; ``ours_log``: the log-scale check alone; ``ours_spline``: the smooth rival
-with cubic splines of 1..4 knots (an option: dev 0.781 / 0.705);
+with cubic splines of 1..4 knots (an option: dev 0.781 / 0.705); ``ours_curv``: the default
+with ``curvature=True``;
 ``ours_bic``: that search with a location priced as one parameter). After the summary, a per-series table
 for "ours" and "ours_s6" (session 6's grid, the before): false / missed / offset.
 """
@@ -253,6 +254,8 @@ def families() -> dict[str, list[tuple[str, object]]]:
         "ours_log": [("season_alpha=None", _ours({**OURS_DEFAULT, "season_alpha": None}))],
         # the smooth rival also tries cubic splines with 1..4 knots (logistic rises)
         "ours_spline": [("smooth_knots=4", _ours({**OURS_DEFAULT, "smooth_knots": 4}))],
+        # the default with shared curvature on (re-decided once the log check existed)
+        "ours_curv": [("curvature=True", _ours({**OURS_DEFAULT, "curvature": True}))],
         # the typed search with the location priced as one regular parameter (plain BIC)
         "ours_bic": [("typed_location=1.0", _ours({**OURS_DEFAULT, "typed_location": 1.0}))],
         # the default before issue 18 (no smooth check, no resolution, short series keep the
@@ -384,8 +387,10 @@ def synthetic_report(fams, n_series: int, seed: int, processes: int, all_configs
             d = results[fam][k][:, :2] - results[first][k][:, :2]
             se = d.std(axis=0, ddof=1) / math.sqrt(len(d))
             cells.append(f"{k} {d[:, 0].mean():+.3f} ({se[0]:.3f}) / {d[:, 1].mean():+.3f} ({se[1]:.3f})")
-        for k in ("null", "smooth"):
+        # false flags on every no-change subset, paired on the same series
+        for k, mask in (("null", None), ("short", short_null), ("smooth", None), ("yearly", yearly_null)):
             d = (results[fam][k][:, 2] > 0).astype(float) - (results[first][k][:, 2] > 0)
+            d = d if mask is None else d[mask]
             cells.append(f"{k} FA {d.mean():+.3f} ({d.std(ddof=1) / math.sqrt(len(d)):.3f})")
         print(f"{fam:<16}" + "; ".join(cells))
 
