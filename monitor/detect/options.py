@@ -134,7 +134,7 @@ class BatchOptions:
     def cycle_unseen(self) -> bool:
         """A cycle was asked for that the series does not yet cover twice (an hourly
         series' first two days): with no seasonal profile, its baseline reads the cycle's
-        swing (night to day, x2 on the NAB tweet series) as a level change, so there is no
+        swing (night to day, x2 to x5 on tweet-like counts) as a level change, so there is no
         level-shift test yet; a bucket beyond the spike band still pages."""
         return self.period is None and requested_cycle(self.period_requested) is not None
 
