@@ -69,6 +69,9 @@ def _run(values, den, options: BatchOptions, *, name: str, spikes: bool, shifts:
     obs = observed_values(values, den, options.min_volume)
     cps = None
     plan = None
+    # a level shift is a departure from a baseline that models the cycle: none before the
+    # cycle is seen twice (options.cycle_unseen): most first-week false pages of tweet-like counts
+    shifts = shifts and not options.cycle_unseen
     # sub-daily plain series (counts, levels): level shifts are sequential (CUSUM), not regimes
     # of a change point search over the whole history. That search, rerun every hour, moves
     # its breaks as data arrive: a shift appears with a start in the past, vanishes, comes
