@@ -1,5 +1,5 @@
-"""A cause can be judged against every segment searched (an option), and is judged against the noise of the leaves no pick
-claims (issue 18 item 5).
+"""A cause can be judged against every segment searched (an option), and is judged against
+the noise of the leaves no pick claims (issue 18 item 5).
 
 With hundreds of candidate segments a segment z of 3 turns up by chance: RS-like worlds with no
 cause at all had a cause named in 13 of 60 (seeds below). ``FAMILY_Z`` (an option, off) makes
