@@ -118,7 +118,7 @@ def make_series(rng: np.random.Generator, changes: bool = True) -> tuple[np.ndar
     signal = _piecewise_signal(rng, n, cps, max_jump=6.0)
 
     phi = rng.uniform(0.0, 0.9)
-    x = signal + _ar1_noise(rng, n, phi)
+    x = signal + ar1_noise(rng, n, phi)
 
     period = None
     if rng.random() < 0.3:
@@ -137,7 +137,8 @@ def make_series(rng: np.random.Generator, changes: bool = True) -> tuple[np.ndar
     return x, cps, {"n": n, "k": k, "phi": phi, "period": period, "spikes": spikes}
 
 
-def _ar1_noise(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
+def ar1_noise(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
+    """Unit-variance AR(1) noise (the synthetic families' errors; tests/ar_noise.py uses it too)."""
     e = rng.normal(0.0, math.sqrt(1.0 - phi * phi), n)
     noise = np.empty(n)
     noise[0] = rng.normal()
@@ -158,7 +159,7 @@ def make_short_series(rng: np.random.Generator) -> tuple[np.ndarray, list[int], 
     cps = _positions(rng, n, k, 5)
     signal = _piecewise_signal(rng, n, cps, max_jump=5.0)
     phi = rng.uniform(0.0, 0.6)
-    x = signal + _ar1_noise(rng, n, phi)
+    x = signal + ar1_noise(rng, n, phi)
     x = rng.uniform(-100, 100) + math.exp(rng.uniform(-3, 5)) * x
     return x, [int(c) for c in cps], {"n": n, "k": len(cps), "phi": phi, "period": None, "spikes": 0}
 
@@ -179,7 +180,7 @@ def make_smooth_series(rng: np.random.Generator) -> tuple[np.ndarray, list[int],
         curve = u + rng.uniform(-0.8, 0.8) * u * u
     curve = (curve - curve.min()) / (np.ptp(curve) or 1.0)
     phi = rng.uniform(0.0, 0.95)
-    x = rng.uniform(20.0, 200.0) * curve + _ar1_noise(rng, n, phi)
+    x = rng.uniform(20.0, 200.0) * curve + ar1_noise(rng, n, phi)
     x = rng.uniform(-100, 100) + math.exp(rng.uniform(-3, 5)) * x
     return x, [], {"n": n, "k": 0, "phi": phi, "period": None, "spikes": 0, "shape": str(shape)}
 
@@ -196,7 +197,7 @@ def make_growth_series(rng: np.random.Generator) -> tuple[np.ndarray, list[int],
     noise_sd = rng.uniform(0.01, 0.1)
     signal = _piecewise_signal(rng, n, cps, max_jump=5.0)
     phi = rng.uniform(0.0, 0.6)
-    log_x = rng.uniform(0.0, 0.08) * np.arange(n) + noise_sd * (signal + _ar1_noise(rng, n, phi))
+    log_x = rng.uniform(0.0, 0.08) * np.arange(n) + noise_sd * (signal + ar1_noise(rng, n, phi))
     x = math.exp(rng.uniform(-3, 10)) * np.exp(log_x)
     return x, [int(c) for c in cps], {"n": n, "k": len(cps), "phi": phi, "period": None, "spikes": 0}
 
@@ -255,7 +256,7 @@ def make_yearly_series(rng: np.random.Generator) -> tuple[np.ndarray, dict, dict
         signal[a:b] = level + slope * np.arange(b - a)
         level = level + slope * (b - a)
     phi = rng.uniform(0.0, 0.9)
-    x = signal + _ar1_noise(rng, n, phi)
+    x = signal + ar1_noise(rng, n, phi)
     log_scale = rng.random() < 0.4
     if log_scale:
         x = math.exp(rng.uniform(-2.0, 8.0)) * np.exp(rng.uniform(math.log(1.5), math.log(20.0)) * x / np.ptp(x))

@@ -1,16 +1,16 @@
-"""Unit-variance AR(1) noise for change-point tests: the autocorrelated errors real series have."""
+"""Unit-variance AR(1) noise for change-point tests: the autocorrelated errors real series have,
+drawn by the synthetic benchmark's own generator (benchmarks/tcpd_synthetic.py)."""
 from __future__ import annotations
 
-import math
+import sys
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from tcpd_synthetic import ar1_noise  # noqa: E402
+
 
 def ar1(seed: int, n: int, phi: float) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    e = rng.normal(0, math.sqrt(1 - phi * phi), n)
-    x = np.empty(n)
-    x[0] = rng.normal()
-    for i in range(1, n):
-        x[i] = phi * x[i - 1] + e[i]
-    return x
+    return ar1_noise(np.random.default_rng(seed), n, phi)
