@@ -292,5 +292,8 @@ def test_many_chunks_sorted_by_row_value_find_what_one_chunk_finds():
     cells = sellers * 3 * (n_buckets + 1) * screen.CELL_BYTES
     chunked = found(cells // (3 * screen.SORT_CHUNKS))  # about 3 x SORT_CHUNKS chunks
     assert len(whole) >= 5
-    assert chunked == whole
+    # Same candidates in the same order; p-values to rounding, since DuckDB's parallel sums
+    # add in thread order and the last bits of a 1e-37 p-value follow them.
+    assert [c[:-1] for c in chunked] == [c[:-1] for c in whole]
+    assert [c[-1] for c in chunked] == pytest.approx([c[-1] for c in whole], rel=1e-9, abs=0)
     assert sorted_tables == [0, 0]  # dropped afterwards
