@@ -39,8 +39,8 @@ partition + risk score). What this one does differently:
 4. Acceptance: a cause must be significant at segment level (z deflated by the observed spread
    of one-dimension segments, since real leaf noise is correlated; the leaves' one-event noise
    floors count once per segment, not once per leaf; the spread is read on the leaves that no
-   pick claims, so one cause does not hide another; ``FAMILY_Z``, off, would raise the bar to
-   Bonferroni over every segment searched) and worth at
+   pick claims, so one cause does not hide another; the first cause's bar is Bonferroni over
+   the segments that explain a third of the total's move, see ``_first_bar``) and worth at
    least one fully anomalous leaf (or, on thin data, pass the count test above); further
    causes need more (they must stand on their own). A later cause that contains an earlier
    one replaces it. Then, for event counts, a cause whose parent's other leaves moved with
@@ -80,16 +80,16 @@ UNEVEN_PARENTS = True
 # (Bonferroni at ``count_evidence.FAMILY_ALPHA``, as the count pick is) rather than a fixed 3.
 # With hundreds of candidate segments a z of 3 turns up by chance in a world with no cause
 # (RS-like no-cause worlds: 10 of 50 name one with it off, 3 with it on), but on the demo the
-# bar (4.4 over ~1,500 segments) drops a real cause: paypal's decline-rule change, 56 % of the
-# total's move at z 3.6, while the whole population drifted too (seed 6). Off until a bar
-# keeps both.
+# bar (4.4 over ~5,200 segments) drops a real cause: paypal's decline-rule change, 56 % of the
+# total's move at z 3.3-3.6, while the whole population drifted too (seed 6). Off:
+# ``FAMILY_OF_EXPLAINERS`` keeps both.
 FAMILY_Z = False
 # The first cause's bar is family-wise over the segments that could be the answer: those whose
 # change explains at least ``_FIRST_SHARE`` of the total's move, its way (``_first_bar``). A
-# move shared by up to three causes (the default cap) leaves at least a third to the largest.
-# When the total moved, few segments explain a third of it and the bar stays near ``first_z``
-# (paypal's decline-rule change, 56 % of the move, z 3.6: 8 of 5,193 segments, bar 3); when
-# it did not, many do (its noise is shared every way) and the bar nears Bonferroni.
+# move shared by up to three causes (the default cap) leaves at least a third to the largest
+# (1/4 or 1/2 give the same RS-like figures). When the total moved, few segments explain a
+# third of it and the bar stays near ``first_z`` (paypal above: 8 of 5,193 segments, bar 3);
+# when it is within its noise, or the pick explains less, the bar is Bonferroni over all.
 FAMILY_OF_EXPLAINERS = True
 _FIRST_SHARE = 1.0 / 3.0
 # Judge every pick's z against the noise of the leaves no pick claims (see ``_rescore``).
@@ -175,6 +175,9 @@ def localize(
     - Acceptance: the first cause needs a segment-level z of ``first_z`` and a score of
       ``first_score`` fully anomalous leaves; every further cause ``more_z`` and ``more_score``
       (a second cause must stand on its own, not be the leftovers of the first). With
+      ``FAMILY_OF_EXPLAINERS`` (on) the first cause's bar is Bonferroni over the segments that
+      explain a third of the total's move (over all segments when the pick does not or the
+      total is within its noise; see ``_first_bar``). With
       ``FAMILY_Z`` (off) both z bars are raised to the Bonferroni bar over the segments searched
       when that is higher (``count_evidence.z_threshold``: 3.5 for 100 segments, 4.1 for
       1,000, 4.6 for 10,000).
@@ -589,13 +592,14 @@ def _first_bar(
     """z the first pick needs: Bonferroni over the segments that could be the first cause.
 
     The first cause is the segment that explains most of the total's move, so it explains
-    at least ``_FIRST_SHARE`` of it (see there), its way; a pick that does not (it moved
-    against the total, or explains a sliver) is not the first cause (inf). The candidates are
-    every cell, of every cuboid, whose change explains that much. When the total moved, they
-    are the cause and the few segments around it, and a real cause of modest z is kept (a
-    fixed Bonferroni bar over ~1,500 segments dropped one); when the total did not move, its
-    small noise is "explained" by many cells either way and the bar nears Bonferroni over
-    all segments, which keeps worlds without a cause quiet as the segments grow in number.
+    at least ``_FIRST_SHARE`` of it (see there), its way. The candidates are every cell, of
+    every cuboid, whose change explains that much: when the total moved, the cause and the
+    few segments around it, so a real cause of modest z is kept (Bonferroni over all ~5,000
+    segments dropped one). A pick that is not a candidate (it moved against the total, or
+    explains a sliver) is judged as one of all the segments, and so is any pick while the
+    total is within its noise (z under 1.96, ``FAMILY_ALPHA``): there is no move to explain,
+    and worlds without a cause stay quiet as the segments grow in number. Each family is
+    tested at ``FAMILY_ALPHA``, so together they name a false cause at most twice that often.
     """
     deviation = np.where(state.active, state.observed - state.expected, 0.0)
     total = float(deviation.sum())
