@@ -70,6 +70,11 @@ ANCHORS = {
     "random": (14.6, None, None),
 }
 KINDS = ("spike", "level_shift", "mix_shift")
+# where pages outside windows come from (Result.causes): the cold start, a problem re-paging
+# within its day (the series' daily cycle), or a page on its own
+COLD_HOURS = 60
+REPAGE_HOURS = 24
+CAUSES = ("first 60 h", "a day after a page, same dir", "a day after a page, other dir", "alone")
 
 
 # ----------------------------------------------------------------------------- the detector
@@ -265,6 +270,23 @@ class Result:
         return sum(1 for p in self.pages if not p["in_window"]
                    and (first_weeks is None or (p["hour"] < FIRST_WEEKS_HOURS) == first_weeks))
 
+    def causes(self) -> dict[str, int]:
+        """Pages outside windows by where they come from: CAUSES, in that order of precedence."""
+        out = dict.fromkeys(CAUSES, 0)
+        for i, p in enumerate(self.pages):
+            if p["in_window"]:
+                continue
+            near = [q for q in self.pages[:i] if p["hour"] - q["hour"] <= REPAGE_HOURS]
+            if p["hour"] < COLD_HOURS:
+                out["first 60 h"] += 1
+            elif any(q["direction"] == p["direction"] for q in near):
+                out["a day after a page, same dir"] += 1
+            elif near:
+                out["a day after a page, other dir"] += 1
+            else:
+                out["alone"] += 1
+        return out
+
 
 def evaluate(s: Series, trace: Trace, seconds: float = 0.0) -> Result:
     pages, dropped = [], 0
@@ -328,6 +350,7 @@ def summary(results: list[Result]) -> dict:
         "pages": sum(len(r.pages) for r in results),
         "outside": sum(r.outside() for r in results),
         "per_month": rate(None), "per_month_first3w": rate(True), "per_month_later": rate(False),
+        "causes": {c: sum(r.causes()[c] for r in results) for c in CAUSES},
     }
 
 
@@ -357,6 +380,7 @@ def print_report(results: list[Result], wall: float) -> dict:
         print(f"{label:<22}{len(rs):>3}{s['standard']:>7.1f}{s['reward_low_fp']:>7.1f}{s['reward_low_fn']:>7.1f}"
               f"{s['hit']:>4}/{s['windows']:<3}{s['pages']:>6}{s['outside']:>5}{s['per_month']:>7.1f}"
               f"{s['per_month_first3w']:>7.1f}{s['per_month_later']:>7.1f}")
+    print("pages outside windows: " + ", ".join(f"{c} {n}" for c, n in out["all"]["causes"].items()))
     print()
     print(f"{'detector (37 dev series)':<26}{'std':>7}{'lowFP':>7}{'lowFN':>7}")
     s = out["all"]

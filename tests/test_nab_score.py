@@ -132,3 +132,18 @@ def test_pages_are_rising_edges_stamped_after_the_hour(tmp_path):
     # open at hour 1 -> record 2 (inside the window); open again at hour 4 -> record 5 (outside)
     assert [(p["hour"], p["record"], p["in_window"]) for p in r.pages] == [(1, 2, True), (4, 5, False)]
     assert r.outside() == 1 and r.scores["standard"].hit == 1
+
+
+def test_pages_outside_windows_are_counted_by_cause():
+    from nab import Result
+
+    def page(hour, direction="up", in_window=False):
+        return {"hour": hour, "direction": direction, "in_window": in_window}
+
+    pages = [page(10), page(100, in_window=True), page(110), page(120, "down"), page(200), page(300, "down"),
+             page(330, "down")]
+    r = Result("x", "sum", 1, 400, 17.0, [], pages, {}, 0.0)
+    # 10: cold start; 110: 10 h after the in-window page, same direction; 120: other direction
+    # 10 h after 110; 200, 300: alone; 330: 30 h after 300, so alone too
+    assert r.causes() == {"first 60 h": 1, "a day after a page, same dir": 1, "a day after a page, other dir": 1,
+                          "alone": 3}
