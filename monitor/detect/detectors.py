@@ -104,7 +104,8 @@ def _run(values, den, options: BatchOptions, *, name: str, spikes: bool, shifts:
         fast_threshold=fast,
     )
     judged = judge(obs, den=den, exclude=options.exclude, period=options.period,
-                   inner_period=options.inner_period, rules=rules, plan=plan, on_step=on_step)
+                   inner_period=options.inner_period, rules=rules, plan=plan, on_step=on_step,
+                   cycle_unseen=options.cycle_unseen)
     base_params = _params(name, options, spike_threshold, spikes, shifts, judged.warmup, cusum, fast)
     hold = HOLD_BUCKETS_SUBDAILY if buckets_per_day(options.period) > 1 else 0
     out = []

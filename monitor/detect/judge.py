@@ -22,14 +22,18 @@ from monitor.detect.rules import Rules
 from monitor.detect.state import Baseline, buckets_per_day
 from monitor.detect.tails import predictive_factor, refresh_every, tail_factor, variance_df
 from monitor.detect.verdicts import Judgement, Verdicts
-from monitor.detect.warmup import initial_baseline, min_learnt, show_warmup, start_late_series, warmup_length
+from monitor.detect.warmup import initial_baseline, min_learnt, show_warmup, start_late_series, unseen_swing, warmup_length
 
 
 def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None, period: int | None,
-          rules: Rules, inner_period: int | None = None, plan: ShiftPlan | None = None, on_step=None) -> Judgement:
+          rules: Rules, inner_period: int | None = None, plan: ShiftPlan | None = None, on_step=None,
+          cycle_unseen: bool = False) -> Judgement:
     """Judge every bucket of every series (rows of ``obs``; NaN = not judged). ``on_step(t,
     verdicts)``, if given, sees the verdicts after each bucket t: without a change point plan
-    they are what a run on buckets 0..t would return (a live replay in one pass)."""
+    they are what a run on buckets 0..t would return (a live replay in one pass).
+    ``cycle_unseen``: a requested cycle is not modelled yet (``options.BatchOptions``): the
+    spike band is widened by the swing the warm-up showed (``warmup.unseen_swing``), and
+    a row whose warm-up values are all equal has no scale and is not judged."""
     n_series, n = obs.shape
     ratio = den is not None
     P = period or 1
@@ -39,7 +43,17 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
     usable = finite & ~excl
     phase = np.arange(n) % P
     warm_den = None if den is None else den[:, :W]
-    baseline = initial_baseline(np.where(usable[:, :W], obs[:, :W], np.nan), warm_den, P, inner_period)
+    baseline = initial_baseline(np.where(usable[:, :W], obs[:, :W], np.nan), warm_den, P, inner_period, cycle_unseen)
+    swing_up = swing_down = np.zeros(n_series)
+    scaled = np.ones(n_series, dtype=bool)
+    if cycle_unseen:
+        # a bucket must leave the swing seen so far by a band's worth; the swing is added
+        # in band sd (/ threshold) so the score keeps reading "beyond the band" at 1 x threshold
+        swing_up, swing_down = unseen_swing(np.where(usable[:, :W], obs[:, :W], np.nan), baseline.level)
+        swing_up, swing_down = swing_up / rules.threshold, swing_down / rules.threshold
+        # a scale of 0 from a handful of equal values is not a small scale but an unknown
+        # one: nothing is measured in it (NAB dev: scores to 1e17 after a flat first day)
+        scaled = baseline.noise.var > 0
     out = Verdicts.empty(n_series, n)
     show_warmup(baseline, out.expected, out.sd, phase, den, W)
     # the band is the core sd x a factor for heavy tails and for a young baseline (tails.py);
@@ -83,9 +97,9 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
             seen = finite[:, t] & np.isfinite(pred)
             tracked = cusum.tracked(settle) if cusum is not None else None
             # ---- score
-            judged = seen & (baseline.learnt >= ready)
+            judged = seen & (baseline.learnt >= ready) & scaled
             young = predictive_factor(variance_df(baseline.learnt, warm, lag), rules.threshold)
-            band = sd * tail * young
+            band = sd * tail * young + np.where(r > 0, swing_up, swing_down)
             z = np.where(judged, r / band, np.nan)
             out.record(t, pred, band, z)
             # ---- decide: change-point regimes starting here, CUSUM signals, spikes

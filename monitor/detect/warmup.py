@@ -33,9 +33,12 @@ def min_learnt(warmup: int) -> int:
     return max(warmup // 2, 1)
 
 
-def initial_baseline(block: np.ndarray, den: np.ndarray | None, P: int, inner: int | None = None) -> Baseline:
+def initial_baseline(block: np.ndarray, den: np.ndarray | None, P: int, inner: int | None = None,
+                     cycle_unseen: bool = False) -> Baseline:
     """Level, trend, seasonal profile and noise from the warm-up block (NaN where not usable):
-    medians for sum metrics, pooled rates for ratio metrics (``den`` given)."""
+    medians for sum metrics, pooled rates for ratio metrics (``den`` given). ``cycle_unseen``
+    (a requested cycle not modelled yet): no trend and the level of the whole warm-up, since
+    over less than two cycles a slope, or the last few buckets, is the cycle's phase."""
     n_series, W = block.shape
     if P > 1:
         S, mult = seasonal_profile(block, P, weights=den, inner=inner)
@@ -53,9 +56,27 @@ def initial_baseline(block: np.ndarray, den: np.ndarray | None, P: int, inner: i
         # the median of the last cycle sits (span-1)/2 buckets before the warm-up's end
         overall = np.nanmedian(desea, axis=1) if den is None else typical(desea, cols=slice(0, W))
         level = np.where(np.isfinite(last), last + trend * (span - 1) / 2.0, overall)
+        if cycle_unseen:
+            trend = np.zeros(n_series)
+            level = overall
     noise = Noise.from_warmup(desea, P if P > 1 else 1, block, den, level, S[:, phase], mult)
     learnt = np.sum(np.isfinite(block), axis=1)
     return Baseline(level, np.nan_to_num(trend, nan=0.0), S, mult, noise, learnt)
+
+
+def unseen_swing(block: np.ndarray, level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the largest departures of a warm-up value above and below the initial level: what a
+    cycle the baseline does not model yet (an hourly series' first two days, night to day
+    x2 to x8) has been seen to do. Its hours are not noise: they do not cancel in
+    differences one bucket apart, and their spread has no Gaussian tail to extrapolate (a
+    swing is bounded), so the spike band is widened by this swing, not scaled by it.
+    0 where a row has no level or no value."""
+    if block.shape[1] == 0:
+        return np.zeros(block.shape[0]), np.zeros(block.shape[0])
+    with np.errstate(invalid="ignore"), quiet():
+        d = block - level[:, None]
+        above, below = np.nanmax(d, axis=1), -np.nanmin(d, axis=1)
+    return np.nan_to_num(np.maximum(above, 0.0), nan=0.0), np.nan_to_num(np.maximum(below, 0.0), nan=0.0)
 
 
 def show_warmup(baseline: Baseline, expected: np.ndarray, sd: np.ndarray, phase: np.ndarray,
