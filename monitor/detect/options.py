@@ -135,7 +135,8 @@ class BatchOptions:
         """A cycle was asked for that the series does not yet cover twice (an hourly
         series' first two days): with no seasonal profile, its baseline reads the cycle's
         swing (night to day, x2 to x5 on tweet-like counts) as a level change, so there is no
-        level-shift test yet; a bucket beyond the spike band still pages."""
+        level-shift test yet; a bucket beyond the spike band still pages, and that band
+        is widened by the swing seen so far (``warmup.unseen_swing``)."""
         return self.period is None and requested_cycle(self.period_requested) is not None
 
 
