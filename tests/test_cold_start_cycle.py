@@ -37,8 +37,8 @@ def _pages(x: np.ndarray) -> list[tuple[int, str, float]]:
 
 def test_the_daily_swing_pages_no_level_shift_in_the_first_two_days():
     # every page must rest on hours each beyond the band; on main 13 of the 18 pages in
-    # these 12 series were level shifts of in-band hours (5 pages of spikes remain here:
-    # the spike band does not yet include the swing)
+    # these 12 series were level shifts of in-band hours (the 5 spike pages left then are
+    # gone since the spike band includes the swing: tests/test_cold_start_spikes.py)
     paged = {seed: _pages(_counts(seed)) for seed in range(12)}
     weak = {seed: p for seed, p in paged.items() if any(weakest < 1.0 for _, _, weakest in p)}
     assert weak == {}, weak
