@@ -35,6 +35,9 @@ PAIR_DIRECT = 2000
 # Memory for the dense arrays of one chunk of screened pairs ([detect] memory_limit overrides).
 DEFAULT_BUDGET = 10**9  # the default of [detect] memory_limit, "1GB"
 SCATTER_ROWS = 1 << 20  # rows of the long (slice, bucket) result per Arrow batch
+# The one-dimension slices of a screened ratio metric summed from its numbered leaves (the
+# GROUPING SETS of strings otherwise; tests compare the two)
+NUMBERED_SINGLES = True
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,8 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
     # a ratio metric's pairs are screened over the leaves numbered (monitor.detect.screen): then
     # the one-dimension slices are summed from those numbers by numpy, not by a GROUP BY of
     # strings over the leaves (see _fused_singles)
-    fused = bool(pair_sets) and metric.kind == "ratio" and len(axis) > MIN_HISTORY
+    screening = bool(pair_sets) and metric.kind == "ratio" and len(axis) > MIN_HISTORY
+    fused = NUMBERED_SINGLES and screening
     coded = None
     if fused:
         values_of, nonnegative = _single_totals(con, window, window_params, dims, single_sets, gid, den)
@@ -119,10 +123,10 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
         if pair_sets:
             _add_pairs(con, metric, window, window_params, dims, pair_sets, gid, select_keys, len(axis), num, den,
                        source="slice_totals" if fused else "slice_agg", nonnegative=nonnegative if fused else None)
-        if fused:
+        if screening:
             # the window's leaves numbered once for every pair of dimensions (monitor.detect.screen)
             coded = code_leaves(con, window, window_params, dims, num=num, den=den,
-                                single_gids={d: gid((d,)) for d in dims}, values=values_of)
+                                single_gids={d: gid((d,)) for d in dims}, values=values_of if fused else None)
             for pair in pair_sets:
                 hits |= _add_screened(con, metric, window, window_params, dims, pair, gid, select_keys,
                                       len(axis), num, den, budget_bytes, coded)
