@@ -389,8 +389,8 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now, me
 
     Human fields (ack, label) and explanations of incidents that did not change
     are kept; open incidents that re-detection no longer finds are resolved.
-    Expectations come from `staging` when detection staged them (streamed from its file),
-    else from the detections' arrays.
+    Expectations come from `staging` when detection staged them (read from its file by
+    DuckDB), else from the detections' arrays.
     """
     # the bands go in by chunks of series, so their Arrow tables stay within the budget
     # (in warehouse mode only the shown series' bands came back from the executors)
@@ -399,7 +399,6 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now, me
     ts = axis.to_pydatetime()
     cps = [(metric.name, s.label, ts[i]) for s, det in zip(series, detections) if len(s.segment) <= 1
            for i in det.change_points if 0 <= i < len(ts)]
-    staged = staging.reader() if staging is not None else None
     with store.connect() as con:
         con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2, DUCKDB_MIN_MEMORY) // 2**20}MiB'")
         con.execute("BEGIN TRANSACTION")
@@ -432,11 +431,11 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now, me
                             [GRAIN_STEP[metric.grain], now, vanished])
             con.execute("DELETE FROM expectations WHERE metric = ?", [metric.name])
             if staging is not None:
-                if staged is not None:  # streamed from the scratch file a batch at a time
-                    con.register("staged_expectations", staged)
+                staged = staging.source(con)
+                if staged is not None:  # read from the scratch file by DuckDB
                     con.execute("INSERT INTO expectations SELECT ?, slice, ts, observed, volume, expected, lower,"
-                                " upper, score, anomalous FROM staged_expectations", [metric.name])
-                    con.unregister("staged_expectations")
+                                f" upper, score, anomalous FROM {staged}", [metric.name])
+                    con.unregister("staged_superseded")
                 keep = []
             for first in range(0, len(keep), per_chunk):
                 expectations = _expectation_rows(axis, series, detections, keep[first:first + per_chunk])

@@ -1,9 +1,10 @@
-"""The scratch file of staged expectations (monitor.store.staging): what its reader streams
+"""The scratch file of staged expectations (monitor.store.staging): what DuckDB reads from it
 is every put row, less the rows of slices a later put replaced, and the file goes on exit."""
 from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -23,13 +24,12 @@ def chunk(labels: list[str], days: int, value: float) -> pa.Table:
 
 
 def rows(staging: Staging) -> list[tuple]:
-    reader = staging.reader()
-    table = reader.read_all() if reader is not None else pa.table({c: [] for c in COLUMNS})
-    return sorted((str(s), t, v) for s, t, v in zip(table.column("slice").to_pylist(), table.column("ts").to_pylist(),
-                                                    table.column("expected").to_pylist()))
+    con = duckdb.connect()
+    source = staging.source(con)
+    return sorted(con.execute(f"SELECT slice, ts, expected FROM {source}").fetchall()) if source else []
 
 
-def test_reader_streams_every_row_less_those_a_later_put_replaced(tmp_path):
+def test_staged_rows_are_every_row_less_those_a_later_put_replaced(tmp_path):
     with Staging(tmp_path / "store.duckdb") as staging:
         staging.put(chunk(["", "a", "b"], 5, 1.0))
         staging.put(chunk(["c", "d"], 5, 2.0))
@@ -48,4 +48,4 @@ def test_reader_streams_every_row_less_those_a_later_put_replaced(tmp_path):
 def test_nothing_staged_reads_none(tmp_path):
     with Staging(tmp_path / "store.duckdb") as staging:
         staging.put(None)
-        assert staging.reader() is None
+        assert staging.source(duckdb.connect()) is None
