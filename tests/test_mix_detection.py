@@ -223,3 +223,17 @@ def test_the_lag_median_equals_numpys_nanmedian():
         warnings.simplefilter("ignore", RuntimeWarning)
         expected = np.nanmedian(x, axis=0)
     np.testing.assert_array_equal(_nanmedian_first_axis(x), expected)
+
+
+@pytest.mark.parametrize("lags", [1, 2, 3, 4, 5, 8, 9])
+def test_the_lag_sort_equals_numpys_sort(lags):
+    """The min/max network that sorts a short first axis (mix._sort_first_axis) orders as
+    np.sort does, NaN last, with infinities and ties among the values."""
+    from monitor.detect.mix import _sort_first_axis
+
+    rng = np.random.default_rng(lags)
+    x = rng.integers(-3, 4, size=(lags, 300, 20)).astype(float)  # ties
+    x[rng.random(x.shape) < 0.3] = np.nan
+    x[rng.random(x.shape) < 0.05] = np.inf
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    np.testing.assert_array_equal(_sort_first_axis(x), np.sort(x, axis=0))

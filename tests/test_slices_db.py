@@ -207,3 +207,33 @@ def test_pairs_of_a_sum_with_negative_values_are_not_pruned_by_their_parents(tmp
     got = load_slices(store, metric, end=start + dt.timedelta(days=10))
     assert_same(got, reference_slices(store, metric, end=start + dt.timedelta(days=10)))
     assert "a=x&b=p" in {s.label for s in got[1]}
+
+
+@pytest.mark.parametrize("attack", [None, (60, 63)])
+def test_numbered_singles_equal_the_grouping_sets_ones(tmp_path, monkeypatch, attack):
+    """A screened ratio metric's total and one-dimension slices summed by numpy from the
+    numbered leaves (slices.NUMBERED_SINGLES) equal the GROUPING SETS ones: same series, order,
+    values, volumes and screened pairs, with a tiny budget (many screen chunks) too."""
+    from decline_world import METRIC, START, decline_leaves
+
+    days = 84
+    metric, problems = parse_metric(METRIC.replace("dimensions: [country, method]",
+                                                   "dimensions: [country, method]\ndetect:\n  slice_min_volume: 400"),
+                                    tmp_path / "decline_rate.sql")
+    assert not problems
+    store = Store(tmp_path / "store.duckdb")
+    store.write_window(metric, Window(START, START + dt.timedelta(days=days)),
+                       decline_leaves(days=days, n_countries=40, seed=3, attack=attack), trigger="backfill",
+                       started_at=START)
+    end = START + dt.timedelta(days=days)
+    # pairs narrowed by their volume first, so the screen's finds are pairs of their own
+    monkeypatch.setattr(slices, "PAIR_DIRECT", 0)
+    for budget in (10**9, 10**5):
+        monkeypatch.setattr(slices, "NUMBERED_SINGLES", True)
+        got = load_slices(store, metric, end=end, memory_limit=budget)
+        monkeypatch.setattr(slices, "NUMBERED_SINGLES", False)
+        want = load_slices(store, metric, end=end, memory_limit=budget)
+        assert_same(got, want)
+        assert [s.screened for s in got[1]] == [s.screened for s in want[1]]
+        assert len(got[1]) > 40 and any(len(s.segment) == 2 for s in got[1])
+        assert any(s.screened for s in got[1]) == (attack is not None)

@@ -308,11 +308,26 @@ def merge_runs(segments: list, runs: list[MixRun], *, observed: np.ndarray, expe
 def _nanmedian_first_axis(x: np.ndarray) -> np.ndarray:
     """np.nanmedian(x, axis=0) for a short first axis (the lags), by one sort: numpy's own
     takes a masked-array path per call that cost more than the rest of the mix test."""
-    ordered = np.sort(x, axis=0)  # NaN sorts last
+    ordered = _sort_first_axis(x)  # NaN sorts last
     count = np.isfinite(x).sum(axis=0)
     low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[None], axis=0)[0]
     high = np.take_along_axis(ordered, np.maximum(count // 2, 0)[None], axis=0)[0]
     return np.where(count > 0, (low + high) / 2, np.nan)
+
+
+def _sort_first_axis(x: np.ndarray) -> np.ndarray:
+    """np.sort(x, axis=0), NaN last. A short first axis (the lags) is sorted by an odd-even
+    transposition network of elementwise min/max over whole planes: numpy's sort along a
+    strided first axis of 4 cost twice as much. fmin keeps the number of a (number, NaN)
+    pair and maximum the NaN, so NaN sinks to the end as in np.sort."""
+    if x.shape[0] > 8:
+        return np.sort(x, axis=0)
+    planes = [x[i].copy() for i in range(x.shape[0])]
+    for step in range(len(planes)):
+        for i in range(step % 2, len(planes) - 1, 2):
+            low, high = planes[i], planes[i + 1]
+            planes[i], planes[i + 1] = np.fmin(low, high), np.maximum(low, high)
+    return np.stack(planes) if planes else x.copy()
 
 
 def _trailing_sum(x: np.ndarray, window: int) -> np.ndarray:

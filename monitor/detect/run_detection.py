@@ -116,7 +116,7 @@ def detect_metric(store: Store, metric: Metric, *, now: dt.datetime,
     # each chunk's bands go to a scratch file as they are judged (Python keeps segments only),
     # and `_write` swaps them in within its one transaction
     batch = _batch_detector(store)
-    with Staging(store.path, memory_limit=int(memory_limit) // 4) as staging:
+    with Staging(store.path) as staging:
         first = _judge(metric, axis, series, options, base, runs, range(len(series)), memory_limit,
                        batch=batch, staging=staging)
         detections = [first[i] for i in range(len(series))]
@@ -389,8 +389,8 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now, me
 
     Human fields (ack, label) and explanations of incidents that did not change
     are kept; open incidents that re-detection no longer finds are resolved.
-    Expectations come from `staging` when detection staged them (copied by DuckDB, within
-    its memory limit), else from the detections' arrays.
+    Expectations come from `staging` when detection staged them (read from its file by
+    DuckDB), else from the detections' arrays.
     """
     # the bands go in by chunks of series, so their Arrow tables stay within the budget
     # (in warehouse mode only the shown series' bands came back from the executors)
@@ -399,12 +399,8 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now, me
     ts = axis.to_pydatetime()
     cps = [(metric.name, s.label, ts[i]) for s, det in zip(series, detections) if len(s.segment) <= 1
            for i in det.change_points if 0 <= i < len(ts)]
-    if staging is not None:
-        staging.close()
     with store.connect() as con:
         con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2, DUCKDB_MIN_MEMORY) // 2**20}MiB'")
-        if staging is not None:
-            con.execute("ATTACH '" + str(staging.path).replace("'", "''") + "' AS staged (READ_ONLY)")
         con.execute("BEGIN TRANSACTION")
         try:
             existing = {r[0]: r[1:] for r in con.execute(
@@ -435,8 +431,11 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now, me
                             [GRAIN_STEP[metric.grain], now, vanished])
             con.execute("DELETE FROM expectations WHERE metric = ?", [metric.name])
             if staging is not None:
-                con.execute("INSERT INTO expectations SELECT ?, slice, ts, observed, volume, expected, lower, upper,"
-                            " score, anomalous FROM staged.expectations", [metric.name])
+                staged = staging.source(con)
+                if staged is not None:  # read from the scratch file by DuckDB
+                    con.execute("INSERT INTO expectations SELECT ?, slice, ts, observed, volume, expected, lower,"
+                                f" upper, score, anomalous FROM {staged}", [metric.name])
+                    con.unregister("staged_superseded")
                 keep = []
             for first in range(0, len(keep), per_chunk):
                 expectations = _expectation_rows(axis, series, detections, keep[first:first + per_chunk])
@@ -456,9 +455,6 @@ def _write(store: Store, metric: Metric, axis, series, detections, rows, now, me
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        finally:
-            if staging is not None:
-                con.execute("DETACH staged")
 
 
 def _expectation_rows(axis: pd.DatetimeIndex, series: list[SliceSeries], detections,

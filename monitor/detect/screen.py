@@ -65,13 +65,15 @@ class Coded:
         con.execute("DROP TABLE IF EXISTS screen_codes")
 
 
-def code_leaves(con, window: str, params: list, dims, *, num: str, den: str, single_gids: dict[str, int]) -> Coded:
-    """The window's leaves numbered (see ``Coded``); the values of each dimension come from
-    the one-dimension slices in slice_agg (`single_gids`: their GROUPING ids). Integers group
-    and compare faster than strings, and no per-pair scan of the leaves is needed."""
-    values, columns = {}, {}
+def code_leaves(con, window: str, params: list, dims, *, num: str, den: str, single_gids: dict[str, int],
+                values: dict[str, list] | None = None) -> Coded:
+    """The window's leaves numbered (see ``Coded``); the values of each dimension are given
+    (`values`: sorted as DuckDB sorts them) or come from the one-dimension slices in
+    slice_agg (`single_gids`: their GROUPING ids). Integers group and compare faster than
+    strings, and no per-pair scan of the leaves is needed."""
+    given, values, columns = values, {}, {}
     for i, d in enumerate(dims):
-        values[d] = [r[0] for r in con.execute(
+        values[d] = list(given[d]) if given is not None else [r[0] for r in con.execute(
             f'SELECT DISTINCT "{d}" FROM slice_agg WHERE __gid = {single_gids[d]} ORDER BY 1').fetchall()]
         columns[d] = f"__k{i}"
         con.register(f"screen_{i}", pa.table({d: values[d], "__i": np.arange(len(values[d]), dtype=np.int32)}))

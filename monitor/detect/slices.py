@@ -35,6 +35,9 @@ PAIR_DIRECT = 2000
 # Memory for the dense arrays of one chunk of screened pairs ([detect] memory_limit overrides).
 DEFAULT_BUDGET = 10**9  # the default of [detect] memory_limit, "1GB"
 SCATTER_ROWS = 1 << 20  # rows of the long (slice, bucket) result per Arrow batch
+# The one-dimension slices of a screened ratio metric summed from its numbered leaves (the
+# GROUPING SETS of strings otherwise; tests compare the two)
+NUMBERED_SINGLES = True
 
 
 @dataclass(frozen=True)
@@ -93,53 +96,72 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
     def select_keys(kept: tuple[str, ...]) -> str:
         return ", ".join(f'w."{d}"' if d in kept else f'NULL::VARCHAR AS "{d}"' for d in dims)
 
-    # one pass: the total and every one-dimension slice per bucket
-    if len(single_sets) > 1:
-        singles = (f'SELECT GROUPING({", ".join(quoted)}) AS __gid, {", ".join(quoted)}, __bucket, sum("{num}") AS __num,'
-                   f' sum("{den}") AS __den FROM w GROUP BY GROUPING SETS ('
-                   + ", ".join("(" + ", ".join(["__bucket", *map(_q, s)]) + ")" for s in single_sets) + ")")
-    else:  # the total only (no dimension, or max_slice_depth 0)
-        singles = (f'SELECT {gid(())} AS __gid, {select_keys(()) + "," if dims else ""} __bucket, sum("{num}") AS __num,'
-                   f' sum("{den}") AS __den FROM w GROUP BY __bucket')
-    con.execute(f"CREATE OR REPLACE TEMP TABLE slice_agg AS WITH w AS ({window}) {singles}", window_params)
     sets = single_sets + pair_sets
     hits: set[tuple] = set()
-    if pair_sets:
-        _add_pairs(con, metric, window, window_params, dims, pair_sets, gid, select_keys, len(axis), num, den)
-        if metric.kind == "ratio" and len(axis) > MIN_HISTORY:
+    # a ratio metric's pairs are screened over the leaves numbered (monitor.detect.screen): then
+    # the one-dimension slices are summed from those numbers by numpy, not by a GROUP BY of
+    # strings over the leaves (see _fused_singles)
+    screening = bool(pair_sets) and metric.kind == "ratio" and len(axis) > MIN_HISTORY
+    fused = NUMBERED_SINGLES and screening
+    coded = None
+    if fused:
+        values_of, nonnegative = _single_totals(con, window, window_params, dims, single_sets, gid, den)
+        con.execute("CREATE OR REPLACE TEMP TABLE slice_agg AS SELECT 0::BIGINT AS __gid, "
+                    + "".join(f'NULL::VARCHAR AS "{d}", ' for d in dims)
+                    + "0::INTEGER AS __bucket, 0::DOUBLE AS __num, 0::DOUBLE AS __den WHERE FALSE")
+    else:
+        # one pass: the total and every one-dimension slice per bucket
+        if len(single_sets) > 1:
+            singles = (f'SELECT GROUPING({", ".join(quoted)}) AS __gid, {", ".join(quoted)}, __bucket, sum("{num}") AS __num,'
+                       f' sum("{den}") AS __den FROM w GROUP BY GROUPING SETS ('
+                       + ", ".join("(" + ", ".join(["__bucket", *map(_q, s)]) + ")" for s in single_sets) + ")")
+        else:  # the total only (no dimension, or max_slice_depth 0)
+            singles = (f'SELECT {gid(())} AS __gid, {select_keys(()) + "," if dims else ""} __bucket, sum("{num}") AS __num,'
+                       f' sum("{den}") AS __den FROM w GROUP BY __bucket')
+        con.execute(f"CREATE OR REPLACE TEMP TABLE slice_agg AS WITH w AS ({window}) {singles}", window_params)
+    try:
+        if pair_sets:
+            _add_pairs(con, metric, window, window_params, dims, pair_sets, gid, select_keys, len(axis), num, den,
+                       source="slice_totals" if fused else "slice_agg", nonnegative=nonnegative if fused else None)
+        if screening:
             # the window's leaves numbered once for every pair of dimensions (monitor.detect.screen)
-            screened_dims = [d for d in dims if any(d in pair for pair in pair_sets)]
-            coded = code_leaves(con, window, window_params, screened_dims, num=num, den=den,
-                                single_gids={d: gid((d,)) for d in screened_dims})
-            try:
-                for pair in pair_sets:
-                    hits |= _add_screened(con, metric, window, window_params, dims, pair, gid, select_keys,
-                                          len(axis), num, den, budget_bytes, coded)
-            finally:
-                coded.drop(con)
-    rank = " ".join(f"WHEN {gid(s)} THEN {i}" for i, s in enumerate(sets))
-    con.execute(f'CREATE OR REPLACE TEMP TABLE slice_keys AS SELECT __gid, {", ".join(quoted + [""])}'
-                f'row_number() OVER (ORDER BY CASE __gid {rank} END, {", ".join(quoted + ["__gid"])}) - 1 AS __sid'
-                f' FROM (SELECT DISTINCT __gid, {", ".join(quoted + [""])} 0 FROM slice_agg)')
-    same = " AND ".join(["a.__gid = k.__gid", *(f'a."{d}" IS NOT DISTINCT FROM k."{d}"' for d in dims)])
-    keys = _arrow(con.execute(f'SELECT __gid, {", ".join(quoted + [""])} __sid FROM slice_keys ORDER BY __sid'))
-    parents = _parent_ids(con, dims, pair_sets, gid) if pair_sets else np.zeros((0, 2), np.int64)
-    n_series = keys.num_rows
-    values = np.zeros((n_series, len(axis)))
-    volume = np.zeros((n_series, len(axis))) if num != den else values
-    # the long result streams in batches into the dense arrays: never whole in memory
-    result = con.execute(f"SELECT k.__sid, a.__bucket, a.__num, a.__den FROM slice_agg a JOIN slice_keys k ON {same}")
-    # to_arrow_reader from DuckDB 1.4 on, fetch_record_batch (deprecated there) before
-    reader = getattr(result, "to_arrow_reader", result.fetch_record_batch)(SCATTER_ROWS)
-    for batch in reader:
-        sid = _column(batch, "__sid").astype(np.int64)
-        bucket = _column(batch, "__bucket").astype(np.int64)
-        values[sid, bucket] = _column(batch, "__num")
-        if num != den:
-            volume[sid, bucket] = _column(batch, "__den")
-    del reader
-    for name in ("slice_agg", "slice_keys"):
-        con.execute(f"DROP TABLE IF EXISTS {name}")
+            coded = code_leaves(con, window, window_params, dims, num=num, den=den,
+                                single_gids={d: gid((d,)) for d in dims}, values=values_of if fused else None)
+            for pair in pair_sets:
+                hits |= _add_screened(con, metric, window, window_params, dims, pair, gid, select_keys,
+                                      len(axis), num, den, budget_bytes, coded)
+        rank = " ".join(f"WHEN {gid(s)} THEN {i}" for i, s in enumerate(sets))
+        # (fused: the one-dimension slices' keys from slice_totals, their sums from the numbered leaves)
+        distinct = f'SELECT DISTINCT __gid, {", ".join(quoted + [""])} 0 FROM slice_agg'
+        if fused:
+            distinct += f' UNION ALL SELECT __gid, {", ".join(quoted + [""])} 0 FROM slice_totals'
+        con.execute(f'CREATE OR REPLACE TEMP TABLE slice_keys AS SELECT __gid, {", ".join(quoted + [""])}'
+                    f'row_number() OVER (ORDER BY CASE __gid {rank} END, {", ".join(quoted + ["__gid"])}) - 1 AS __sid'
+                    f' FROM ({distinct})')
+        same = " AND ".join(["a.__gid = k.__gid", *(f'a."{d}" IS NOT DISTINCT FROM k."{d}"' for d in dims)])
+        keys = _arrow(con.execute(f'SELECT __gid, {", ".join(quoted + [""])} __sid FROM slice_keys ORDER BY __sid'))
+        parents = _parent_ids(con, dims, pair_sets, gid) if pair_sets else np.zeros((0, 2), np.int64)
+        n_series = keys.num_rows
+        values = np.zeros((n_series, len(axis)))
+        volume = np.zeros((n_series, len(axis))) if num != den else values
+        # the long result streams in batches into the dense arrays: never whole in memory
+        result = con.execute(f"SELECT k.__sid, a.__bucket, a.__num, a.__den FROM slice_agg a JOIN slice_keys k ON {same}")
+        # to_arrow_reader from DuckDB 1.4 on, fetch_record_batch (deprecated there) before
+        reader = getattr(result, "to_arrow_reader", result.fetch_record_batch)(SCATTER_ROWS)
+        for batch in reader:
+            sid = _column(batch, "__sid").astype(np.int64)
+            bucket = _column(batch, "__bucket").astype(np.int64)
+            values[sid, bucket] = _column(batch, "__num")
+            if num != den:
+                volume[sid, bucket] = _column(batch, "__den")
+        del reader
+        if fused:
+            _fused_singles(con, coded, keys, dims, gid, values, volume)
+    finally:
+        if coded is not None:
+            coded.drop(con)
+        for name in ("slice_agg", "slice_keys", "slice_totals"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
 
     gids = _column(keys, "__gid").astype(np.int64)
     order = np.arange(n_series)
@@ -156,27 +178,80 @@ def build_slices(con: duckdb.DuckDBPyConnection, metric: Metric, *, start: dt.da
                               bool(screened[i])) for i in order.tolist()]
 
 
+def _single_totals(con, window: str, params: list, dims: list[str], single_sets, gid,
+                   den: str) -> tuple[dict[str, list], bool]:
+    """Temp table slice_totals: the total and every value of every dimension (its GROUPING
+    id, keys and whole-window `den` as __den), one row each, from one pass over the
+    leaves without buckets; and (sorted values per dimension, every `den` >= 0)."""
+    quoted = [f'"{d}"' for d in dims]
+    con.execute(f'CREATE OR REPLACE TEMP TABLE slice_totals AS SELECT GROUPING({", ".join(quoted)}) AS __gid,'
+                f' {", ".join(quoted)}, sum("{den}") AS __den, min("{den}") AS __min FROM ({window}) GROUP BY GROUPING SETS ('
+                + ", ".join("(" + ", ".join(map(_q, s)) + ")" for s in single_sets) + ")", params)
+    values = {d: [r[0] for r in con.execute(f'SELECT "{d}" FROM slice_totals WHERE __gid = {gid((d,))} ORDER BY 1')
+                  .fetchall()] for d in dims}
+    low = con.execute(f"SELECT coalesce(min(__min), 0) FROM slice_totals WHERE __gid = {gid(())}").fetchone()[0]
+    return values, bool(low >= 0)
+
+
+def _fused_singles(con, coded: Coded, keys: pa.Table, dims: list[str], gid, values: np.ndarray,
+                   volume: np.ndarray) -> None:
+    """The total's and the one-dimension slices' sums per bucket, added into their rows of
+    `values`/`volume` from the numbered leaves (screen_codes), a batch at a time. A value's
+    number is its rank among its dimension's sorted values, and slice_keys numbers a
+    dimension's slices in that same order, so its row is the dimension's first row + number."""
+    gids = _column(keys, "__gid").astype(np.int64)
+    first = {}
+    for d in dims:
+        rows = np.flatnonzero(gids == gid((d,)))
+        first[d] = int(rows[0]) if len(rows) else 0
+        if keys.column(d).take(pa.array(rows)).to_pylist() != coded.values[d] or (
+                len(rows) and rows[-1] - rows[0] + 1 != len(rows)):
+            raise AssertionError(f"slice ids of {d} do not follow its sorted values")  # a broken invariant, not data
+    total = int(np.flatnonzero(gids == gid(()))[0])
+    n = values.shape[1]
+    flat_values, flat_volume = values.reshape(-1), volume.reshape(-1)
+    cols = [coded.columns[d] for d in dims]
+    result = con.execute(f"SELECT {', '.join(cols)}, __bucket, n, d FROM screen_codes")
+    reader = getattr(result, "to_arrow_reader", result.fetch_record_batch)(SCATTER_ROWS)
+    for batch in reader:
+        bucket = _column(batch, "__bucket").astype(np.int64)
+        num, den = _column(batch, "n"), _column(batch, "d")
+        values[total] += np.bincount(bucket, weights=num, minlength=n)
+        if volume is not values:
+            volume[total] += np.bincount(bucket, weights=den, minlength=n)
+        for d, col in zip(dims, cols):
+            cell = (first[d] + _column(batch, col).astype(np.int64)) * n + bucket
+            np.add.at(flat_values, cell, num)
+            if volume is not values:
+                np.add.at(flat_volume, cell, den)
+    del reader
+
+
 def _add_pairs(con, metric: Metric, window: str, params: list, dims: list[str], pair_sets, gid, select_keys,
-               n_buckets: int, num: str, den: str) -> None:
+               n_buckets: int, num: str, den: str, *, source: str = "slice_agg",
+               nonnegative: bool | None = None) -> None:
     """Per-bucket sums of the two-dimension slices whose volume can reach the floor, added
     to slice_agg. With volumes >= 0 a pair holds no more than either parent, so only pairs
     of values whose one-dimension volume reaches the floor are looked at (with 20,000
     sellers and the 1 % floor: none of the seller pairs). The floor here is loose by a
-    hair, so rounding cannot drop a pair the exact test on the dense series keeps."""
+    hair, so rounding cannot drop a pair the exact test on the dense series keeps.
+    `source`: the one-dimension slices' volumes (slice_agg per bucket, or slice_totals);
+    `nonnegative`: whether every leaf's volume is >= 0, when already known."""
     floor = metric.detect.slice_min_volume
     total_gid = gid(())
     if floor is not None:
         threshold = float(floor) * n_buckets
     else:
-        total = con.execute(f"SELECT coalesce(sum(__den), 0) FROM slice_agg WHERE __gid = {total_gid}").fetchone()[0]
+        total = con.execute(f"SELECT coalesce(sum(__den), 0) FROM {source} WHERE __gid = {total_gid}").fetchone()[0]
         threshold = PAIR_MIN_SHARE * float(total)
     threshold -= 1e-9 * abs(threshold) + 1e-9
-    nonnegative = con.execute(f'WITH w AS ({window}) SELECT coalesce(min("{den}"), 0) >= 0 FROM w', params).fetchone()[0]
+    if nonnegative is None:
+        nonnegative = con.execute(f'WITH w AS ({window}) SELECT coalesce(min("{den}"), 0) >= 0 FROM w', params).fetchone()[0]
     single_gids = ", ".join(str(gid((d,))) for d in dims)
     con.execute(f"CREATE OR REPLACE TEMP TABLE pair_parents AS SELECT __gid, {', '.join(map(_q, dims))}"
-                f" FROM slice_agg WHERE __gid IN ({single_gids}) GROUP BY ALL HAVING sum(__den) >= ?", [threshold])
+                f" FROM {source} WHERE __gid IN ({single_gids}) GROUP BY ALL HAVING sum(__den) >= ?", [threshold])
     counts = dict(con.execute("SELECT __gid, count(*) FROM pair_parents GROUP BY ALL").fetchall())
-    distinct = dict(con.execute(f"SELECT __gid, count(*) FROM slice_agg WHERE __gid IN ({single_gids})"
+    distinct = dict(con.execute(f"SELECT __gid, count(*) FROM {source} WHERE __gid IN ({single_gids})"
                                 f" GROUP BY ALL").fetchall()) if nonnegative else {}
     for pair in pair_sets:
         filters, combinations = [], 1
