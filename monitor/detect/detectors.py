@@ -276,9 +276,8 @@ def _params(name, options: BatchOptions, spike_threshold, spikes, shifts, warmup
         "band": "sd = core sd x heavy-tail factor (75th/upper percentiles of |residual|, from the warm-up, re-read "
                 "daily (weekly for daily data) from every judged residual so far, extrapolated as an exponential "
                 "tail, over a Gaussian's, 1..25) x Student-t factor for the residuals the variance rests on (wide "
-                "while the baseline is young); while a requested cycle is unseen (an hourly series' first two days), "
-                "plus the largest swing of the warm-up above / below its level (in band sd), and no band at all "
-                "after a warm-up of equal values",
+                "while the baseline is young); while a requested cycle is unseen (an hourly series' first two days, "
+                "a daily one's first two weeks), plus the largest swing of the warm-up from its level (in band sd)",
         "hold_buckets": HOLD_BUCKETS_SUBDAILY if buckets_per_day(options.period) > 1 else 0,
         "score": "signed (observed - expected) / sd (band sd)",
     }

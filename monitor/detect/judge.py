@@ -32,8 +32,7 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
     verdicts)``, if given, sees the verdicts after each bucket t: without a change point plan
     they are what a run on buckets 0..t would return (a live replay in one pass).
     ``cycle_unseen``: a requested cycle is not modelled yet (``options.BatchOptions``): the
-    spike band is widened by the swing the warm-up showed (``warmup.unseen_swing``), and
-    a row whose warm-up values are all equal has no scale and is not judged."""
+    spike band is widened by the swing the warm-up showed (``warmup.unseen_swing``)."""
     n_series, n = obs.shape
     ratio = den is not None
     P = period or 1
@@ -44,16 +43,11 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
     phase = np.arange(n) % P
     warm_den = None if den is None else den[:, :W]
     baseline = initial_baseline(np.where(usable[:, :W], obs[:, :W], np.nan), warm_den, P, inner_period, cycle_unseen)
-    swing_up = swing_down = np.zeros(n_series)
-    scaled = np.ones(n_series, dtype=bool)
+    swing = np.zeros(n_series)
     if cycle_unseen:
         # a bucket must leave the swing seen so far by a band's worth; the swing is added
         # in band sd (/ threshold) so the score keeps reading "beyond the band" at 1 x threshold
-        swing_up, swing_down = unseen_swing(np.where(usable[:, :W], obs[:, :W], np.nan), baseline.level)
-        swing_up, swing_down = swing_up / rules.threshold, swing_down / rules.threshold
-        # a scale of 0 from a handful of equal values is not a small scale but an unknown
-        # one: nothing is measured in it (NAB dev: scores to 1e17 after a flat first day)
-        scaled = baseline.noise.var > 0
+        swing = unseen_swing(np.where(usable[:, :W], obs[:, :W], np.nan), baseline.level) / rules.threshold
     out = Verdicts.empty(n_series, n)
     show_warmup(baseline, out.expected, out.sd, phase, den, W)
     # the band is the core sd x a factor for heavy tails and for a young baseline (tails.py);
@@ -97,9 +91,9 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
             seen = finite[:, t] & np.isfinite(pred)
             tracked = cusum.tracked(settle) if cusum is not None else None
             # ---- score
-            judged = seen & (baseline.learnt >= ready) & scaled
+            judged = seen & (baseline.learnt >= ready)
             young = predictive_factor(variance_df(baseline.learnt, warm, lag), rules.threshold)
-            band = sd * tail * young + np.where(r > 0, swing_up, swing_down)
+            band = sd * tail * young + swing
             z = np.where(judged, r / band, np.nan)
             out.record(t, pred, band, z)
             # ---- decide: change-point regimes starting here, CUSUM signals, spikes

@@ -133,7 +133,7 @@ class BatchOptions:
     @property
     def cycle_unseen(self) -> bool:
         """A cycle was asked for that the series does not yet cover twice (an hourly
-        series' first two days): with no seasonal profile, its baseline reads the cycle's
+        series' first two days, a daily one's first two weeks): with no seasonal profile, its baseline reads the cycle's
         swing (night to day, x2 to x5 on tweet-like counts) as a level change, so there is no
         level-shift test yet; a bucket beyond the spike band still pages, and that band
         is widened by the swing seen so far (``warmup.unseen_swing``)."""

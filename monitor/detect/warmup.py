@@ -64,19 +64,19 @@ def initial_baseline(block: np.ndarray, den: np.ndarray | None, P: int, inner: i
     return Baseline(level, np.nan_to_num(trend, nan=0.0), S, mult, noise, learnt)
 
 
-def unseen_swing(block: np.ndarray, level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the largest departures of a warm-up value above and below the initial level: what a
-    cycle the baseline does not model yet (an hourly series' first two days, night to day
-    x2 to x8) has been seen to do. Its hours are not noise: they do not cancel in
-    differences one bucket apart, and their spread has no Gaussian tail to extrapolate (a
-    swing is bounded), so the spike band is widened by this swing, not scaled by it.
-    0 where a row has no level or no value."""
+def unseen_swing(block: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Per row, the largest departure of a warm-up value from the initial level, either
+    way: what a cycle the baseline does not model yet (an hourly series' first two days,
+    night to day x2 to x8) has been seen to do. Its hours are not noise: they do not
+    cancel in differences one bucket apart, and their spread has no Gaussian tail to
+    extrapolate (a swing is bounded), so the spike band is widened by this swing, not
+    scaled by it. One width for both sides, so the band stored and shown is the one judged
+    whichever side a bucket falls. 0 where a row has no level or no value."""
     if block.shape[1] == 0:
-        return np.zeros(block.shape[0]), np.zeros(block.shape[0])
+        return np.zeros(block.shape[0])
     with np.errstate(invalid="ignore"), quiet():
-        d = block - level[:, None]
-        above, below = np.nanmax(d, axis=1), -np.nanmin(d, axis=1)
-    return np.nan_to_num(np.maximum(above, 0.0), nan=0.0), np.nan_to_num(np.maximum(below, 0.0), nan=0.0)
+        swing = np.nanmax(np.abs(block - level[:, None]), axis=1)
+    return np.nan_to_num(swing, nan=0.0)
 
 
 def show_warmup(baseline: Baseline, expected: np.ndarray, sd: np.ndarray, phase: np.ndarray,
