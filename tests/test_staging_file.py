@@ -7,6 +7,7 @@ import datetime as dt
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from monitor.store.staging import COLUMNS, Staging
 
@@ -49,3 +50,17 @@ def test_nothing_staged_reads_none(tmp_path):
     with Staging(tmp_path / "store.duckdb") as staging:
         staging.put(None)
         assert staging.source(duckdb.connect()) is None
+
+
+def test_the_file_goes_even_when_closing_the_writer_fails(tmp_path):
+    class Failing:
+        def close(self):
+            raise OSError("No space left on device")
+
+    staging = Staging(tmp_path / "store.duckdb")
+    staging.put(chunk(["a"], 3, 1.0))
+    staging._writer.close()  # the real writer, closed; then one whose close fails, as on a full disk
+    staging._writer = Failing()
+    with pytest.raises(OSError):  # not swallowed
+        staging.remove()
+    assert not staging.path.exists()

@@ -73,12 +73,13 @@ class Staging:
                 f" ANTI JOIN staged_superseded s ON p.slice = s.slice AND p.file_row_number < s.before_row)")
 
     def remove(self) -> None:
-        if self._writer is not None:
-            try:
+        # the file goes even when closing the writer fails (a full disk): it is never read again
+        try:
+            if self._writer is not None:
                 self._writer.close()
-            finally:
-                self._writer = None
-        self.path.unlink(missing_ok=True)
+        finally:
+            self._writer = None
+            self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> "Staging":
         return self
