@@ -343,6 +343,10 @@ def summary(results: list[Result]) -> dict:
     def rate(first_weeks):
         m = months(results, first_weeks)
         return sum(r.outside(first_weeks) for r in results) / m if m > 0 else math.nan
+    causes = dict.fromkeys(CAUSES, 0)
+    for r in results:  # each result's pages classified once
+        for cause, n in r.causes().items():
+            causes[cause] += n
     return {
         **{k: normalised([r.scores[k] for r in results]) for k in PROFILES},
         "windows": sum(r.scores["standard"].windows for r in results),
@@ -350,7 +354,7 @@ def summary(results: list[Result]) -> dict:
         "pages": sum(len(r.pages) for r in results),
         "outside": sum(r.outside() for r in results),
         "per_month": rate(None), "per_month_first3w": rate(True), "per_month_later": rate(False),
-        "causes": {c: sum(r.causes()[c] for r in results) for c in CAUSES},
+        "causes": causes,
     }
 
 

@@ -42,12 +42,13 @@ def judge(obs: np.ndarray, *, den: np.ndarray | None, exclude: np.ndarray | None
     usable = finite & ~excl
     phase = np.arange(n) % P
     warm_den = None if den is None else den[:, :W]
-    baseline = initial_baseline(np.where(usable[:, :W], obs[:, :W], np.nan), warm_den, P, inner_period, cycle_unseen)
+    warm_block = np.where(usable[:, :W], obs[:, :W], np.nan)
+    baseline = initial_baseline(warm_block, warm_den, P, inner_period, cycle_unseen)
     swing = np.zeros(n_series)
     if cycle_unseen:
         # a bucket must leave the swing seen so far by a band's worth; the swing is added
         # in band sd (/ threshold) so the score keeps reading "beyond the band" at 1 x threshold
-        swing = unseen_swing(np.where(usable[:, :W], obs[:, :W], np.nan), baseline.level) / rules.threshold
+        swing = unseen_swing(warm_block, baseline.level) / rules.threshold
     out = Verdicts.empty(n_series, n)
     show_warmup(baseline, out.expected, out.sd, phase, den, W)
     # the band is the core sd x a factor for heavy tails and for a young baseline (tails.py);
