@@ -56,6 +56,7 @@ class Setting:
     wobble: float = 0.15  # relative sd of a leaf's rate from minute to minute
     uneven: float = 0.3  # sd of log factor across a cause's leaves
     shared: float = 0.0  # relative sd of a rate move shared by every leaf of a minute
+    drift: tuple[float, float] = (1.0, 1.0)  # factor of every leaf's rate, log-uniform
 
 
 BASE = Setting()
@@ -73,6 +74,13 @@ SETTINGS: dict[str, Setting] = {
     "deep_causes": replace(BASE, layers=(2, 3)),
     "shared_noise": replace(BASE, shared=0.15),  # a whole minute a bit worse everywhere
     "no_cause": replace(BASE, causes=(0, 0)),  # every segment named is a false cause
+    # Appended, so the worlds above keep their seeds. The whole population's rate moves (a
+    # player release, a network-wide event) and no segment more than another: every segment
+    # named is a false cause, the largest one most tempting.
+    "drift_only": replace(BASE, causes=(0, 0), drift=(1.15, 2.0)),
+    # The same drift with one real cause on top (the demo's seed-6 shape): the cause must
+    # still be named.
+    "cause_in_drift": replace(BASE, drift=(1.15, 2.0)),
 }
 
 
@@ -105,11 +113,13 @@ def world(seed: int | list[int], setting: Setting) -> tuple[pd.DataFrame, list[s
     # traffic-weighted mean rate = base_rate, and no leaf above 30 % (RS leaves stall rarely)
     rate = np.clip(base_rate * risk / np.average(risk, weights=mean_den), 1e-4, 0.3)
     causes = _draw_causes(rng=rng, codes=codes, weight=mean_den, setting=setting)
-    factor = np.ones(len(codes))
+    # no draw without a drift: the other settings keep their worlds
+    drift = float(np.exp(rng.uniform(*np.log(setting.drift)))) if setting.drift != (1.0, 1.0) else 1.0
+    factor = np.full(len(codes), drift)
     for cause in causes:
         member = np.all([codes[:, d] == v for d, v in cause.items()], axis=0)
         k = float(np.exp(rng.uniform(*np.log(setting.factor))))
-        factor[member] = k * rng.lognormal(0.0, setting.uneven, int(member.sum()))
+        factor[member] *= k * rng.lognormal(0.0, setting.uneven, int(member.sum()))
 
     def minute(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         den = rng.poisson(mean_den * rng.lognormal(0.0, 0.1))  # the whole minute breathes
