@@ -18,8 +18,9 @@ of a cause unevenly).
 
 Settings vary one thing at a time from ``base`` and go beyond the dev cases' range (more
 dimensions and values, smaller and larger factors, more causes, noisier leaves, thinner and
-heavier traffic, more uneven effects, a rate move shared by a whole minute) and one setting has
-no cause at all. Per setting: F1 (RS/B0 rule, exact match), and per
+heavier traffic, more uneven effects, a rate move shared by a whole minute); one setting has
+no cause at all, one a population-wide drift and no cause (every segment named is false), one
+the same drift with a cause on top. Per setting: F1 (RS/B0 rule, exact match), and per
 true cause what was named: exact, over-specific (the truth plus more dimensions), too coarse
 (a part of the truth), missed; plus the extra (false) causes named. "before" is ``localize`` at
 git revision ``--before``, "after" the working tree, on the same worlds in the same run.
