@@ -115,7 +115,9 @@ def world(seed: int | list[int], setting: Setting) -> tuple[pd.DataFrame, list[s
     rate = np.clip(base_rate * risk / np.average(risk, weights=mean_den), 1e-4, 0.3)
     causes = _draw_causes(rng=rng, codes=codes, weight=mean_den, setting=setting)
     # no draw without a drift: the other settings keep their worlds
-    drift = float(np.exp(rng.uniform(*np.log(setting.drift)))) if setting.drift != (1.0, 1.0) else 1.0
+    drift = 1.0
+    if setting.drift != (1.0, 1.0):
+        drift = float(np.exp(rng.uniform(*np.log(setting.drift))))
     factor = np.full(len(codes), drift)
     for cause in causes:
         member = np.all([codes[:, d] == v for d, v in cause.items()], axis=0)
