@@ -136,6 +136,26 @@ def test_incident_leaves_use_the_same_weekdays_of_the_four_weeks_before(filled_s
     assert card["expected_den"] == pytest.approx(expected_den)
 
 
+def test_incident_leaves_average_over_the_weeks_the_segment_has_rows(filled_store):
+    """Early history: two weeks before the window hold data, and the segment has no row in the
+    nearer one, so its baseline is that one week's, not a quarter or a half of it."""
+    store, metric = filled_store
+    start = START + dt.timedelta(days=15)
+    near = (start - dt.timedelta(days=7), start - dt.timedelta(days=5))
+    far = (start - dt.timedelta(days=14), start - dt.timedelta(days=12))
+    with store.connect() as con:
+        con.execute("DELETE FROM leaves__decline_rate WHERE country = 'BR' AND ts >= ? AND ts < ?", list(near))
+        far_den = con.execute("SELECT sum(denominator) FROM leaves__decline_rate WHERE country = 'BR'"
+                              " AND method = 'card' AND ts >= ? AND ts < ?", list(far)).fetchone()[0]
+        both_den = sum(con.execute("SELECT sum(denominator) FROM leaves__decline_rate WHERE country = 'DE'"
+                                   " AND method = 'card' AND ts >= ? AND ts < ?", list(w)).fetchone()[0] for w in (near, far))
+    frame, _ = incident_leaves(store, metric, start=start, end=start + dt.timedelta(days=2), segment={"country": "BR"})
+    assert frame.set_index("method").loc["card", "expected_den"] == pytest.approx(far_den)  # 1 week with rows
+    frame, _ = incident_leaves(store, metric, start=start, end=start + dt.timedelta(days=2), segment={})
+    card = frame.set_index(["country", "method"]).loc[("DE", "card")]
+    assert card["expected_den"] == pytest.approx(both_den / 2)  # the total has rows in both weeks
+
+
 def test_a_pair_slice_identical_to_its_parent_is_not_judged_twice(tmp_path):
     """PayPal payments never have a card BIN: 'bin=none & method=paypal' is just 'method=paypal'."""
     text = METRIC.replace("dimensions: [country, method]", "dimensions: [bin, method]").replace(

@@ -1,7 +1,8 @@
 """Every `monitor` command starts a process, the alert cycle's and the report's included:
 importing the CLI and judging an explanation's evidence must not pull in scipy.stats (~0.4 s
 of imports, 40 % of the CLI's start); scipy.special has the same functions. (A detection
-imports it anyway, through ruptures.)"""
+imports it anyway, through the judge's Student-t table in tails.py; not through ruptures,
+see tests/test_changepoint_pelt.py.)"""
 from __future__ import annotations
 
 import subprocess

@@ -44,22 +44,25 @@ def incident_leaves(store: Store, metric: Metric, *, start: dt.datetime, end: dt
     measures = metric.measures
     actual = ", ".join(f'sum("{m}") FILTER (WHERE ts >= ? AND ts < ?) AS a_{m}' for m in measures)
     expected = ", ".join(f'sum("{m}") FILTER (WHERE {before}) AS b_{m}' for m in measures)
+    # rows per baseline week (a row in two overlapping weeks counts in the first), in the same
+    # pass: a second scan of the leaves for them cost more than this query (0.5 of 0.9 s at 20k sellers)
+    week_index = " ".join(f"WHEN ts >= ? AND ts < ? THEN {k}" for k in range(BASELINE_WEEKS))
+    rows = ", ".join(f"count(*) FILTER (WHERE CASE {week_index} END = {k}) AS __week{k}" for k in range(BASELINE_WEEKS))
     group = f"GROUP BY {sel_dims}" if dims else ""
-    sql = (f'SELECT {sel_dims + "," if dims else ""} {actual}, {expected} FROM "{leaves_table(metric.name)}" '
+    sql = (f'SELECT {sel_dims + "," if dims else ""} {actual}, {expected}, {rows} FROM "{leaves_table(metric.name)}" '
            f"WHERE {where} {group}")
     params = [p for _ in measures for p in (start, end)] + [p for _ in measures for p in before_params]
+    params += before_params * BASELINE_WEEKS
     params += [start - BASELINE_WEEKS * week, end, *segment.values()]
     if store.leaf_engine is not None:  # warehouse mode (monitor.warehouse): the same queries, run on Spark
         con = store.leaf_engine.leaf_queries(metric, start=start - BASELINE_WEEKS * week, end=end)
     if con is None:
         with store.connect(read_only=True) as own:
             frame = own.execute(sql, params).df()
-            weeks = _weeks_with_data(own, metric, before, before_params, segment)
     else:
         frame = con.execute(sql, params).df()
-        weeks = _weeks_with_data(con, metric, before, before_params, segment)
     frame = frame.fillna(0.0)  # the row order does not matter: normalise_leaves puts rows in one order
-    divisor = max(weeks, 1)
+    divisor = max(_weeks_with_data(frame), 1)
     if metric.kind in ("ratio", "mean"):
         num, den = ("value_sum", "value_count") if metric.kind == "mean" else ("numerator", "denominator")
         out = pd.DataFrame({
@@ -72,14 +75,10 @@ def incident_leaves(store: Store, metric: Metric, *, start: dt.datetime, end: dt
     return out[[*dims, *[c for c in out.columns if c not in dims]]], dims
 
 
-def _weeks_with_data(con, metric: Metric, before: str, params: list, segment: dict) -> int:
-    """How many of the baseline weeks have any rows (early history has fewer)."""
-    week_index = " ".join(f"WHEN ts >= ? AND ts < ? THEN {k}" for k in range(BASELINE_WEEKS))
-    seg = "".join(f' AND "{d}" = ?' for d in segment)
-    row = con.execute(
-        f'SELECT count(DISTINCT CASE {week_index} END) FROM "{leaves_table(metric.name)}" WHERE ({before}){seg}',
-        [*params, *params, *segment.values()]).fetchone()
-    return int(row[0] or 0)
+def _weeks_with_data(frame: pd.DataFrame) -> int:
+    """How many of the baseline weeks have any rows in the segment (early history has fewer),
+    from the query's row counts per week."""
+    return sum(int(frame[f"__week{k}"].sum() > 0) for k in range(BASELINE_WEEKS))
 
 
 class Episode(Protocol):

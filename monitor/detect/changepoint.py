@@ -105,12 +105,16 @@ Indices are 0-based positions where a new regime starts, in the caller's index s
 """
 from __future__ import annotations
 
+import functools
+import importlib.machinery
+import importlib.util
 import math
+import os
+import sys
 from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
-import ruptures as rpt
 
 # 1.4826 * MAD estimates a normal standard deviation.
 MAD_TO_SD = 1.4826
@@ -330,12 +334,45 @@ def segment(z: np.ndarray, *, model: str, penalty: float, min_size: int) -> list
     n = z.size
     if n < 2 * min_size:
         return []
-    if model == "mean":
-        # KernelCPD with the linear kernel is the l2 (mean-shift) cost, PELT in C.
-        algo = rpt.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(z.reshape(-1, 1))
-    else:
+    if model != "mean":
         return segment_linear(z, penalty=penalty, min_size=max(min_size, 3))
-    return [int(b) for b in algo.predict(pen=penalty) if b < n]
+    # ruptures' KernelCPD with the linear kernel is the l2 (mean-shift) cost, PELT in C
+    pelt = _pelt_l2()
+    if pelt is None:
+        import ruptures as rpt
+
+        algo = rpt.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(z.reshape(-1, 1))
+        return [int(b) for b in algo.predict(pen=penalty) if b < n]
+    assert penalty > 0, penalty  # as KernelCPD.predict asserts
+    path = pelt(np.asarray(z, dtype=np.double).reshape(-1, 1), float(penalty), int(min_size))
+    bkps, end = [], n
+    while end > 0:  # KernelCPD.predict's walk back through the path
+        bkps.append(end)
+        end = int(path[end])
+    return [b for b in reversed(bkps) if b < n]
+
+
+@functools.lru_cache(maxsize=1)
+def _pelt_l2():
+    """KernelCPD's C function for the linear kernel (``ekcpd_pelt_L2``), loaded on its own:
+    importing ruptures runs its package __init__, which imports scipy.stats, scipy.signal and
+    scipy.spatial for estimators detection never uses (0.2-0.7 s of every detect process).
+    The same compiled code, so the same change points; None (KernelCPD then) if ruptures
+    lays its files out differently."""
+    name = "ruptures.detection._detection.ekcpd"
+    if name in sys.modules:  # ruptures already imported
+        return sys.modules[name].ekcpd_pelt_L2
+    try:
+        spec = importlib.util.find_spec("ruptures")  # finds the package without running its __init__
+        folder = os.path.join(os.path.dirname(spec.origin), "detection", "_detection")
+        path = next(os.path.join(folder, f) for f in sorted(os.listdir(folder))
+                    if f.startswith("ekcpd.") and f.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)))
+        found = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(found)
+        found.loader.exec_module(module)
+        return module.ekcpd_pelt_L2
+    except Exception:  # noqa: BLE001 - any other layout: the public API
+        return None
 
 
 def _linear_sse(sums, start: np.ndarray, end: int) -> np.ndarray:

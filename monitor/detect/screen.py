@@ -241,36 +241,24 @@ def _min_p(c: np.ndarray, v: np.ndarray, direction: str, *, rows: np.ndarray | N
     n_rows, width = c.shape
     best = np.ones(n_rows)
     pooled = columns is not None
+    starts = group = None
     if pooled:
         starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
         group = np.cumsum(np.r_[True, rows[1:] != rows[:-1]]) - 1
-    for length in WINDOWS:
-        # windows [mid, end) with end - length = mid >= MIN_HISTORY, history [lo, mid)
+    # windows [mid, end) with end - length = mid >= MIN_HISTORY, history [lo, mid): a longer
+    # window's history buckets are the first of a shorter one's, so the prediction (shape,
+    # scale) is computed once, for the shortest window, and sliced: the same values
+    lengths = [length for length in WINDOWS if MIN_HISTORY + length < width]
+    prior = _prior(c, v, min(lengths), pooled=pooled, starts=starts, group=group, cols=cols, columns=columns,
+                   tau2=tau2) if lengths else None
+    for length in lengths:
         first = MIN_HISTORY + length
-        if first >= width:
-            continue
         ends = slice(first, width)
         mids = slice(MIN_HISTORY, width - length)
         x = c[:, ends] - c[:, mids]
         vw = v[:, ends] - v[:, mids]
-        lo = np.maximum(np.arange(MIN_HISTORY, width - length) - HISTORY, 0)
-        y = c[:, mids] - c[:, lo]
-        vh = v[:, mids] - v[:, lo]
+        shape, scale = (part[:, :width - length - MIN_HISTORY] for part in prior)
         with np.errstate(divide="ignore", invalid="ignore"):
-            if pooled:
-                cn, cd = columns
-                rate = np.nan_to_num((cn[:, mids] - cn[:, lo]) / (cd[:, mids] - cd[:, lo]))[cols]
-                e = vh * rate  # events the pair's history would hold at its column's rate
-                yo = np.add.reduceat(y, starts, axis=0)[group] - y
-                eo = np.add.reduceat(e, starts, axis=0)[group] - e
-                r0 = rate * (yo + PRIOR_EVENTS) / (eo + PRIOR_EVENTS)
-                a0 = 1.0 / (1.0 / (yo + PRIOR_EVENTS) + tau2)
-                del e, eo
-                shape = a0 + y
-                scale = np.where(r0 > 0, a0 / r0, 0.0) + vh  # prior volume + own volume
-                del yo, r0, a0
-            else:
-                shape, scale = y + 1.0, vh
             q = vw / (vw + scale)
             mean = vw * shape / scale
             # a loose normal pre-screen (negative binomial variance): the exact tail is
@@ -288,3 +276,28 @@ def _min_p(c: np.ndarray, v: np.ndarray, direction: str, *, rows: np.ndarray | N
             if len(r):
                 np.minimum.at(best, r, tail(x[r, k], shape[r, k], q[r, k]))
     return best
+
+
+def _prior(c: np.ndarray, v: np.ndarray, length: int, *, pooled: bool, starts, group, cols, columns,
+           tau2: float) -> tuple[np.ndarray, np.ndarray]:
+    """(shape, scale) of each pair's Gamma prediction for the windows of `length` buckets,
+    from its history [lo, mid) (see ``_min_p``)."""
+    width = c.shape[1]
+    mids = slice(MIN_HISTORY, width - length)
+    lo = np.maximum(np.arange(MIN_HISTORY, width - length) - HISTORY, 0)
+    y = c[:, mids] - c[:, lo]
+    vh = v[:, mids] - v[:, lo]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if not pooled:
+            return y + 1.0, vh
+        cn, cd = columns
+        rate = np.nan_to_num((cn[:, mids] - cn[:, lo]) / (cd[:, mids] - cd[:, lo]))[cols]
+        e = vh * rate  # events the pair's history would hold at its column's rate
+        yo = np.add.reduceat(y, starts, axis=0)[group] - y
+        eo = np.add.reduceat(e, starts, axis=0)[group] - e
+        r0 = rate * (yo + PRIOR_EVENTS) / (eo + PRIOR_EVENTS)
+        a0 = 1.0 / (1.0 / (yo + PRIOR_EVENTS) + tau2)
+        del e, eo
+        shape = a0 + y
+        scale = np.where(r0 > 0, a0 / r0, 0.0) + vh  # prior volume + own volume
+    return shape, scale
