@@ -75,3 +75,18 @@ def test_a_mean_search_does_not_import_the_ruptures_package():
 
 def test_a_series_shorter_than_two_segments_has_no_change():
     assert changepoint.segment(np.r_[0.0, 0.0, 9.0, 9.0, 9.0], model="mean", penalty=0.1, min_size=3) == []
+
+
+def test_another_ruptures_release_gets_the_public_api(monkeypatch):
+    """The direct call rests on a private signature checked here for the 1.1 series only."""
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda d: "1.2.0" if d == "ruptures" else real(d))
+    changepoint._pelt_l2.cache_clear()
+    try:
+        assert changepoint._pelt_l2() is None
+        z = np.r_[np.zeros(40), np.full(40, 3.0)] + np.random.default_rng(1).normal(0, 0.5, 80)
+        assert changepoint.segment(z, model="mean", penalty=10.0, min_size=5) == [40]
+    finally:
+        changepoint._pelt_l2.cache_clear()

@@ -107,6 +107,7 @@ from __future__ import annotations
 
 import functools
 import importlib.machinery
+import importlib.metadata
 import importlib.util
 import math
 import os
@@ -358,11 +359,14 @@ def _pelt_l2():
     importing ruptures runs its package __init__, which imports scipy.stats, scipy.signal and
     scipy.spatial for estimators detection never uses (0.2-0.7 s of every detect process).
     The same compiled code, so the same change points; None (KernelCPD then) if ruptures
-    lays its files out differently."""
+    lays its files out differently, or is a release other than the 1.1 series whose private
+    signature (signal, penalty, min_size) tests/test_changepoint_pelt.py checks."""
     name = "ruptures.detection._detection.ekcpd"
-    if name in sys.modules:  # ruptures already imported
-        return sys.modules[name].ekcpd_pelt_L2
     try:
+        if not importlib.metadata.version("ruptures").lstrip("v").startswith("1.1."):
+            return None
+        if name in sys.modules:  # ruptures already imported
+            return sys.modules[name].ekcpd_pelt_L2
         spec = importlib.util.find_spec("ruptures")  # finds the package without running its __init__
         folder = os.path.join(os.path.dirname(spec.origin), "detection", "_detection")
         path = next(os.path.join(folder, f) for f in sorted(os.listdir(folder))

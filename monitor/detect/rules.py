@@ -43,6 +43,7 @@ def per_day_threshold(threshold: float, period: int | None) -> float:
     per_day = buckets_per_day(period)
     if per_day == 1 or not math.isfinite(threshold):
         return threshold
-    from scipy.stats import norm
+    # norm.isf(norm.sf(x) / k) through scipy.special, as scipy.stats computes it, without its import
+    from scipy.special import ndtr, ndtri
 
-    return float(norm.isf(norm.sf(threshold) / per_day))
+    return float(-ndtri(ndtr(-threshold) / per_day))
