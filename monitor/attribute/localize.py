@@ -256,8 +256,7 @@ def localize_table(
         if not step.counted and (step.z < need_z or step.score < need_score):
             break
         if table.kind == "ratio" and COUNT_EVIDENCE and POPULATION_MOVES and _moved_with_rest(
-            step=step, accepted=accepted,
-            later=[s for s in steps[i + 1:] if s.z >= options.first_z],
+            step=step, others=[*accepted, *(s for s in steps[i + 1:] if s.z >= options.first_z)],
             codes=codes, scores=scores, options=options,
         ):
             break  # the whole population moved, this segment no more than the rest
@@ -745,10 +744,10 @@ def _uneven_parents(
 
 
 def _moved_with_rest(
-    step: Step, accepted: list[Step], later: list[Step], codes: np.ndarray, scores: LeafScores,
+    step: Step, others: list[Step], codes: np.ndarray, scores: LeafScores,
     options: SearchOptions,
 ) -> bool:
-    """Whether the rest of the population moved with the pick.
+    """Whether the leaves outside the pick and ``others`` moved with the pick.
 
     ``_uneven_parents`` climbs from a child to its parent when the siblings followed; this is
     the same test one level higher, where the parent is the whole population. When every
@@ -756,29 +755,21 @@ def _moved_with_rest(
     most of the total's move at a high z, yet it moved no more than the rest: the rest's
     events moved significantly, the pick's way, and closer to the pick's factor than to none.
     Then no segment is the cause. A real cause on top of such a drift moved by the drift times
-    its own factor, and the rest stays closer to none.
-
-    The rest leaves out the causes already ``accepted`` (they moved for their own reason) and
-    the ``later`` picks that moved significantly, unless such a pick moved with what is left
-    (it is then part of the same drift: bitrate b0 after b2 when every bitrate moved).
+    its own factor, and the rest stays closer to none. ``others`` are left out of the rest:
+    the causes already accepted and the later picks that moved significantly on their own
+    (another cause still in the rest would make it look moved).
     """
     valid = np.isfinite(scores.sd) & (scores.sd > 0)
     variance = np.where(valid, scores.sd**2 - scores.floor, 0.0)
-
-    def followed(child: np.ndarray, siblings: np.ndarray) -> bool:
-        return _siblings_followed(
-            observed=scores.observed, expected=scores.expected, variance=variance,
-            child=child, siblings=siblings, options=options,
-        ) is not None
-
     pick = _segment_mask(codes, step.dims, step.values) & valid
     rest = valid & ~pick
-    for cause in accepted:
+    for cause in others:
         rest &= ~_segment_mask(codes, cause.dims, cause.values)
-    own = [_segment_mask(codes, s.dims, s.values) & rest for s in later]
-    for member in [m for m in own if not followed(child=m, siblings=rest & ~m)]:
-        rest &= ~member
-    return followed(child=pick, siblings=rest)
+    moved = _siblings_followed(
+        observed=scores.observed, expected=scores.expected, variance=variance, child=pick,
+        siblings=rest, options=options,
+    )
+    return moved is not None
 
 
 def _siblings_followed(
