@@ -45,9 +45,7 @@ partition + risk score). What this one does differently:
    causes need more (they must stand on their own). A later cause that contains an earlier
    one replaces it. Then, for event counts, a cause whose parent's other leaves moved with
    it - by another factor, but closer to the cause's than to none - is replaced by that
-   parent (``_uneven_parents``). The same test one level up, where the parent is the whole
-   population, stops the causes at a pick that the rest of the population moved with
-   (``_moved_with_rest``): a population-wide move has no segment cause.
+   parent (``_uneven_parents``).
 """
 from __future__ import annotations
 
@@ -96,9 +94,6 @@ FAMILY_OF_EXPLAINERS = True
 _FIRST_SHARE = 1.0 / 3.0
 # Judge every pick's z against the noise of the leaves no pick claims (see ``_rescore``).
 RESCORE = True
-# A pick is no segment cause when the rest of the population moved with it (see
-# ``_moved_with_rest``); the search stops there.
-POPULATION_MOVES = True
 # Raking sweeps for the one-dimension factors (they overlap, so one pass is not enough).
 _MAIN_EFFECT_SWEEPS = 3
 
@@ -247,7 +242,7 @@ def localize_table(
         first_z=max(options.first_z, family_z),
     )
     accepted: list[Step] = []
-    for i, step in enumerate(steps):
+    for step in steps:
         need_z, need_score = (
             (max(options.first_z, family_z, step.bar), options.first_score)
             if not accepted
@@ -255,11 +250,6 @@ def localize_table(
         )
         if not step.counted and (step.z < need_z or step.score < need_score):
             break
-        if table.kind == "ratio" and COUNT_EVIDENCE and POPULATION_MOVES and _moved_with_rest(
-            step=step, others=[*accepted, *(s for s in steps[i + 1:] if s.z >= options.first_z)],
-            codes=codes, scores=scores, options=options,
-        ):
-            break  # the whole population moved, this segment no more than the rest
         # A later cause containing an earlier one: the rest of its leaves moved as well, so the
         # coarser segment is the cause and the earlier one only its loudest part.
         pairs = set(zip(step.dims, step.values))
@@ -741,35 +731,6 @@ def _uneven_parents(
             out[i] = Step(dims=dims, values=values, score=step.score, z=step.z,
                           counted=step.counted)
     return out
-
-
-def _moved_with_rest(
-    step: Step, others: list[Step], codes: np.ndarray, scores: LeafScores,
-    options: SearchOptions,
-) -> bool:
-    """Whether the leaves outside the pick and ``others`` moved with the pick.
-
-    ``_uneven_parents`` climbs from a child to its parent when the siblings followed; this is
-    the same test one level higher, where the parent is the whole population. When every
-    leaf's rate moved (a player release, a network-wide event), the largest segment explains
-    most of the total's move at a high z, yet it moved no more than the rest: the rest's
-    events moved significantly, the pick's way, and closer to the pick's factor than to none.
-    Then no segment is the cause. A real cause on top of such a drift moved by the drift times
-    its own factor, and the rest stays closer to none. ``others`` are left out of the rest:
-    the causes already accepted and the later picks that moved significantly on their own
-    (another cause still in the rest would make it look moved).
-    """
-    valid = np.isfinite(scores.sd) & (scores.sd > 0)
-    variance = np.where(valid, scores.sd**2 - scores.floor, 0.0)
-    pick = _segment_mask(codes, step.dims, step.values) & valid
-    rest = valid & ~pick
-    for cause in others:
-        rest &= ~_segment_mask(codes, cause.dims, cause.values)
-    moved = _siblings_followed(
-        observed=scores.observed, expected=scores.expected, variance=variance, child=pick,
-        siblings=rest, options=options,
-    )
-    return moved is not None
 
 
 def _siblings_followed(
