@@ -90,3 +90,14 @@ def test_another_ruptures_release_gets_the_public_api(monkeypatch):
         assert changepoint.segment(z, model="mean", penalty=10.0, min_size=5) == [40]
     finally:
         changepoint._pelt_l2.cache_clear()
+
+
+def test_a_min_size_below_one_is_read_as_one_as_kernelcpd_does():
+    """The C function trusts min_size (below 1 it read out of bounds and crashed the process)."""
+    import ruptures as rpt
+
+    z = np.r_[np.zeros(30), np.full(30, 3.0)] + np.random.default_rng(1).normal(0, 1, 60)
+    expected = [b for b in rpt.KernelCPD(kernel="linear", min_size=1, jump=1).fit(z.reshape(-1, 1)).predict(pen=10.0)
+                if b < z.size]
+    for min_size in (0, -2):
+        assert changepoint.segment(z, model="mean", penalty=10.0, min_size=min_size) == expected

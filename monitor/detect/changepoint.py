@@ -345,7 +345,8 @@ def segment(z: np.ndarray, *, model: str, penalty: float, min_size: int) -> list
         algo = rpt.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(z.reshape(-1, 1))
         return [int(b) for b in algo.predict(pen=penalty) if b < n]
     assert penalty > 0, penalty  # as KernelCPD.predict asserts
-    path = pelt(np.asarray(z, dtype=np.double).reshape(-1, 1), float(penalty), int(min_size))
+    # KernelCPD raises min_size to 1; the C function would read out of bounds below it
+    path = pelt(np.asarray(z, dtype=np.double).reshape(-1, 1), float(penalty), max(int(min_size), 1))
     bkps, end = [], n
     while end > 0:  # KernelCPD.predict's walk back through the path
         bkps.append(end)

@@ -285,7 +285,8 @@ def _t_table(threshold: float) -> np.ndarray:
     p = _norm_sf(threshold)
     df = np.arange(MAX_DF + 1, dtype=float)
     df[0] = 1.0
-    f = -stdtrit(df, p) / threshold
+    # (at a tail probability of 0, beyond ~38 sd, isf is +inf: stdtrit gives -inf there)
+    f = np.where(p > 0, -stdtrit(df, p), np.inf) / threshold
     return np.maximum(f, 1.0)
 
 
