@@ -109,7 +109,7 @@ def _run(values, den, options: BatchOptions, *, name: str, spikes: bool, shifts:
                    cycle_unseen=options.cycle_unseen)
     if uses_novelty(name, den, options):
         # a recent pattern unlike any earlier one pages too (NAB: +4 windows, +7 false pages of
-        # 217 on the 37 dev series; benchmarks/nab_novelty.py)
+        # 203 on the 37 dev series offline; benchmarks/nab_novelty.py)
         judged.anomalous, judged.direction = novelty.merge(
             obs, judged.expected, judged.score, judged.anomalous, judged.direction,
             sides=options.direction, exclude=options.exclude)
