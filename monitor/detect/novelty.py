@@ -112,11 +112,17 @@ def merge(obs: np.ndarray, expected: np.ndarray, score: np.ndarray, anomalous: n
           direction: np.ndarray, *, sides: str = "both", exclude: np.ndarray | None = None,
           flags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The judge's (anomalous, direction) with novel buckets added: only judged buckets
-    (finite score: past the warm-up, not excluded), pointing the way the value left its
-    expected value, on the sides the metric pages on. ``flags``: ``novel(obs)`` if known."""
+    (finite score: past the warm-up, not excluded) with no flagged bucket in their stretch,
+    pointing the way the value left its expected value, on the sides the metric pages on.
+    ``flags``: ``novel(obs)`` if known."""
     flags = novel(obs) if flags is None else flags
     sign = np.where(obs >= expected, 1, -1).astype(direction.dtype)
-    keep = flags & np.isfinite(score) & ~anomalous
+    # a stretch that holds a bucket the band flagged is explained by it: its novelty echoes
+    # that anomaly for WINDOW buckets (a re-page, or a dip hour splitting one segment in two)
+    c = np.cumsum(anomalous, axis=-1)
+    lag = np.concatenate([np.zeros_like(c[..., :WINDOW]), c[..., :-WINDOW]], axis=-1)[..., :c.shape[-1]]
+    echo = (c - lag) > 0
+    keep = flags & np.isfinite(score) & ~echo
     if exclude is not None:
         keep &= ~exclude
     if sides == "up":
