@@ -108,8 +108,8 @@ def _run(values, den, options: BatchOptions, *, name: str, spikes: bool, shifts:
                    inner_period=options.inner_period, rules=rules, plan=plan, on_step=on_step,
                    cycle_unseen=options.cycle_unseen)
     if uses_novelty(name, den, options):
-        # a recent pattern unlike any earlier one pages too (NAB: +4 windows, +7 false pages of
-        # 203 on the 37 dev series offline; benchmarks/nab_novelty.py)
+        # a recent pattern unlike any earlier one pages too (NAB's 37 dev series: windows hit
+        # 45 -> 49, 3 of them on nyc_taxi; pages outside windows 122 -> 126; benchmarks/nab_novelty.py)
         judged.anomalous, judged.direction = novelty.merge(
             obs, judged.expected, judged.score, judged.anomalous, judged.direction,
             sides=options.direction, exclude=options.exclude)
