@@ -233,8 +233,7 @@ def _one_pass(values: np.ndarray, detector, first: int, tr: Trace) -> None:
     hold = detectors.HOLD_BUCKETS_SUBDAILY if buckets_per_day(opts.period) > 1 else 0
 
     # novelty is causal: flags of the whole series are each prefix's flags
-    alpha = novelty.alpha_for(opts.multiplier)
-    flags = novelty.novel(obs[None, :], alpha=alpha) if detectors.uses_novelty("default", None, opts) else None
+    flags = novelty.novel(obs[None, :]) if detectors.uses_novelty("default", None, opts) else None
 
     def step(t, out):
         if t < first:
@@ -244,7 +243,7 @@ def _one_pass(values: np.ndarray, detector, first: int, tr: Trace) -> None:
         anomalous, direction = out.anomalous[0, :m], out.direction[0, :m]
         if flags is not None:
             anomalous, direction = novelty.merge(obs[:m], out.expected[0, :m], out.score[0, :m], anomalous,
-                                                 direction, sides=opts.direction, flags=flags[0, :m], alpha=alpha)
+                                                 direction, sides=opts.direction, flags=flags[0, :m])
         segs = detectors._segments(obs[:m], None, out.score[0, :m], anomalous, direction,
                                    out.shift[0, :m], out.shift_score[0, :m], out.expected[0, :m], accepted, hold)
         seg = next((g for g in reversed(segs) if g.end is None), None)  # as SeriesDetection.open_segment

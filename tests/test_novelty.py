@@ -130,39 +130,3 @@ def test_day_level_wander_pages_within_the_promise():
     judged = np.isfinite(novelty.nearest_distance(x)).sum()
     assert pages.sum() / judged <= novelty.ALPHA
     assert pages.sum() <= 2
-
-
-def test_a_metric_total_gets_novelty_its_slices_do_not():
-    """Novelty costs history x series (8x the judge's per hourly slice), so detect_metric
-    runs it on the total only: the same in-band pattern pages on the total, not on a slice."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    from monitor.catalog import parse_metric
-    from monitor.detect.run_detection import _judge
-    from monitor.detect.slices import SliceSeries
-
-    metric, problems = parse_metric(
-        "/* ---\nname: orders_hourly\nkind: sum\ngrain: hour\ndimensions: [country]\nschedule: \"5 * * * *\"\n--- */\n"
-        "SELECT date_trunc('hour', created_at) AS ts, country, count(*) AS value FROM orders\n"
-        "WHERE created_at >= $start AND created_at < $end GROUP BY ALL\n",
-        Path("orders_hourly.sql"))
-    assert not problems, problems
-    x = alternation(0)
-    axis = pd.date_range("2026-01-01", periods=x.size, freq="h")
-    series = [SliceSeries({}, x, x), SliceSeries({"country": "US"}, x.copy(), x.copy()),
-              SliceSeries({"country": "GB"}, x.copy(), x.copy())]
-    out = _judge(metric, axis, series, DetectOptions.from_metric(metric), {}, [], range(3))
-    assert out[0].segments and all(s.start >= T0 for s in out[0].segments) and "novelty" in out[0].params
-    assert not out[1].segments and "novelty" not in out[1].params
-
-
-def test_novelty_follows_the_sensitivity_as_the_band_does():
-    assert novelty.alpha_for(1.0) == novelty.ALPHA
-    assert novelty.alpha_for(1.25) < novelty.ALPHA < novelty.alpha_for(0.75)
-    x = alternation(1)
-    off = detect_series(x, period=(24, 168), direction="both", accept_after=72, sensitivity=2.0)
-    assert off.open_segment is None  # at x2 strictness (~1e-10 an hour) the pattern is not novel enough
-    det = detect_series(x, period=(24, 168), direction="both", accept_after=72)
-    assert det.open_segment is not None

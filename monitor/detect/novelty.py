@@ -23,7 +23,7 @@ windows, too few to page on its own; beside the residual band it adds windows th
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtr
 
 WINDOW = 6  # buckets (hours): a burst's rise and first decay
 ALPHA = 1e-3  # per-bucket tail probability that flags a bucket
@@ -108,21 +108,14 @@ def novel(obs: np.ndarray, window: int = WINDOW, alpha: float = ALPHA,
     return tail_probability(nearest_distance(obs, window, max_history)) < alpha
 
 
-def alpha_for(multiplier: float) -> float:
-    """ALPHA at a sensitivity multiplier, applied as the band applies it: to the threshold in
-    sd units (the tail probability's normal quantile x multiplier): low (1.25) 5.6e-5, high
-    (0.75) 1e-2."""
-    return ALPHA if multiplier == 1 else float(ndtr(ndtri(ALPHA) * multiplier))
-
-
 def merge(obs: np.ndarray, expected: np.ndarray, score: np.ndarray, anomalous: np.ndarray,
           direction: np.ndarray, *, sides: str = "both", exclude: np.ndarray | None = None,
-          flags: np.ndarray | None = None, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
+          flags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The judge's (anomalous, direction) with novel buckets added: only judged buckets
     (finite score: past the warm-up, not excluded) with no flagged bucket in their stretch,
     pointing the way the value left its expected value, on the sides the metric pages on.
-    ``flags``: ``novel(obs, alpha=alpha)`` if known."""
-    flags = novel(obs, alpha=alpha) if flags is None else flags
+    ``flags``: ``novel(obs)`` if known."""
+    flags = novel(obs) if flags is None else flags
     sign = np.where(obs >= expected, 1, -1).astype(direction.dtype)
     # a stretch that holds a bucket the band flagged is explained by it: its novelty echoes
     # that anomaly for WINDOW buckets (a re-page, or a dip hour splitting one segment in two)

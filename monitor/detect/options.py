@@ -36,9 +36,6 @@ class DetectOptions:
     min_volume: float = 0.0
     accept_after: int = 14
     detector: str = "default"
-    # sequence novelty beside the band (monitor.detect.novelty) on sub-daily sums; a metric's
-    # slices run without it (run_detection): its cost grows with history x series
-    novelty: bool = True
 
     @classmethod
     def from_metric(cls, metric) -> "DetectOptions":
@@ -89,7 +86,6 @@ class DetectOptions:
             exclude=mask,
             accept_after=int(self.accept_after),
             detector=self.detector,
-            novelty=bool(self.novelty),
         )
 
 
@@ -119,7 +115,6 @@ class BatchOptions:
     exclude: np.ndarray | None  # (N, n) bool or None
     accept_after: int
     detector: str
-    novelty: bool = True
 
     @property
     def threshold(self) -> float:

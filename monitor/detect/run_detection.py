@@ -245,10 +245,8 @@ def _judge(metric: Metric, axis, series: list[SliceSeries], options: DetectOptio
         if kind > 0:
             floor = metric.detect.slice_min_volume
             tested = len(series) - 1 - n_screened if kind == 1 else n_screened
-            # no sequence novelty on slices: its cost is history x series (a second per 100
-            # hourly slices of 150 days, 8x the judge's), and the total carries the pattern
             opts = replace(options, sensitivity=slice_sensitivity(options.sensitivity, tested),
-                           min_volume=options.min_volume if floor is None else float(floor), novelty=False)
+                           min_volume=options.min_volume if floor is None else float(floor))
         judge_series = getattr(batch, "judge_series", None)
         if judge_series is not None:  # warehouse mode: series judged where their rows are (monitor.warehouse)
             out.update(judge_series(metric, series, group, exclusions, opts))
