@@ -223,7 +223,7 @@ def _steady_stretches(values: np.ndarray, detector) -> list[tuple[int, int]]:
 
 def _one_pass(values: np.ndarray, detector, first: int, tr: Trace) -> None:
     """Hours ``first`` .. n-1 of the replay from one run of the default detector."""
-    from monitor.detect import detectors, novelty
+    from monitor.detect import detectors
     from monitor.detect.options import DetectOptions
     from monitor.detect.state import buckets_per_day
 
@@ -232,19 +232,12 @@ def _one_pass(values: np.ndarray, detector, first: int, tr: Trace) -> None:
     obs = detectors.observed_values(values[None, :].astype(float), None, opts.min_volume)[0]
     hold = detectors.HOLD_BUCKETS_SUBDAILY if buckets_per_day(opts.period) > 1 else 0
 
-    # novelty is causal: flags of the whole series are each prefix's flags
-    flags = novelty.novel(obs[None, :]) if detectors.uses_novelty("default", None, opts) else None
-
     def step(t, out):
         if t < first:
             return
         m = t + 1
         accepted = [(s, at) for row, s, at in out.accepted if row == 0]
-        anomalous, direction = out.anomalous[0, :m], out.direction[0, :m]
-        if flags is not None:
-            anomalous, direction = novelty.merge(obs[:m], out.expected[0, :m], out.score[0, :m], anomalous,
-                                                 direction, sides=opts.direction, flags=flags[0, :m])
-        segs = detectors._segments(obs[:m], None, out.score[0, :m], anomalous, direction,
+        segs = detectors._segments(obs[:m], None, out.score[0, :m], out.anomalous[0, :m], out.direction[0, :m],
                                    out.shift[0, :m], out.shift_score[0, :m], out.expected[0, :m], accepted, hold)
         seg = next((g for g in reversed(segs) if g.end is None), None)  # as SeriesDetection.open_segment
         _put(tr, t, out.score[0, t], out.expected[0, t], out.sd[0, t], seg)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.detect import detectors
 from monitor.detect.series import detect_series
 
 HOURLY = dict(period=(24, 168), direction="both", accept_after=72)
@@ -54,23 +53,17 @@ def _wandering(n: int, seed: int) -> np.ndarray:
     return 200.0 + 40.0 * np.sin(2 * np.pi * np.arange(n) / 24) + 8.0 * e + 6.0 * day
 
 
-def test_wandering_noise_does_not_page_live(monkeypatch):
+def test_wandering_noise_does_not_page_live():
     # a change point search rerun every hour over the whole history paged 4 and 2 times in
-    # these four days (a break placed, gone, placed again); sequential evidence does not.
-    # Level shifts only: sequence novelty pages seed 1's hour 594 (tail probability 5e-5, one
-    # page in 8 seeds x 18 judged days, within its 1e-3 per hour; tests/test_novelty.py)
-    monkeypatch.setattr(detectors, "uses_novelty", lambda *a: False)
+    # these four days (a break placed, gone, placed again); sequential evidence does not
     for seed in (1, 4):
         pages, _ = _live(_wandering(24 * 26, seed), 24 * 22)
         assert pages == [], seed
 
 
-def test_a_new_metric_with_day_level_wander_does_not_page_in_its_first_weeks(monkeypatch):
+def test_a_new_metric_with_day_level_wander_does_not_page_in_its_first_weeks():
     # a warm-up of three days cannot measure the day-scale variance ratio; taken as 1, the
-    # CUSUM signalled on every wandering day of a new metric (cusum.DayScale learns it).
-    # Level shifts only: sequence novelty pages seed 2 once (hour 233, a day at a level the
-    # young series never had; measured in the report of branch nab8)
-    monkeypatch.setattr(detectors, "uses_novelty", lambda *a: False)
+    # CUSUM signalled on every wandering day of a new metric (cusum.DayScale learns it)
     for seed in (2, 3):
         x = _wandering(24 * 16, seed)
         pages, _ = _live(x, 24 * 4)

@@ -15,7 +15,6 @@ import numpy as np
 
 from monitor.detect.cusum import CUSUM_K, CUSUM_K_FAST, FAST_ARL_FACTOR, cusum_h, fast_clip
 from monitor.detect.judge import judge
-from monitor.detect import novelty
 from monitor.detect.noise import HUBER, LAMBDA
 from monitor.detect.options import BatchOptions
 from monitor.detect.regimes import ShiftPlan
@@ -107,19 +106,7 @@ def _run(values, den, options: BatchOptions, *, name: str, spikes: bool, shifts:
     judged = judge(obs, den=den, exclude=options.exclude, period=options.period,
                    inner_period=options.inner_period, rules=rules, plan=plan, on_step=on_step,
                    cycle_unseen=options.cycle_unseen)
-    if uses_novelty(name, den, options):
-        # a recent pattern unlike any earlier one pages too (NAB's 37 dev series: windows hit
-        # 45 -> 49, 3 of them on nyc_taxi; pages outside windows 122 -> 126; benchmarks/nab_novelty.py)
-        judged.anomalous, judged.direction = novelty.merge(
-            obs, judged.expected, judged.score, judged.anomalous, judged.direction,
-            sides=options.direction, exclude=options.exclude)
     base_params = _params(name, options, spike_threshold, spikes, shifts, judged.warmup, cusum, fast)
-    if uses_novelty(name, den, options):
-        base_params["novelty"] = {
-            "rule": f"the last {novelty.WINDOW} buckets unlike every earlier stretch (up to "
-                    f"{novelty.MAX_HISTORY} back): tail probability of the log nearest distance "
-                    f"< {novelty.ALPHA} against the earlier distances",
-        }
     hold = HOLD_BUCKETS_SUBDAILY if buckets_per_day(options.period) > 1 else 0
     out = []
     accepted_by_row: dict[int, list[tuple[int, int]]] = {}
@@ -144,12 +131,6 @@ def _run(values, den, options: BatchOptions, *, name: str, spikes: bool, shifts:
         out.append(_series_result(row, obs, den, judged, change_points, accepted_by_row.get(row, []),
                                   spike_threshold, params, hold))
     return out
-
-
-def uses_novelty(name: str, den, options: BatchOptions) -> bool:
-    """Sequence novelty joins the default detector on plain sub-daily series (hours: the
-    patterns it compares), not on ratios, whose rates move with the traffic mix."""
-    return name == "default" and den is None and buckets_per_day(options.period) > 1
 
 
 def _series_result(row, obs, den, judged: Judgement, change_points, accepted, threshold, params,
